@@ -1,0 +1,41 @@
+# Tradewatch: `make run` runs it, `make test` tests it. Both set up .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint format services bench-client bench-ingest clean
+
+$(VENV)/.runtime: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Tradewatch needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+## run: web (gunicorn), a Celery worker and beat in the foreground; Ctrl-C stops them
+run: $(VENV)/.runtime
+	$(PY) -m monitoring_site.launcher
+
+## test: the whole suite against PostgreSQL and Redis (started if installed but stopped)
+test: $(VENV)/.dev services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (lint and format) and mypy
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+services:
+	@scripts/ensure-services
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

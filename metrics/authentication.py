@@ -1,0 +1,84 @@
+"""API-key authentication for trading systems: `Authorization: Api-Key <key>`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from .models import Source, SourceAPIKey
+
+KEYWORD = "Api-Key"
+
+
+@dataclass(frozen=True)
+class SourcePrincipal:
+    """The authenticated caller of an ingestion endpoint: a source, never a person.
+
+    It carries no Django permissions, so operator endpoints (which check model
+    permissions of a user) refuse it even though it is authenticated.
+    """
+
+    source: Source
+    api_key: SourceAPIKey
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    @property
+    def pk(self) -> str:
+        return f"source:{self.source.pk}"
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return False
+
+    def has_perms(self, perm_list: object, obj: object = None) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return f"source {self.source.name}"
+
+
+class SourceAPIKeyAuthentication(authentication.BaseAuthentication):
+    """Map `Authorization: Api-Key <key>` to its source.
+
+    Unknown, revoked and expired keys and keys of a disabled source all get the same
+    401, so a caller learns nothing about which keys exist.
+    """
+
+    def authenticate(self, request: Request) -> tuple[SourcePrincipal, SourceAPIKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        keyword, _, key = header.partition(" ")
+        if keyword != KEYWORD:
+            return None
+        key = key.strip()
+        if not key:
+            raise exceptions.AuthenticationFailed("Empty API key.")
+        return self.authenticate_key(key)
+
+    def authenticate_key(self, key: str) -> tuple[SourcePrincipal, SourceAPIKey]:
+        try:
+            api_key = (
+                SourceAPIKey.objects.get_usable_keys()
+                .select_related("source")
+                .get(prefix=key.partition(".")[0])
+            )
+        except SourceAPIKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+        if not api_key.is_valid(key):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if api_key.expiry_date is not None and api_key.expiry_date <= timezone.now():
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if not api_key.source.enabled:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        return SourcePrincipal(source=api_key.source, api_key=api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (with WWW-Authenticate) rather than 403.
+        return KEYWORD

@@ -1,0 +1,83 @@
+"""`python manage.py tradewatch <verb>`: Tradewatch from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from metrics.models import Source
+from metrics.services import source_create, source_key_issue, source_keys_revoke
+
+
+class Command(BaseCommand):
+    help = "Tradewatch from the command line: `tradewatch source add NAME --kind bot`."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        verbs = parser.add_subparsers(dest="verb", required=True, parser_class=argparse.ArgumentParser)
+        source = verbs.add_parser("source", help="create sources and manage their API keys")
+        actions = source.add_subparsers(dest="action", required=True)
+
+        add = actions.add_parser("add", help="create a source and print its first API key once")
+        add.add_argument("name")
+        add.add_argument("--kind", default=Source.Kind.BOT, choices=Source.Kind.values)
+        add.add_argument("--tag", action="append", default=[], dest="tags", help="repeatable")
+        add.add_argument("--description", default="")
+
+        key = actions.add_parser("key", help="issue another API key for a source, printed once")
+        key.add_argument("name")
+
+        revoke = actions.add_parser("revoke-keys", help="revoke every API key of a source")
+        revoke.add_argument("name")
+
+        actions.add_parser("list", help="list sources")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["verb"] == "source":
+            getattr(self, f"source_{options['action'].replace('-', '_')}")(options)
+
+    def source_add(self, options: dict[str, Any]) -> None:
+        try:
+            source, key = source_create(
+                name=options["name"],
+                kind=options["kind"],
+                tags=options["tags"],
+                description=options["description"],
+            )
+        except ValidationError as exc:
+            raise CommandError(_describe(exc)) from None
+        self.stdout.write(f"Created source {source.name} ({source.kind}).")
+        self._print_key(key)
+
+    def source_key(self, options: dict[str, Any]) -> None:
+        self._print_key(source_key_issue(source=self._source(options["name"])))
+
+    def source_revoke_keys(self, options: dict[str, Any]) -> None:
+        revoked = source_keys_revoke(source=self._source(options["name"]))
+        self.stdout.write(f"Revoked {revoked} key(s) of {options['name']}.")
+
+    def source_list(self, options: dict[str, Any]) -> None:
+        for source in Source.objects.prefetch_related("tags"):
+            tags = ",".join(tag.name for tag in source.tags.all())
+            state = "enabled" if source.enabled else "disabled"
+            self.stdout.write(f"{source.name}\t{source.kind}\t{state}\t{tags}")
+
+    def _source(self, name: str) -> Source:
+        try:
+            return Source.objects.get(name=name)
+        except Source.DoesNotExist:
+            raise CommandError(f"No source named {name!r}.") from None
+
+    def _print_key(self, key: str) -> None:
+        self.stdout.write(f"API key (shown only now, store it safely): {key}")
+
+
+def _describe(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(str(m) for m in messages)}"
+            for field, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)

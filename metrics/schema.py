@@ -1,0 +1,20 @@
+"""OpenAPI description of the source API-key scheme (drf-spectacular extension)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class SourceAPIKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "metrics.authentication.SourceAPIKeyAuthentication"
+    name = "SourceApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`: the key of one source, shown once when created.",
+        }

@@ -1,0 +1,38 @@
+"""Writes on sources: creation with tags, and keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from .models import Source, SourceAPIKey, Tag
+
+
+@transaction.atomic
+def source_create(
+    *, name: str, kind: str = Source.Kind.BOT, tags: Iterable[str] = (), description: str = ""
+) -> tuple[Source, str]:
+    """Create a source with its tags and a first API key; return the source and plain key."""
+    source = Source(name=name, kind=kind, description=description)
+    source.full_clean()
+    source.save()
+    tag_objects = []
+    for tag_name in tags:
+        tag = Tag(name=tag_name)
+        tag.full_clean(validate_unique=False)
+        tag_objects.append(Tag.objects.get_or_create(name=tag_name)[0])
+    source.tags.set(tag_objects)
+    _, key = source.issue_api_key(name="created with the source")
+    return source, key
+
+
+def source_key_issue(*, source: Source, name: str = "issued from the command line") -> str:
+    """Issue one more key for `source`; earlier keys keep working until revoked."""
+    _, key = source.issue_api_key(name=name)
+    return key
+
+
+def source_keys_revoke(*, source: Source) -> int:
+    """Revoke every key of `source`; return how many were still active."""
+    return SourceAPIKey.objects.filter(source=source, revoked=False).update(revoked=True)

@@ -1,0 +1,7 @@
+"""Tradewatch: monitoring and alerting for automated trading systems."""
+
+from __future__ import annotations
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,56 @@
+"""The periodic work Tradewatch needs, installed into django-celery-beat's tables.
+
+Entries are created when missing and otherwise left alone, so an operator's edits in
+the admin (interval, enabled flag) survive every later `migrate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PeriodicWork:
+    """One beat entry: a task run every `every_seconds`."""
+
+    name: str
+    task: str
+    every_seconds: int
+    description: str
+
+    @property
+    def expires_seconds(self) -> int:
+        # A run still queued after its interval is stale: the next one supersedes it,
+        # so a backlog after an outage does not replay hundreds of identical runs.
+        return max(self.every_seconds, 5)
+
+
+PERIODIC_WORK: tuple[PeriodicWork, ...] = (
+    PeriodicWork(
+        name="Beat tick",
+        task="health.tasks.record_beat_tick",
+        every_seconds=15,
+        description="Records that beat is alive; /readyz and self-monitoring read it.",
+    ),
+)
+
+
+def install_periodic_tasks(**kwargs: Any) -> None:
+    """Create the beat entries that do not exist yet (a post_migrate receiver)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    using = kwargs.get("using", "default")
+    for work in PERIODIC_WORK:
+        if PeriodicTask.objects.using(using).filter(name=work.name).exists():
+            continue
+        interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+            every=work.every_seconds, period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.using(using).create(
+            name=work.name,
+            task=work.task,
+            interval=interval,
+            expire_seconds=work.expires_seconds,
+            description=work.description,
+        )

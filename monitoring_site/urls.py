@@ -1,0 +1,21 @@
+"""Top-level URLs: the admin, the API, its schema and the probes."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from . import probes
+
+admin.site.site_header = "Tradewatch"
+admin.site.site_title = "Tradewatch"
+admin.site.index_title = "Monitoring"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("metrics.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
+]

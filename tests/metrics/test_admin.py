@@ -1,0 +1,87 @@
+"""Sources and keys in the admin: a new key is shown exactly once; keys can be revoked."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from metrics.models import Source, SourceAPIKey
+
+pytestmark = pytest.mark.django_db
+
+KEY_PATTERN = re.compile(r"New API key for alpha-bot: (\S+\.\S+) ")
+
+
+def test_it_shows_a_new_key_once_and_the_key_works(admin_client: Client, source: Source) -> None:
+    response = admin_client.post(
+        "/admin/metrics/source/",
+        {"action": "issue_api_key", "_selected_action": [source.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    match = KEY_PATTERN.search(page)
+    assert match, page
+    key = match.group(1)
+
+    # Shown once: the message is gone on the next page, and the key is not stored.
+    again = admin_client.get(f"/admin/metrics/source/{source.pk}/change/").content.decode()
+    assert key not in again
+    assert not SourceAPIKey.objects.filter(hashed_key__contains=key).exists()
+
+    # A person's session is no source key.
+    assert admin_client.get("/api/v1/whoami").status_code == 401
+    response = Client(HTTP_AUTHORIZATION=f"Api-Key {key}").get("/api/v1/whoami")
+    assert response.status_code == 200
+
+
+def test_it_creates_a_key_from_the_key_admin_and_shows_it_once(
+    admin_client: Client, source: Source
+) -> None:
+    response = admin_client.post(
+        "/admin/metrics/sourceapikey/add/",
+        {"name": "ci", "source": source.pk, "expiry_date_0": "", "expiry_date_1": ""},
+        follow=True,
+    )
+
+    assert "you will not be able to see it again" in response.content.decode()
+    assert SourceAPIKey.objects.filter(source=source, name="ci").exists()
+
+
+def test_it_revokes_keys_with_the_bulk_action(admin_client: Client, source: Source) -> None:
+    api_key, key = source.issue_api_key(name="to-revoke")
+
+    admin_client.post(
+        "/admin/metrics/sourceapikey/",
+        {"action": "revoke", "_selected_action": [api_key.pk]},
+    )
+
+    api_key.refresh_from_db()
+    assert api_key.revoked
+    assert Client(HTTP_AUTHORIZATION=f"Api-Key {key}").get("/api/v1/whoami").status_code == 401
+
+
+def test_it_disables_a_source_with_the_bulk_action(
+    admin_client: Client, source: Source, source_key: str
+) -> None:
+    admin_client.post(
+        "/admin/metrics/source/", {"action": "disable", "_selected_action": [source.pk]}
+    )
+
+    source.refresh_from_db()
+    assert not source.enabled
+    response = Client(HTTP_AUTHORIZATION=f"Api-Key {source_key}").get("/api/v1/whoami")
+    assert response.status_code == 401
+
+
+def test_it_lists_sources_with_their_tags(admin_client: Client, admin_user: User) -> None:
+    from tests.factories import SourceFactory, TagFactory
+
+    SourceFactory(name="eth-maker", tags=[TagFactory(name="live"), TagFactory(name="binance")])
+
+    page = admin_client.get("/admin/metrics/source/").content.decode()
+
+    assert "eth-maker" in page
+    assert "binance, live" in page

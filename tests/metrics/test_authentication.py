@@ -1,0 +1,113 @@
+"""Source API keys: `Authorization: Api-Key <key>` maps to its source, or 401."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from metrics.models import Source, SourceAPIKey
+
+WHOAMI = "/api/v1/whoami"
+
+pytestmark = pytest.mark.django_db
+
+
+def client_with(header: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header)
+    return client
+
+
+def test_it_maps_a_valid_key_to_its_source(source: Source, source_key: str) -> None:
+    response = client_with(f"Api-Key {source_key}").get(WHOAMI)
+
+    assert response.status_code == 200
+    assert response.json() == {"source": "alpha-bot", "kind": "bot", "key_name": "test"}
+
+
+def test_it_stores_only_the_hash_of_a_key(source: Source, source_key: str) -> None:
+    stored = SourceAPIKey.objects.get(source=source)
+
+    assert source_key not in stored.hashed_key
+    assert source_key not in stored.id
+    assert stored.hashed_key.startswith("sha512$$")
+
+
+def test_it_refuses_a_missing_key() -> None:
+    response = APIClient().get(WHOAMI)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Api-Key"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Api-Key wrong.key",
+        "Api-Key ",
+        "Api-Key nodot",
+        "Bearer something",
+    ],
+)
+def test_it_refuses_a_wrong_key(source_key: str, header: str) -> None:
+    response = client_with(header).get(WHOAMI)
+
+    assert response.status_code == 401
+
+
+def test_it_refuses_a_right_prefix_with_a_wrong_secret(source_key: str) -> None:
+    prefix = source_key.partition(".")[0]
+
+    response = client_with(f"Api-Key {prefix}.not-the-secret").get(WHOAMI)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid API key."}
+
+
+def test_it_refuses_a_revoked_key(source: Source, source_key: str) -> None:
+    SourceAPIKey.objects.filter(source=source).update(revoked=True)
+
+    response = client_with(f"Api-Key {source_key}").get(WHOAMI)
+
+    assert response.status_code == 401
+
+
+def test_it_refuses_an_expired_key(source: Source, source_key: str) -> None:
+    SourceAPIKey.objects.filter(source=source).update(
+        expiry_date=timezone.now() - timedelta(seconds=1)
+    )
+
+    response = client_with(f"Api-Key {source_key}").get(WHOAMI)
+
+    assert response.status_code == 401
+
+
+def test_it_refuses_the_key_of_a_disabled_source(source: Source, source_key: str) -> None:
+    Source.objects.filter(pk=source.pk).update(enabled=False)
+
+    response = client_with(f"Api-Key {source_key}").get(WHOAMI)
+
+    assert response.status_code == 401
+
+
+def test_it_keeps_other_keys_of_the_source_working_when_one_is_revoked(source: Source) -> None:
+    revoked, revoked_key = source.issue_api_key(name="old")
+    _, kept_key = source.issue_api_key(name="new")
+    revoked.revoked = True
+    revoked.save()
+
+    assert client_with(f"Api-Key {revoked_key}").get(WHOAMI).status_code == 401
+    assert client_with(f"Api-Key {kept_key}").get(WHOAMI).status_code == 200
+
+
+def test_it_refuses_a_person_on_a_source_endpoint(admin_user: User) -> None:
+    client = APIClient()
+    client.force_login(admin_user)
+
+    response = client.get(WHOAMI)
+
+    assert response.status_code == 401

@@ -1,0 +1,90 @@
+"""Real processes for tests: Celery workers and servers started as the user would."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_database_url() -> str:
+    """The URL of the database the test run created, for processes the test starts."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+def process_environment(**overrides: str) -> dict[str, str]:
+    """The environment of a Tradewatch process that shares this test's database and broker."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """Stop a process politely (SIGTERM), then firmly; return its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@contextmanager
+def celery_worker(
+    env: Mapping[str, str], *, queues: str = "default,ingest,delivery,health", name: str = "test"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process consuming the given queues."""
+    command = [
+        sys.executable, "-m", "celery", "-A", "monitoring_site", "worker",
+        "-Q", queues, "-n", f"{name}-{os.getpid()}@%h", "--concurrency", "2",
+        "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=dict(env), cwd=BASE_DIR)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) -> bool:
+    """Poll `predicate()` until it is true or `timeout` seconds passed."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
