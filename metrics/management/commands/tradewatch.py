@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,7 +15,7 @@ class Command(BaseCommand):
     help = "Tradewatch from the command line: `tradewatch source add NAME --kind bot`."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        verbs = parser.add_subparsers(dest="verb", required=True, parser_class=argparse.ArgumentParser)
+        verbs = parser.add_subparsers(dest="verb", required=True)
         source = verbs.add_parser("source", help="create sources and manage their API keys")
         actions = source.add_subparsers(dest="action", required=True)
 
