@@ -82,3 +82,18 @@ class SourceAPIKeyAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (with WWW-Authenticate) rather than 403.
         return KEYWORD
+
+
+class HookKeyAuthentication(SourceAPIKeyAuthentication):
+    """The key as the last part of the URL, for integrations that cannot set headers.
+
+    URLs end up in proxy logs: give such an integration a key of its own, so it can
+    be revoked alone.
+    """
+
+    def authenticate(self, request: Request) -> tuple[SourcePrincipal, SourceAPIKey] | None:
+        context = getattr(request, "parser_context", None) or {}
+        key = (context.get("kwargs") or {}).get("token", "")
+        if not key:
+            raise exceptions.AuthenticationFailed("Missing API key.")
+        return self.authenticate_key(key)

@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
+from .indexes import TimeBrinIndex
+
 # Names end up in URLs, Prometheus labels and alert messages: keep them plain.
 source_name_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
@@ -92,3 +94,164 @@ class SourceAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "source API key"
         verbose_name_plural = "source API keys"
+
+
+class MetricSeries(models.Model):
+    """One time series: a source's metric name with one set of labels.
+
+    The newest sample is kept on the row itself (`last_ts`, `last_value`), so "latest
+    value per series" and "newest per source" are index reads, not scans of samples.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="series")
+    name = models.CharField(max_length=200)
+    labels = models.JSONField(default=dict, blank=True)
+    # Canonical JSON of `labels` (sorted keys): the identity of the series.
+    labels_key = models.CharField(max_length=4000, default="{}")
+    last_ts = models.DateTimeField(null=True, blank=True)
+    last_value = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "metric series"
+        constraints = [
+            # Serves the lookup of a series and "every series of a source".
+            models.UniqueConstraint(
+                fields=["source", "name", "labels_key"], name="metric_series_identity"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.name}{self.labels_key if self.labels else ''}"
+
+
+class MetricSample(models.Model):
+    """One value of one series at one time: the narrow row samples are stored in.
+
+    Three columns and a primary key on (series, ts) keep a sample near 80 bytes with
+    its index; the key serves "one series over a time range", and a second sample at
+    the same instant replaces the first (last write wins).
+    """
+
+    pk = models.CompositePrimaryKey("series_id", "ts")
+    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, db_constraint=False)
+    ts = models.DateTimeField()
+    value = models.FloatField()
+
+    class Meta:
+        indexes = [
+            # Retention and "everything since" scans: a few kB however large the table.
+            TimeBrinIndex(fields=["ts"], name="metric_sample_ts_brin", autosummarize=True),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.series_id}@{self.ts.isoformat()}={self.value}"
+
+
+class Trade(models.Model):
+    """One fill reported by a source; its id is unique per source (replays are duplicates)."""
+
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="trades")
+    trade_id = models.CharField(max_length=100)
+    symbol = models.CharField(max_length=50)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.FloatField()
+    price = models.FloatField()
+    pnl = models.FloatField(
+        null=True, blank=True, help_text="Realised PnL; empty on opening fills."
+    )
+    fee = models.FloatField(default=0.0)
+    ts = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "trade_id"], name="trade_unique_per_source"),
+        ]
+        indexes = [models.Index(fields=["source", "ts"], name="trade_source_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.trade_id}"
+
+
+class Event(models.Model):
+    """A discrete fact from a source: a circuit breaker tripped, a model crashed..."""
+
+    KNOWN_TYPES = (
+        "circuit_breaker_tripped",
+        "circuit_breaker_reset",
+        "kill_switch_activated",
+        "kill_switch_released",
+        "model_crashed",
+        "model_recovered",
+        "error",
+        "connectivity_lost",
+        "connectivity_restored",
+        "artifact_updated",
+    )
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=100, help_text="A known type or a custom one.")
+    message = models.TextField(blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    ts = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # "Events of this type for this source in a window" (event rules, safety view).
+            models.Index(fields=["source", "type", "ts"], name="event_source_type_ts"),
+            TimeBrinIndex(fields=["ts"], name="event_ts_brin", autosummarize=True),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.type}@{self.ts.isoformat()}"
+
+
+class SourceHeartbeat(models.Model):
+    """The newest heartbeat of a source, kept apart from `Source` so that beats every few
+    seconds never rewrite (or audit) the source's configuration row."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        DEGRADED = "degraded", "Degraded"
+        ERROR = "error", "Error"
+        STARTING = "starting", "Starting"
+        STOPPING = "stopping", "Stopping"
+
+    source = models.OneToOneField(
+        Source, on_delete=models.CASCADE, primary_key=True, related_name="heartbeat"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
+    info = models.JSONField(default=dict, blank=True)
+    last_seen = models.DateTimeField()
+    first_seen = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.status} at {self.last_seen.isoformat()}"
+
+
+class IdempotentRequest(models.Model):
+    """The first answer to a batch sent with an `Idempotency-Key`, replayed for 24 h."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE)
+    key = models.CharField(max_length=200)
+    endpoint = models.CharField(max_length=50)
+    body_sha256 = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "key"], name="idempotent_request_key"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotent_request_created")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.key}"

@@ -18,3 +18,17 @@ class SourceAPIKeyScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Api-Key <key>`: the key of one source, shown once when created.",
         }
+
+
+class HookKeyScheme(OpenApiAuthenticationExtension):
+    """The hooks carry the key in the path (`<token>`), which OpenAPI has no scheme for."""
+
+    target_class = "metrics.authentication.HookKeyAuthentication"
+    name: list[str] = []
+    priority = 1
+
+    def get_security_requirement(self, auto_schema: Any) -> Any:
+        return None
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
+        return []

@@ -33,6 +33,12 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         every_seconds=15,
         description="Records that beat is alive; /readyz and self-monitoring read it.",
     ),
+    PeriodicWork(
+        name="Prune metrics",
+        task="metrics.tasks.prune",
+        every_seconds=3600,
+        description="Deletes samples, trades and events past the metric retention, in chunks.",
+    ),
 )
 
 

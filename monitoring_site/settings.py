@@ -8,6 +8,7 @@ surface as system checks (`monitoring_site.checks`), never as silent fallbacks.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "rest_framework_api_key",
     "drf_spectacular",
     "django_celery_beat",
@@ -138,7 +140,10 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- REST API -----------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # People (operators) use a token or their admin session; sources use their API key,
+    # which only the ingestion views accept.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -194,8 +199,40 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Separate queues so a flood of one kind of work never starves another: evaluation after
+# ingestion, notification delivery, health checks; housekeeping goes to "default".
+CELERY_TASK_ROUTES = {
+    "metrics.tasks.derive_*": {"queue": "ingest"},
+    "alerts.tasks.evaluate_*": {"queue": "ingest"},
+    "alerts.tasks.deliver*": {"queue": "delivery"},
+    "health.tasks.run_*": {"queue": "health"},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Cache (shared by every process: throttling and coalescing flags live here) -----
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # The next Redis database after the broker's: clearing the cache (which flushes its
+    # database) must never take queued tasks with it.
+    _broker = urlsplit(CELERY_BROKER_URL)
+    _cache_db = (int(_broker.path.strip("/") or 0) + 1) % 16
+    _default_cache_url = _broker._replace(
+        scheme=_broker.scheme.replace("redis", "rediscache", 1), path=f"/{_cache_db}"
+    ).geturl()
+else:
+    _default_cache_url = f"filecache://{VAR_DIR / 'cache'}"
+CACHES = {"default": env.cache_url("CACHE_URL", default=_default_cache_url)}
+CACHES["default"].setdefault("KEY_PREFIX", "tradewatch")
+
+# --- Ingestion ----------------------------------------------------------------------
+TRADEWATCH_MAX_BATCH_ITEMS: int = env.int("TRADEWATCH_MAX_BATCH_ITEMS", default=10_000)
+# Requests per source per minute before 429; generous: a bot flushing every 100 ms
+# sends 600.
+TRADEWATCH_INGEST_RATE_PER_MINUTE: int = env.int("TRADEWATCH_INGEST_RATE_PER_MINUTE", default=3000)
+TRADEWATCH_METRIC_RETENTION_DAYS: int = env.int("TRADEWATCH_METRIC_RETENTION_DAYS", default=30)
+TRADEWATCH_IDEMPOTENCY_HOURS: int = env.int("TRADEWATCH_IDEMPOTENCY_HOURS", default=24)
+# A body larger than this is refused with 413 before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 
 # --- Admin bootstrap ------------------------------------------------------------------
 TRADEWATCH_ADMIN_USERNAME: str = env.str("TRADEWATCH_ADMIN_USERNAME", default="admin")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -30,3 +32,16 @@ def source_client(source_key: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {source_key}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_and_series_ids() -> Iterator[None]:
+    """Each test starts with an empty cache (rate limits, flags) and no remembered series."""
+    from django.core.cache import cache
+
+    from metrics.ingest import forget_series_cache
+
+    cache.clear()
+    forget_series_cache()
+    yield
+    forget_series_cache()

@@ -1,13 +1,13 @@
 """Settings for the test suite: the project's, with the test broker kept apart.
 
-Redis database 15 keeps test messages away from a Tradewatch running on the same
-machine (which uses database 0 by default).
+Redis database 14 (broker) and 15 (cache) keep test messages away from a Tradewatch
+running on the same machine (which uses databases 0 and 1 by default).
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 from monitoring_site.settings import *  # noqa: F403

@@ -1,0 +1,45 @@
+"""Per-source request rate limit for ingestion (a fixed one-minute window in the cache)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from metrics.authentication import SourcePrincipal
+
+WINDOW_SECONDS = 60
+
+
+class SourceIngestThrottle(BaseThrottle):
+    """At most TRADEWATCH_INGEST_RATE_PER_MINUTE requests per source per minute.
+
+    One atomic increment per request (Redis INCR in production), shared by every web
+    process, so the limit holds however many gunicorn workers answer.
+    """
+
+    def __init__(self) -> None:
+        self.retry_after = 0.0
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        principal = request.user
+        if not isinstance(principal, SourcePrincipal):
+            return True
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        key = f"ingest-rate:{principal.source.pk}:{window}"
+        try:
+            count = cache.incr(key)
+        except ValueError:  # first request of the window (or another process's race)
+            count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS * 2) else cache.incr(key)
+        if count <= settings.TRADEWATCH_INGEST_RATE_PER_MINUTE:
+            return True
+        self.retry_after = (window + 1) * WINDOW_SECONDS - now
+        return False
+
+    def wait(self) -> float:
+        return max(1.0, self.retry_after)
