@@ -14,3 +14,6 @@ accesslog = "-"
 errorlog = "-"
 # Preloading before fork keeps memory low; database connections open after fork.
 preload_app = True
+# Gunicorn's control socket lives at one path per user: two servers on one machine
+# (a second instance, a benchmark) would fight over it, and nothing here uses it.
+control_socket_disable = True

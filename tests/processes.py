@@ -88,3 +88,35 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) 
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+@contextmanager
+def web_server(env: Mapping[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Tradewatch's web process (gunicorn, as `make run` starts it) on 127.0.0.1:`port`."""
+    process = start_web_server(env, port)
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def start_web_server(env: Mapping[str, str], port: int) -> subprocess.Popen[bytes]:
+    """Start the web process and wait until /healthz answers."""
+    import urllib.request
+
+    server_env = {**env, "TRADEWATCH_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitoring_site.launcher", "web"], env=server_env, cwd=BASE_DIR
+    )
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    if not wait_until(answers, 60):
+        stop(process)
+        raise RuntimeError("the web server did not start")
+    return process
