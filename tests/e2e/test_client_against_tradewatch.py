@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tradewatch_client import Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-FAST = {"flush_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 0.2, "timeout": 2.0}
+FAST: dict[str, Any] = {"flush_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 0.2, "timeout": 2.0}
 
 
 def test_it_delivers_everything_and_keeps_the_loop_unaffected_while_tradewatch_is_down() -> None:
