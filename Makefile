@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format services bench-client bench-ingest clean
+.PHONY: run test lint format services bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Tradewatch needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -33,6 +33,11 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+## bench: the benchmarks (run by hand; each prints its figures as a last JSON line)
+bench: $(VENV)/.dev services
+	$(PY) -m bench.client_overhead
+	$(PY) -m bench.ingest
 
 services:
 	@scripts/ensure-services
