@@ -86,5 +86,6 @@ def trading_metrics_derive(*, source: Source, now: datetime | None = None) -> di
                 Sample(name=name, labels={}, labels_key=EMPTY_LABELS_KEY, ts=now, value=value)
                 for name, value in sorted(values.items())
             ],
+            evaluate=False,
         )
     return values

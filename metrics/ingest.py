@@ -7,10 +7,9 @@ trading metrics) is queued with `transaction.on_commit`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -35,16 +34,6 @@ EQUITY_METRIC = "equity"
 class TradesStored:
     accepted: int
     duplicates: int
-
-
-AfterCommit = Callable[[int], None]
-
-
-def _after_commit_hooks() -> list[AfterCommit]:
-    # Imported late: the alerts app builds on metrics, not the other way round.
-    from .tasks import derive_trading_metrics_soon
-
-    return [derive_trading_metrics_soon]
 
 
 def forget_series_cache() -> None:
@@ -165,8 +154,11 @@ def _update_latest(latest: dict[int, tuple[datetime, float]]) -> None:
             )
 
 
-def metric_ingest(*, source: Source, samples: Sequence[Sample]) -> int:
-    """Store a validated batch of samples and their series' latest values; return the count."""
+def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool = True) -> int:
+    """Store a validated batch of samples and their series' latest values; return the count.
+
+    `evaluate=False` is for writers that evaluate right after themselves (derivation).
+    """
     with transaction.atomic():
         series_ids = _resolve_series(source, samples)
         # One row per (series, instant): within a batch the last sample wins, as across
@@ -176,14 +168,17 @@ def metric_ingest(*, source: Source, samples: Sequence[Sample]) -> int:
         touches_equity = False
         for sample in samples:
             series_id = series_ids[(sample.name, sample.labels_key)]
-            rows[(series_id, sample.ts)] = sample.value
+            # float(): the arrays sent to PostgreSQL must not mix ints and floats.
+            value = float(sample.value)
+            rows[(series_id, sample.ts)] = value
             newest = latest.get(series_id)
             if newest is None or newest[0] <= sample.ts:
-                latest[series_id] = (sample.ts, sample.value)
+                latest[series_id] = (sample.ts, value)
             touches_equity = touches_equity or sample.name == EQUITY_METRIC
         _copy_samples([(series_id, ts, value) for (series_id, ts), value in rows.items()])
         _update_latest(latest)
-        _queue_after_commit(source, derive=touches_equity)
+        if evaluate:
+            _queue_after_commit(source, derive=touches_equity)
     return len(samples)
 
 
@@ -291,11 +286,8 @@ def heartbeat_record(*, source: Source, heartbeat: HeartbeatIn) -> SourceHeartbe
 
 
 def _queue_after_commit(source: Source, *, derive: bool) -> None:
-    if derive:
-        source_id = source.pk
-        for hook in _after_commit_hooks():
-            transaction.on_commit(_bind(hook, source_id))
+    """Once the batch is visible, evaluate the source's rules (deriving metrics first)."""
+    from .tasks import source_changed_soon
 
-
-def _bind(hook: AfterCommit, source_id: int) -> Callable[[], Any]:
-    return lambda: hook(source_id)
+    source_id = source.pk
+    transaction.on_commit(lambda: source_changed_soon(source_id, derive=derive))

@@ -205,6 +205,8 @@ class Event(models.Model):
         indexes = [
             # "Events of this type for this source in a window" (event rules, safety view).
             models.Index(fields=["source", "type", "ts"], name="event_source_type_ts"),
+            # "The newest events of a source" (snapshot, safety view).
+            models.Index(fields=["source", "-ts"], name="event_source_newest"),
             TimeBrinIndex(fields=["ts"], name="event_ts_brin", autosummarize=True),
         ]
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
+from typing import Any
 
 bind = os.environ.get("TRADEWATCH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -17,3 +20,25 @@ preload_app = True
 # Gunicorn's control socket lives at one path per user: two servers on one machine
 # (a second instance, a benchmark) would fight over it, and nothing here uses it.
 control_socket_disable = True
+
+# --- Prometheus counters shared by every worker ---------------------------------------
+# Set before the preload imports prometheus_client, which picks its storage at import.
+# One folder per web server: two servers sharing it would wipe each other's counters.
+_PROMETHEUS_DIR = Path(
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        str(Path(__file__).resolve().parent.parent / "var" / "prometheus"),
+    )
+)
+
+
+def on_starting(server: Any) -> None:
+    # Counters of a previous run would otherwise be added to this run's.
+    shutil.rmtree(_PROMETHEUS_DIR, ignore_errors=True)
+    _PROMETHEUS_DIR.mkdir(parents=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -34,6 +34,12 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         description="Records that beat is alive; /readyz and self-monitoring read it.",
     ),
     PeriodicWork(
+        name="Evaluate all sources",
+        task="alerts.tasks.evaluate_all_sources",
+        every_seconds=15,
+        description="Rules that depend on time passing: absence, staleness, `for` durations.",
+    ),
+    PeriodicWork(
         name="Prune metrics",
         task="metrics.tasks.prune",
         every_seconds=3600,

@@ -238,6 +238,21 @@ TRADEWATCH_IDEMPOTENCY_HOURS: int = env.int("TRADEWATCH_IDEMPOTENCY_HOURS", defa
 # A body larger than this is refused with 413 before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 
+# --- Alerts -----------------------------------------------------------------------
+# How long a firing, unacknowledged alert waits before it is announced again.
+TRADEWATCH_REPEAT_SECONDS: dict[str, int] = {
+    "EMERGENCY": env.int("TRADEWATCH_REPEAT_EMERGENCY_SECONDS", default=10),
+    "CRITICAL": env.int("TRADEWATCH_REPEAT_CRITICAL_SECONDS", default=60),
+    "ERROR": env.int("TRADEWATCH_REPEAT_ERROR_SECONDS", default=120),
+    "WARNING": env.int("TRADEWATCH_REPEAT_WARNING_SECONDS", default=300),
+    "INFO": env.int("TRADEWATCH_REPEAT_INFO_SECONDS", default=600),
+    "DEBUG": env.int("TRADEWATCH_REPEAT_DEBUG_SECONDS", default=600),
+}
+
+# Limits the built-in trading rule pack starts with (edit the rules in the admin later).
+TRADEWATCH_DAILY_LOSS_LIMIT: float = env.float("TRADEWATCH_DAILY_LOSS_LIMIT", default=1000.0)
+TRADEWATCH_MAX_OPEN_POSITIONS: int = env.int("TRADEWATCH_MAX_OPEN_POSITIONS", default=10)
+
 # --- Admin bootstrap ------------------------------------------------------------------
 TRADEWATCH_ADMIN_USERNAME: str = env.str("TRADEWATCH_ADMIN_USERNAME", default="admin")
 TRADEWATCH_ADMIN_EMAIL: str = env.str("TRADEWATCH_ADMIN_EMAIL", default="admin@localhost")

@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from metrics.prometheus import prometheus_metrics
+
 from . import probes
 
 admin.site.site_header = "Tradewatch"
@@ -15,8 +17,10 @@ admin.site.index_title = "Monitoring"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("metrics.api.urls")),
+    path("api/v1/", include("metrics.api.read_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
+    path("metrics", prometheus_metrics, name="prometheus-metrics"),
 ]

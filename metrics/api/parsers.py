@@ -33,6 +33,21 @@ class StrictJSONParser(BaseParser):
         if len(raw) > limit:
             raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
         try:
-            return orjson.loads(raw)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from None
+        # PostgreSQL stores no NUL character in text or JSON; refuse it here, by name,
+        # rather than fail at write time. Only bodies that spell one out are walked.
+        if b"\\u0000" in raw and _holds_nul(data):
+            raise ParseError("Strings must not contain the NUL character (\\u0000).")
+        return data
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

@@ -14,7 +14,12 @@ from tradewatch_client import Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-FAST: dict[str, Any] = {"flush_interval": 0.05, "backoff_initial": 0.05, "backoff_max": 0.2, "timeout": 2.0}
+FAST: dict[str, Any] = {
+    "flush_interval": 0.05,
+    "backoff_initial": 0.05,
+    "backoff_max": 0.2,
+    "timeout": 2.0,
+}
 
 
 def test_it_delivers_everything_and_keeps_the_loop_unaffected_while_tradewatch_is_down() -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts.tasks import evaluate_source
 from metrics.derived import trading_metrics_derive
 from metrics.models import MetricSeries, Source
-from metrics.tasks import derive_trading_metrics
+from metrics.tasks import DERIVATION_NEEDED
 from tests.processes import celery_worker, process_environment, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +80,7 @@ def test_it_derives_nothing_but_zero_counts_for_a_source_without_data(source: So
     assert "win_rate_pct" not in values
 
 
-def test_it_queues_one_derivation_for_a_burst_of_batches(
+def test_it_queues_one_evaluation_for_a_burst_of_batches(
     source_client: APIClient, source: Source, django_capture_on_commit_callbacks: object
 ) -> None:
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
@@ -90,18 +93,21 @@ def test_it_queues_one_derivation_for_a_burst_of_batches(
             ]})  # fmt: skip
 
     queued = [json.loads(message) for message in broker.lrange("ingest", 0, -1)]
-    assert [m["headers"]["task"] for m in queued] == ["metrics.tasks.derive_trading_metrics"]
-    assert json.loads(__import__("base64").b64decode(queued[0]["body"]))[0] == [source.pk]
+    assert [m["headers"]["task"] for m in queued] == ["alerts.tasks.evaluate_source"]
+    assert json.loads(base64.b64decode(queued[0]["body"]))[0] == [source.pk]
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
     broker.delete("ingest")
 
 
-def test_it_queues_nothing_for_samples_other_than_equity(
-    source_client: APIClient, django_capture_on_commit_callbacks: object
+def test_it_asks_for_no_derivation_for_samples_other_than_equity(
+    source_client: APIClient, source: Source, django_capture_on_commit_callbacks: object
 ) -> None:
-    with django_capture_on_commit_callbacks() as callbacks:  # type: ignore[operator]
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("ingest")
+    with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
         post(source_client, "/api/v1/metrics", {"samples": [{"name": "latency_ms", "value": 3}]})
 
-    assert callbacks == []
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) is None
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("ingest")
 
 
 @pytest.mark.slow
@@ -124,6 +130,6 @@ def test_it_derives_in_a_real_worker_after_trades_arrive_over_the_api(
 def test_it_skips_a_disabled_source(source: Source) -> None:
     Source.objects.filter(pk=source.pk).update(enabled=False)
 
-    derive_trading_metrics.run(source.pk)
+    evaluate_source.run(source.pk)
 
     assert not MetricSeries.objects.filter(source=source).exists()

@@ -575,3 +575,21 @@ def test_it_takes_the_key_from_the_url_for_hooks(source_key: str, source: Source
     assert response.status_code == 202
     assert wrong.status_code == 401
     assert Event.objects.get().source == source
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/heartbeat", {"info": {"note": "a\u0000b"}}),
+        ("/api/v1/events", {"events": [{"type": "error", "message": "\u0000"}]}),
+        ("/api/v1/metrics", {"samples": [{**GOOD, "labels": {"k": "\u0000"}}]}),
+    ],
+)
+def test_it_refuses_the_nul_character_naming_it(
+    source_client: APIClient, path: str, body: Any
+) -> None:
+    response = post(source_client, path, body)
+
+    assert response.status_code == 400
+    assert "NUL" in response.json()["errors"][0]["message"]
+    assert nothing_stored()

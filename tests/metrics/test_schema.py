@@ -43,7 +43,8 @@ def test_it_serves_the_docs_page_from_its_own_static_files(client: Client) -> No
 
 def test_it_validates_the_schema_without_warnings() -> None:
     result = subprocess.run(
-        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null"],
+        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn",
+         "--file", "/dev/null"],
         cwd=BASE_DIR, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 

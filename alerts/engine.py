@@ -1,0 +1,614 @@
+"""Rule evaluation: a rule, its thresholds and a window of values in, an evaluation out.
+
+Pure: no Django, no I/O, no clock. The lifecycle loads the data of one (rule, source),
+calls `evaluate` at an instant `now` and decides what results mean over time (`for`
+durations, keep-firing, silences, the missing-data policy, M-of-N with
+`condition_held`); this module only says what the data shows at that instant.
+
+Decisions, in one place:
+
+* Window: a point is in it when now - window < ts <= now. Points after `now` are
+  ignored, so the caller must not pass a `now` earlier than the newest sample it means
+  to judge. Input need not be sorted; points with equal timestamps are ordered by
+  value, so no result depends on input order.
+* Status: "no_data" - no point in the window (ABSENCE: no point at all);
+  "insufficient_data" - fewer than `min_samples` points in the window, or points that
+  do not define the value (a rate from one sample, a percent change from 0, the
+  z-score of a flat window, an overflow); "breach" - a threshold holds; "ok" - none
+  does. `value` is set exactly when the status is "breach" or "ok".
+* Kinds (`aggregation` applies to THRESHOLD only, `change_percent` to RATE_OF_CHANGE):
+  - THRESHOLD: `aggregation` of the values in the window. An empty window is no_data
+    whatever the aggregation (the metric stopped reporting); where zero occurrences
+    is a meaningful answer, use EVENT.
+  - ABSENCE: seconds from the newest point (in the window or not) to `now`, 0 for a
+    point after `now`. No point at all is no_data - infinitely old, the rule's
+    missing-data policy decides. min_samples does not apply.
+  - EVENT: the number of points (occurrences) in the window; 0 is a valid count,
+    never no_data. min_samples does not apply.
+  - RATE_OF_CHANGE: last - base; last is the newest point in the window, base the
+    newest point at or before the window start or, without one, the oldest point in
+    the window (the change since data began); undefined when that is `last` itself.
+    change_percent: (last - base) / |base| x 100 (a rise is positive even from a
+    negative base), undefined when base is 0.
+  - ANOMALY: z = (last - mean(others)) / stdev(others, ddof=1), last the newest point
+    in the window, others the rest of it. Undefined with fewer than 3 others or a zero
+    deviation (at most 1e-12 of the largest |other|: rounding residue, not spread).
+* Aggregations: last (newest point), avg, min, max, sum, count, rate, p95, p99. Sums
+  use math.fsum (exactly rounded, so order never matters; exact rationals when fsum
+  overflows midway). sum and count of no points are 0; the others are undefined.
+  - rate: per-second increase of a counter from the first to the last point in the
+    window: the increases between consecutive points, a decrease counting as a reset
+    to 0 (it contributes the new value, as in Prometheus), over the seconds between
+    first and last point. No extrapolation to the window edges (unlike Prometheus).
+    Undefined with fewer than 2 points or no time between them.
+  - p95 / p99: nearest rank, the value at 1-based rank ceil(p/100 x n) of the sorted
+    values: always an observed value; below 20 (p95) / 100 (p99) values, the maximum.
+* Thresholds: `Comparison.holds(value, threshold)` is a plain float comparison (`==`
+  and `!=` exact). A threshold *triggers* when its comparison holds against its value;
+  the most severe triggering threshold wins (severities are unique within a rule).
+* Hysteresis: a threshold *holds on* while it triggers or, having a clear_value, its
+  comparison holds against clear_value. `firing` is matched by severity to the rule's
+  current threshold (an edited clear value applies at once, a removed severity is
+  forgotten). The result is the most severe triggering threshold, unless the firing
+  threshold is more severe than that (or none triggers) and still holds on: then the
+  firing one. Only the firing threshold's clear value counts; a threshold never
+  starts on its clear value. Drawdown WARNING > 10 (clear 8), EMERGENCY > 20 (clear
+  18): 10.1 WARNING, 20.1 EMERGENCY, 19 EMERGENCY, 15 WARNING, 9 WARNING, 7 ok; from
+  EMERGENCY straight to 9 is ok (WARNING was not the one firing). A clear value lies
+  on the releasing side (<= value for > / >=, >= value for < / <=), never on == / !=.
+* Severities are monotonic by construction: within one direction (> / >=, or < / <=)
+  a more extreme value triggers a superset of thresholds and holds on a superset, so
+  it never gets a lower severity. A more severe threshold that is not more extreme
+  only hides the milder one (WARNING > 10 beside EMERGENCY > 5 never shows);
+  `check_monotonic` refuses such a rule.
+* Never NaN or +-inf: points, thresholds and now are checked (ValueError); a value
+  that overflows is undefined.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum, IntEnum, StrEnum
+from fractions import Fraction
+from itertools import islice, pairwise
+from types import MappingProxyType
+from typing import Final, Literal, TypeVar
+
+Status = Literal["breach", "ok", "no_data", "insufficient_data"]
+
+_ZERO_DEVIATION: Final = 1e-12
+_MIN_ANOMALY_OTHERS: Final = 3
+
+
+class Severity(IntEnum):
+    """How bad an alert is; a larger number is worse."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+    EMERGENCY = 60
+
+    @property
+    def label(self) -> str:
+        """Return the lower-case name, e.g. "warning"."""
+        return self.name.lower()
+
+    @classmethod
+    def from_label(cls, label: str) -> Severity:
+        """Return the severity named `label` (any case, surrounding spaces ignored)."""
+        try:
+            return cls[label.strip().upper()]
+        except KeyError:
+            known = ", ".join(s.label for s in cls)
+            raise ValueError(f"unknown severity {label!r}; expected one of {known}") from None
+
+
+class Comparison(StrEnum):
+    """How a value is compared with a threshold."""
+
+    GT = ">"
+    GTE = ">="
+    LT = "<"
+    LTE = "<="
+    EQ = "=="
+    NE = "!="
+
+    def holds(self, value: float, threshold: float) -> bool:
+        """Return whether `value <self> threshold`."""
+        return _OPERATORS[self](value, threshold)
+
+
+_Operator = Callable[[float, float], bool]
+_OPERATORS: Final[Mapping[Comparison, _Operator]] = MappingProxyType(
+    {
+        Comparison.GT: operator.gt,
+        Comparison.GTE: operator.ge,
+        Comparison.LT: operator.lt,
+        Comparison.LTE: operator.le,
+        Comparison.EQ: operator.eq,
+        Comparison.NE: operator.ne,
+    }
+)
+_UPWARD: Final = frozenset({Comparison.GT, Comparison.GTE})
+_DOWNWARD: Final = frozenset({Comparison.LT, Comparison.LTE})
+
+
+class Aggregation(StrEnum):
+    """How the values in a window become one value (THRESHOLD rules)."""
+
+    LAST = "last"
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+    RATE = "rate"
+    P95 = "p95"
+    P99 = "p99"
+
+
+class RuleKind(StrEnum):
+    """What a rule watches."""
+
+    THRESHOLD = "threshold"
+    ABSENCE = "absence"
+    EVENT = "event"
+    RATE_OF_CHANGE = "rate_of_change"
+    ANOMALY = "anomaly"
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def _member(owner: str, enum: type[_E], value: object) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"{owner}: {value!r} is not a {enum.__name__}") from None
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _finite_number(owner: str, value: object) -> float:
+    """Return `value` as a float (a Decimal from the database too), refusing NaN and inf."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{owner} must be a finite number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One tier of a rule: `value <comparison> self.value` is a breach at `severity`."""
+
+    severity: Severity
+    comparison: Comparison
+    value: float
+    clear_value: float | None = None
+
+    def __post_init__(self) -> None:
+        comparison = _member("Threshold.comparison", Comparison, self.comparison)
+        object.__setattr__(self, "comparison", comparison)
+        object.__setattr__(self, "severity", _member("Threshold.severity", Severity, self.severity))
+        object.__setattr__(self, "value", _finite_number("Threshold.value", self.value))
+        if self.clear_value is None:
+            return
+        clear = _finite_number("Threshold.clear_value", self.clear_value)
+        object.__setattr__(self, "clear_value", clear)
+        if comparison not in _UPWARD and comparison not in _DOWNWARD:
+            raise ValueError(f"Threshold.clear_value is not allowed with {comparison.value}")
+        if (clear > self.value) if comparison in _UPWARD else (clear < self.value):
+            side = "<=" if comparison in _UPWARD else ">="
+            raise ValueError(
+                f"Threshold.clear_value {clear!r} must be {side} value {self.value!r} "
+                f"for {comparison.value} (it releases the alert)"
+            )
+
+    def __str__(self) -> str:
+        text = f"{self.severity.label} {self.comparison.value} {self.value:.15g}"
+        return text if self.clear_value is None else f"{text} (clear {self.clear_value:.15g})"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One value at one moment: a metric sample, a heartbeat or an event occurrence."""
+
+    ts: datetime
+    value: float
+
+    def __post_init__(self) -> None:
+        # Inlined checks: points are built by the thousand for every evaluation round.
+        if self.ts.tzinfo is None:
+            raise ValueError(f"Point.ts must be timezone-aware, got {self.ts!r}")
+        if self.value.__class__ is not float or not math.isfinite(self.value):
+            object.__setattr__(self, "value", _finite_number("Point.value", self.value))
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What the data says for one (rule, source) at one instant."""
+
+    status: Status
+    value: float | None
+    threshold: Threshold | None
+    severity: Severity | None
+    samples: int
+
+
+_NO_DATA: Final = Evaluation("no_data", None, None, None, 0)
+
+
+# --- aggregations --------------------------------------------------------------------
+
+_ValueAggregator = Callable[[list[float]], float | None]
+_PointAggregator = Callable[[list[Point]], float | None]
+
+
+def _order(point: Point) -> tuple[datetime, float]:
+    return point.ts, point.value
+
+
+def _newest(points: Iterable[Point]) -> Point:
+    return max(points, key=_order)
+
+
+def _exact_sum(values: list[float]) -> Fraction:
+    return sum(map(Fraction, values), Fraction(0))
+
+
+def _sum(values: list[float]) -> float | None:
+    try:
+        return math.fsum(values)
+    except OverflowError:  # fsum's partial sums overflowed (an order-dependent accident)
+        try:
+            return float(_exact_sum(values))
+        except OverflowError:
+            return None
+
+
+def _average(values: list[float]) -> float | None:
+    if not values:
+        return None
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:  # the mean of huge values is finite where their sum is not
+        return float(_exact_sum(values) / len(values))
+
+
+def _nearest_rank(percent: int) -> _ValueAggregator:
+    def percentile(values: list[float]) -> float | None:
+        if not values:
+            return None
+        rank = -(-percent * len(values) // 100)  # ceil(percent x n / 100), 1-based
+        return sorted(values)[rank - 1]
+
+    return percentile
+
+
+def _last(points: list[Point]) -> float | None:
+    return _newest(points).value if points else None
+
+
+def _rate(points: list[Point]) -> float | None:
+    if len(points) < 2:
+        return None
+    ordered = sorted(points, key=_order)
+    seconds = (ordered[-1].ts - ordered[0].ts).total_seconds()
+    if seconds <= 0:
+        return None
+    increase = 0.0
+    previous = ordered[0].value
+    for point in islice(ordered, 1, None):
+        current = point.value
+        increase += current - previous if current >= previous else current
+        previous = current
+    return _finite(increase / seconds)
+
+
+_ON_VALUES: Final[Mapping[Aggregation, _ValueAggregator]] = MappingProxyType(
+    {
+        Aggregation.AVG: _average,
+        Aggregation.MIN: lambda values: min(values, default=None),
+        Aggregation.MAX: lambda values: max(values, default=None),
+        Aggregation.SUM: _sum,
+        Aggregation.COUNT: lambda values: float(len(values)),
+        Aggregation.P95: _nearest_rank(95),
+        Aggregation.P99: _nearest_rank(99),
+    }
+)
+_ON_POINTS: Final[Mapping[Aggregation, _PointAggregator]] = MappingProxyType(
+    {Aggregation.LAST: _last, Aggregation.RATE: _rate}
+)
+
+
+def aggregate(
+    aggregation: Aggregation, points: Iterable[Point], *, now: datetime, window: timedelta
+) -> float | None:
+    """Return `aggregation` of the values of the points with now - window < ts <= now.
+
+    None when undefined: no points (sum and count of none are 0), a rate from fewer
+    than 2 points or no elapsed time, a sum that overflows.
+    """
+    aggregation = _member("aggregation", Aggregation, aggregation)
+    start = now - window
+    if aggregation in _ON_POINTS:
+        return _ON_POINTS[aggregation]([p for p in points if start < p.ts <= now])
+    return _ON_VALUES[aggregation]([p.value for p in points if start < p.ts <= now])
+
+
+# --- rules ---------------------------------------------------------------------------
+
+# A threshold with what evaluation needs at hand: (threshold, operator, value, clear).
+_Tier = tuple[Threshold, _Operator, float, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """What to compute from a window of points, and the thresholds to judge it by."""
+
+    kind: RuleKind
+    thresholds: tuple[Threshold, ...]
+    aggregation: Aggregation = Aggregation.LAST
+    window: timedelta = timedelta(minutes=5)
+    min_samples: int = 1
+    change_percent: bool = False
+    #: The thresholds, most severe first.
+    ordered_thresholds: tuple[Threshold, ...] = field(init=False, repr=False, compare=False)
+    # Precomputed so that an evaluation does no setup work.
+    _tiers: tuple[_Tier, ...] = field(init=False, repr=False, compare=False)
+    _by_severity: Mapping[Severity, _Tier] = field(init=False, repr=False, compare=False)
+    _evaluate: _KindEvaluator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        kind = _member("RuleSpec.kind", RuleKind, self.kind)
+        aggregation = _member("RuleSpec.aggregation", Aggregation, self.aggregation)
+        thresholds = tuple(self.thresholds)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "aggregation", aggregation)
+        object.__setattr__(self, "thresholds", thresholds)
+        if not thresholds:
+            raise ValueError("RuleSpec.thresholds: a rule needs at least one threshold")
+        if not all(isinstance(t, Threshold) for t in thresholds):
+            raise ValueError("RuleSpec.thresholds must hold Threshold values only")
+        seen: set[Severity] = set()
+        for threshold in thresholds:
+            if threshold.severity in seen:
+                raise ValueError(
+                    f"RuleSpec.thresholds: more than one {threshold.severity.label} threshold"
+                )
+            seen.add(threshold.severity)
+        if self.min_samples < 0:
+            raise ValueError(f"RuleSpec.min_samples must be >= 0, got {self.min_samples}")
+        if self.window <= timedelta(0):
+            raise ValueError(f"RuleSpec.window must be positive, got {self.window}")
+        ordered = tuple(sorted(thresholds, key=_severity, reverse=True))
+        tiers = tuple((t, _OPERATORS[t.comparison], t.value, t.clear_value) for t in ordered)
+        object.__setattr__(self, "ordered_thresholds", ordered)
+        object.__setattr__(self, "_tiers", tiers)
+        object.__setattr__(self, "_by_severity", {tier[0].severity: tier for tier in tiers})
+        if kind is RuleKind.THRESHOLD:
+            evaluator = (
+                _threshold_on_points(_ON_POINTS[aggregation])
+                if aggregation in _ON_POINTS
+                else _threshold_on_values(_ON_VALUES[aggregation])
+            )
+        else:
+            evaluator = _KIND_EVALUATORS[kind]
+        object.__setattr__(self, "_evaluate", evaluator)
+
+
+def _severity(threshold: Threshold) -> Severity:
+    return threshold.severity
+
+
+def check_monotonic(rule: RuleSpec) -> None:
+    """Raise ValueError unless, per direction, each more severe threshold is more extreme.
+
+    For > / >= a more severe threshold needs a larger value (or the same value with >
+    against a milder >=); for < / <= a smaller one. == and != are not checked.
+    """
+    for direction, word in ((_UPWARD, "larger"), (_DOWNWARD, "smaller")):
+        tiers = sorted((t for t in rule.thresholds if t.comparison in direction), key=_severity)
+        for milder, worse in pairwise(tiers):
+            if not _narrower(worse, milder):
+                raise ValueError(
+                    f"threshold {worse} is more severe than {milder} but not more extreme, "
+                    f"so {milder.severity.label} could never show: a more severe "
+                    f"{worse.comparison.value} threshold needs a {word} value"
+                )
+
+
+def _narrower(worse: Threshold, milder: Threshold) -> bool:
+    """Return whether the values triggering `worse` are a strict subset of `milder`'s."""
+    if worse.value == milder.value:
+        strict = worse.comparison in (Comparison.GT, Comparison.LT)
+        return strict and milder.comparison in (Comparison.GTE, Comparison.LTE)
+    if worse.comparison in _UPWARD:
+        return worse.value > milder.value
+    return worse.value < milder.value
+
+
+def condition_held(history: Sequence[bool], m: int, n: int) -> bool:
+    """Return whether at least `m` of the last `n` results (oldest first) are True.
+
+    With fewer than `n` results, judge on those there are, still requiring `m` Trues.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 1 <= m <= n:
+        raise ValueError(f"m must be between 1 and n ({n}), got {m}")
+    held = 0
+    for result in islice(reversed(history), n):
+        if result:
+            held += 1
+    return held >= m
+
+
+# --- evaluation ----------------------------------------------------------------------
+
+
+def evaluate(
+    rule: RuleSpec, points: Sequence[Point], *, now: datetime, firing: Threshold | None = None
+) -> Evaluation:
+    """Return what `points` say about `rule` at `now`.
+
+    `firing` is the threshold the open alert fires on (None without an open alert);
+    hysteresis applies to it as the module docstring describes.
+    """
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    return rule._evaluate(rule, points, now, firing)
+
+
+_KindEvaluator = Callable[[RuleSpec, Sequence[Point], datetime, Threshold | None], Evaluation]
+
+
+def _judge(
+    rule: RuleSpec, value: float | None, samples: int, firing: Threshold | None
+) -> Evaluation:
+    if value is None:
+        return _insufficient(samples)
+    chosen: Threshold | None = None
+    for threshold, holds, bound, _ in rule._tiers:
+        if holds(value, bound):
+            chosen = threshold
+            break
+    if firing is not None:
+        tier = rule._by_severity.get(firing.severity)
+        if tier is not None and (chosen is None or tier[0].severity > chosen.severity):
+            current, holds, _, clear = tier
+            if clear is not None and holds(value, clear):
+                chosen = current
+    if chosen is None:
+        return Evaluation("ok", value, None, None, samples)
+    return Evaluation("breach", value, chosen, chosen.severity, samples)
+
+
+def _insufficient(samples: int) -> Evaluation:
+    return Evaluation("insufficient_data", None, None, None, samples)
+
+
+def _threshold_on_values(aggregator: _ValueAggregator) -> _KindEvaluator:
+    def threshold_rule(
+        rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
+    ) -> Evaluation:
+        start = now - rule.window
+        values = [p.value for p in points if start < p.ts <= now]
+        if not values:
+            return _NO_DATA
+        if len(values) < rule.min_samples:
+            return _insufficient(len(values))
+        return _judge(rule, aggregator(values), len(values), firing)
+
+    return threshold_rule
+
+
+def _threshold_on_points(aggregator: _PointAggregator) -> _KindEvaluator:
+    def threshold_rule(
+        rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
+    ) -> Evaluation:
+        start = now - rule.window
+        inside = [p for p in points if start < p.ts <= now]
+        if not inside:
+            return _NO_DATA
+        if len(inside) < rule.min_samples:
+            return _insufficient(len(inside))
+        return _judge(rule, aggregator(inside), len(inside), firing)
+
+    return threshold_rule
+
+
+def _absence(
+    rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
+) -> Evaluation:
+    if not points:
+        return _NO_DATA
+    start = now - rule.window
+    samples = sum(1 for p in points if start < p.ts <= now)
+    age = (now - max(p.ts for p in points)).total_seconds()
+    # Judged on age alone: with min_samples a lapsed heartbeat (an empty window)
+    # would be "insufficient" instead of a breach.
+    return _judge(rule, max(0.0, age), samples, firing)
+
+
+def _event(
+    rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
+) -> Evaluation:
+    start = now - rule.window
+    count = sum(1 for p in points if start < p.ts <= now)
+    return _judge(rule, float(count), count, firing)
+
+
+def _rate_of_change(
+    rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
+) -> Evaluation:
+    start = now - rule.window
+    inside = [p for p in points if start < p.ts <= now]
+    if not inside:
+        return _NO_DATA
+    if len(inside) < rule.min_samples:
+        return _insufficient(len(inside))
+    before = [p for p in points if p.ts <= start]
+    if before:
+        base = _newest(before).value
+    elif len(inside) > 1:
+        base = min(inside, key=_order).value
+    else:
+        return _insufficient(len(inside))
+    change = _finite(_newest(inside).value - base)
+    if change is not None and rule.change_percent:
+        change = _finite(change / abs(base) * 100.0) if base != 0 else None
+    return _judge(rule, change, len(inside), firing)
+
+
+def _anomaly(
+    rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
+) -> Evaluation:
+    start = now - rule.window
+    inside = [p for p in points if start < p.ts <= now]
+    if not inside:
+        return _NO_DATA
+    if len(inside) < rule.min_samples:
+        return _insufficient(len(inside))
+    return _judge(rule, _z_score(inside), len(inside), firing)
+
+
+def _z_score(inside: list[Point]) -> float | None:
+    if len(inside) <= _MIN_ANOMALY_OTHERS:
+        return None
+    ordered = sorted(inside, key=_order)
+    last = ordered[-1].value
+    others = [p.value for p in islice(ordered, len(ordered) - 1)]
+    mean = _average(others)
+    if mean is None:
+        return None
+    try:
+        squares = math.fsum((x - mean) * (x - mean) for x in others)
+    except OverflowError:
+        return None
+    deviation = math.sqrt(squares / (len(others) - 1))
+    scale = max(abs(x) for x in others)
+    if not math.isfinite(deviation) or deviation <= _ZERO_DEVIATION * scale:
+        return None
+    return _finite((last - mean) / deviation)
+
+
+_KIND_EVALUATORS: Final[Mapping[RuleKind, _KindEvaluator]] = MappingProxyType(
+    {
+        RuleKind.ABSENCE: _absence,
+        RuleKind.EVENT: _event,
+        RuleKind.RATE_OF_CHANGE: _rate_of_change,
+        RuleKind.ANOMALY: _anomaly,
+    }
+)

@@ -1,0 +1,560 @@
+"""Applying evaluations to alerts: open, escalate, repeat, resolve, and record each step.
+
+The engine says what the data shows for one rule on one series at one instant; this
+module turns that into alert rows, by fingerprint, inside the caller's transaction:
+
+* breach, no open alert: open it PENDING (with a `for` duration) or FIRING;
+* breach, PENDING for at least `for`: FIRING;
+* breach, FIRING: update value, peak, count, last seen; another threshold holds:
+  severity raised or lowered in the same alert; repeat due: a REPEAT transition;
+* condition gone: resolve (after `keep_firing_for`, when set); a PENDING alert that
+  never fired resolves without notifying;
+* no data: as the rule's missing-data policy says (keep, resolve, or alert).
+
+Every change is an `AlertTransition`; those a person should hear about carry
+`notify=True` (firing, severity raised, repeat, resolved, acknowledged, acknowledgement
+expired), written in the same transaction as the alert, so delivery can route them
+without touching this logic. A silence matching the alert marks its transitions
+`silenced` (recorded, held back); inhibition marks the alert `inhibited`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import engine
+from .models import Alert, AlertTransition, Rule, Severity, Silence
+
+Kind = AlertTransition.Kind
+
+# Transitions that should reach people; the others are for the timeline only.
+NOTIFYING = frozenset(
+    {
+        Kind.FIRING,
+        Kind.SEVERITY_RAISED,
+        Kind.REPEAT,
+        Kind.RESOLVED,
+        Kind.ACKNOWLEDGED,
+        Kind.ACKNOWLEDGEMENT_EXPIRED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What evaluation found for one rule on one series of one source."""
+
+    rule: Rule
+    source_id: int
+    labels: dict[str, str]
+    labels_key: str
+    evaluation: engine.Evaluation
+    now: datetime
+    inhibited: bool = False
+    # Loaded once per evaluation pass (None: look them up now).
+    silences: Sequence[SilenceMatcher] | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.rule.pk, self.source_id, self.labels_key)
+
+
+def fingerprint(rule_id: int, source_id: int, labels_key: str) -> str:
+    """The identity of one problem: rule, source and series labels."""
+    return hashlib.sha256(f"{rule_id}|{source_id}|{labels_key}".encode()).hexdigest()
+
+
+def repeat_interval(severity: int) -> timedelta:
+    """How long a firing, unacknowledged alert waits before it is announced again."""
+    seconds = settings.TRADEWATCH_REPEAT_SECONDS.get(Severity(severity).label.upper())
+    return timedelta(seconds=seconds if seconds is not None else 600)
+
+
+def _record(
+    alert: Alert,
+    kind: str,
+    now: datetime,
+    *,
+    actor: AbstractBaseUser | None = None,
+    details: dict[str, Any] | None = None,
+    silences: Sequence[SilenceMatcher] | None = None,
+) -> AlertTransition:
+    notify = kind in NOTIFYING and not alert.inhibited
+    transition = AlertTransition.objects.create(
+        alert=alert,
+        at=now,
+        kind=kind,
+        severity=alert.severity,
+        value=alert.value,
+        actor=actor if actor is not None and actor.pk is not None else None,  # type: ignore[misc]
+        details=details or {},
+        notify=notify,
+        silenced=notify and is_silenced(alert, now, silences),
+    )
+    if notify and not transition.silenced:
+        alert.last_notified_at = now
+    return transition
+
+
+@dataclass(frozen=True)
+class SilenceMatcher:
+    """An active silence, in memory: what it matches (an empty set matches all)."""
+
+    max_severity: int
+    source_ids: frozenset[int]
+    tag_ids: frozenset[int]
+    rule_ids: frozenset[int]
+
+    def matches(self, *, severity: int, source_id: int, tag_ids: set[int], rule_id: int) -> bool:
+        return (
+            severity <= self.max_severity
+            and (not self.source_ids or source_id in self.source_ids)
+            and (not self.tag_ids or not self.tag_ids.isdisjoint(tag_ids))
+            and (not self.rule_ids or rule_id in self.rule_ids)
+        )
+
+
+def active_silences(now: datetime) -> list[SilenceMatcher]:
+    """The silences in force at `now` (three queries however many there are)."""
+    silences = (
+        Silence.objects.filter(
+            Q(ends_at__isnull=True) | Q(ends_at__gt=now),
+            starts_at__lte=now,
+            expired_at__isnull=True,
+        )
+        .filter(Q(alert__isnull=True) | Q(alert__state__in=["pending", "firing"]))
+        .prefetch_related("sources", "tags", "rules")
+    )
+    return [
+        SilenceMatcher(
+            max_severity=silence.max_severity,
+            source_ids=frozenset(s.pk for s in silence.sources.all()),
+            tag_ids=frozenset(t.pk for t in silence.tags.all()),
+            rule_ids=frozenset(r.pk for r in silence.rules.all()),
+        )
+        for silence in silences
+    ]
+
+
+def is_silenced(
+    alert: Alert, now: datetime, silences: Sequence[SilenceMatcher] | None = None
+) -> bool:
+    """Whether an active silence matches the alert (source, its tags, rule, severity)."""
+    if silences is None:
+        silences = active_silences(now)
+    if not silences:
+        return False
+    tag_ids = set(alert.source.tags.values_list("id", flat=True))
+    return any(
+        silence.matches(
+            severity=alert.severity, source_id=alert.source_id, tag_ids=tag_ids,
+            rule_id=alert.rule_id,
+        )
+        for silence in silences
+    )  # fmt: skip
+
+
+def _message(rule: Rule, source_name: str, alert: Alert) -> str:
+    return render_message(
+        rule, source_name, alert.value, alert.threshold_value, alert.comparison, alert.severity
+    )
+
+
+def render_message(
+    rule: Rule,
+    source_name: str,
+    value: float | None,
+    threshold: float | None,
+    comparison: str,
+    severity: int,
+) -> str:
+    """The alert's one-line message: the rule's template, or a plain default."""
+    if rule.message_template:
+        try:
+            return rule.message_template.format(
+                source=source_name, rule=rule.name, metric=rule.metric, value=value,
+                threshold=threshold, severity=Severity(severity).label,
+            )[:1000]  # fmt: skip
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+            pass  # a broken template must not lose the alert; fall back below
+    shown = "no data" if value is None else f"{value:g}"
+    limit = "" if threshold is None else f" {comparison} {threshold:g}"
+    return f"{rule.name} on {source_name}: {shown}{limit}"[:1000]
+
+
+def _more_extreme(comparison: str, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b) if comparison in ("<", "<=") else max(a, b)
+
+
+def _open_alert(finding: Finding) -> Alert | None:
+    return (
+        Alert.objects.select_for_update()
+        .filter(
+            fingerprint=finding.fingerprint, state__in=[Alert.State.PENDING, Alert.State.FIRING]
+        )
+        .select_related("source", "rule")
+        .first()
+    )
+
+
+def _breach(finding: Finding) -> tuple[int, float | None, engine.Threshold | None]:
+    """Severity, value and threshold of a breach (missing data alerts at the top one)."""
+    evaluation = finding.evaluation
+    if evaluation.threshold is not None and evaluation.severity is not None:
+        return int(evaluation.severity), evaluation.value, evaluation.threshold
+    top = max(finding.rule.thresholds.all(), key=lambda t: t.severity, default=None)
+    return (top.severity if top else Severity.WARNING), evaluation.value, None
+
+
+def apply_finding(finding: Finding) -> Alert | None:
+    """Bring the alert of `finding`'s fingerprint in line with it; return that alert."""
+    evaluation = finding.evaluation
+    rule = finding.rule
+    status: str = evaluation.status
+    if status in ("no_data", "insufficient_data"):
+        # Too few samples is not a verdict (win rate before 10 trades): keep the state.
+        if status == "insufficient_data" or rule.missing_data == Rule.MissingData.KEEP:
+            return None
+        status = "breach" if rule.missing_data == Rule.MissingData.ALERT else "clear_missing"
+    with transaction.atomic():
+        alert = _open_alert(finding)
+        if status == "breach":
+            return _on_breach(finding, alert)
+        if alert is None:
+            return None
+        return _on_clear(finding, alert, missing=status == "clear_missing")
+
+
+def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
+    rule, now = finding.rule, finding.now
+    severity, value, threshold = _breach(finding)
+    comparison = threshold.comparison.value if threshold is not None else ""
+    threshold_value = threshold.value if threshold is not None else None
+    if alert is None:
+        fire_now = rule.for_duration <= timedelta(0)
+        alert = Alert(
+            fingerprint=finding.fingerprint,
+            rule=rule,
+            source_id=finding.source_id,
+            labels=finding.labels,
+            state=Alert.State.FIRING if fire_now else Alert.State.PENDING,
+            severity=severity,
+            value=value,
+            peak_value=value,
+            threshold_value=threshold_value,
+            comparison=comparison,
+            first_seen=now,
+            fired_at=now if fire_now else None,
+            last_seen=now,
+            inhibited=finding.inhibited,
+        )
+        try:
+            # A savepoint: losing the race to another worker must not end our transaction.
+            with transaction.atomic():
+                alert.message = _message(rule, alert.source.name, alert)
+                alert.save()
+        except IntegrityError:
+            # Another worker opened this alert a moment ago; update theirs instead.
+            existing = _open_alert(finding)
+            if existing is None:
+                raise
+            return _on_breach(finding, existing)
+        _record(
+            alert, Kind.FIRING if fire_now else Kind.PENDING, now,
+            details=_details(finding), silences=finding.silences,
+        )  # fmt: skip
+        if fire_now:
+            alert.save(update_fields=["last_notified_at"])
+        return alert
+
+    fields = {"value", "peak_value", "last_seen", "count", "message", "condition_cleared_at"}
+    alert.count += 1
+    alert.last_seen = now
+    alert.value = value
+    alert.peak_value = _more_extreme(comparison or alert.comparison, alert.peak_value, value)
+    alert.condition_cleared_at = None
+    kinds: list[str] = []
+    if finding.inhibited != alert.inhibited:
+        alert.inhibited = finding.inhibited
+        fields.add("inhibited")
+        kinds.append(Kind.INHIBITED if finding.inhibited else Kind.UNINHIBITED)
+    if alert.state == Alert.State.PENDING and now - alert.first_seen >= rule.for_duration:
+        alert.state = Alert.State.FIRING
+        alert.fired_at = now
+        fields |= {"state", "fired_at"}
+        kinds.append(Kind.FIRING)
+    if severity != alert.severity:
+        raised = severity > alert.severity
+        alert.severity = severity
+        fields.add("severity")
+        if alert.state == Alert.State.FIRING and Kind.FIRING not in kinds:
+            kinds.append(Kind.SEVERITY_RAISED if raised else Kind.SEVERITY_LOWERED)
+    if threshold is not None:
+        alert.threshold_value, alert.comparison = threshold_value, comparison
+        fields |= {"threshold_value", "comparison"}
+    if alert.is_acknowledged and alert.acknowledged_until and alert.acknowledged_until <= now:
+        _clear_acknowledgement(alert)
+        fields |= {
+            "acknowledged_at",
+            "acknowledged_by",
+            "acknowledged_until",
+            "acknowledgement_note",
+        }
+        kinds.append(Kind.ACKNOWLEDGEMENT_EXPIRED)
+    if (
+        alert.state == Alert.State.FIRING
+        and not kinds
+        and not alert.is_acknowledged
+        and (
+            alert.last_notified_at is None
+            or now - alert.last_notified_at >= repeat_interval(alert.severity)
+        )
+    ):
+        kinds.append(Kind.REPEAT)
+    alert.message = _message(rule, alert.source.name, alert)
+    for kind in kinds:
+        _record(alert, kind, now, details=_details(finding), silences=finding.silences)
+    fields.add("last_notified_at")
+    alert.save(update_fields=sorted(fields))
+    return alert
+
+
+def _on_clear(finding: Finding, alert: Alert, *, missing: bool) -> Alert:
+    rule, now = finding.rule, finding.now
+    if alert.state == Alert.State.PENDING:
+        # It never fired: close it without telling anyone.
+        alert.state = Alert.State.RESOLVED
+        alert.resolved_at = now
+        alert.resolution = Alert.Resolution.CONDITION_CLEARED
+        alert.save(update_fields=["state", "resolved_at", "resolution"])
+        AlertTransition.objects.create(
+            alert=alert, at=now, kind=Kind.RESOLVED, severity=alert.severity, value=alert.value,
+            details={"before_firing": True},
+        )  # fmt: skip
+        return alert
+    if not missing and rule.keep_firing_for > timedelta(0):
+        if alert.condition_cleared_at is None:
+            alert.condition_cleared_at = now
+            alert.save(update_fields=["condition_cleared_at"])
+            _record(
+                alert, Kind.CONDITION_CLEARED, now, details=_details(finding),
+                silences=finding.silences,
+            )  # fmt: skip
+            return alert
+        if now - alert.condition_cleared_at < rule.keep_firing_for:
+            return alert
+    resolution = Alert.Resolution.MISSING_DATA if missing else Alert.Resolution.CONDITION_CLEARED
+    return _resolve(
+        alert, now, resolution=resolution, details=_details(finding), silences=finding.silences
+    )
+
+
+def _resolve(
+    alert: Alert,
+    now: datetime,
+    *,
+    resolution: str,
+    by: AbstractBaseUser | None = None,
+    details: dict[str, Any] | None = None,
+    silences: Sequence[SilenceMatcher] | None = None,
+) -> Alert:
+    alert.state = Alert.State.RESOLVED
+    alert.resolved_at = now
+    alert.resolution = resolution
+    alert.resolved_by = by if by is not None and by.pk is not None else None  # type: ignore[assignment]
+    _record(alert, Kind.RESOLVED, now, actor=by, details=details, silences=silences)
+    alert.save(
+        update_fields=["state", "resolved_at", "resolution", "resolved_by", "last_notified_at"]
+    )
+    # "Until resolved" silences end with their alert.
+    Silence.objects.filter(alert=alert, expired_at__isnull=True).update(expired_at=now)
+    return alert
+
+
+def _details(finding: Finding) -> dict[str, Any]:
+    evaluation = finding.evaluation
+    return {"status": evaluation.status, "value": evaluation.value, "samples": evaluation.samples}
+
+
+def _clear_acknowledgement(alert: Alert) -> None:
+    alert.acknowledged_at = None
+    alert.acknowledged_by = None
+    alert.acknowledged_until = None
+    alert.acknowledgement_note = ""
+
+
+class AlertClosed(Exception):
+    """The alert is resolved already: nothing to acknowledge or resolve."""
+
+
+def alert_acknowledge(
+    *,
+    alert_id: int,
+    by: AbstractBaseUser,
+    note: str = "",
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> Alert:
+    """A person takes the alert: repeats stop until `until` (or until it resolves)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("source").get(pk=alert_id)
+        if not alert.is_open:
+            raise AlertClosed(f"Alert {alert_id} is resolved.")
+        if until is not None and until <= now:
+            raise ValueError("The acknowledgement must last beyond now.")
+        alert.acknowledged_by = by  # type: ignore[assignment]
+        alert.acknowledged_at = now
+        alert.acknowledged_until = until
+        alert.acknowledgement_note = note[:1000]
+        _record(
+            alert,
+            Kind.ACKNOWLEDGED,
+            now,
+            actor=by,
+            details={"note": note, "until": until and until.isoformat()},
+        )
+        alert.save(
+            update_fields=[
+                "acknowledged_by", "acknowledged_at", "acknowledged_until",
+                "acknowledgement_note", "last_notified_at",
+            ]
+        )  # fmt: skip
+    return alert
+
+
+def alert_resolve(
+    *, alert_id: int, by: AbstractBaseUser, note: str = "", now: datetime | None = None
+) -> Alert:
+    """A person closes the alert; if the condition still holds, a new alert opens later."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().select_related("source").get(pk=alert_id)
+        if not alert.is_open:
+            raise AlertClosed(f"Alert {alert_id} is resolved already.")
+        return _resolve(
+            alert, now, resolution=Alert.Resolution.BY_PERSON, by=by, details={"note": note}
+        )
+
+
+def alerts_resolve_for_rule(*, rule: Rule, now: datetime | None = None) -> int:
+    """Resolve every open alert of a rule that was disabled or no longer applies."""
+    now = now or timezone.now()
+    resolved = 0
+    with transaction.atomic():
+        for alert in (
+            Alert.objects.select_for_update()
+            .filter(rule=rule, state__in=[Alert.State.PENDING, Alert.State.FIRING])
+            .select_related("source")
+        ):
+            _resolve(alert, now, resolution=Alert.Resolution.RULE_CHANGED)
+            resolved += 1
+    return resolved
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """What evaluation preloads of an open alert, to tell a quiet repeat from a change."""
+
+    id: int
+    severity: int
+    state: str
+    first_seen: datetime
+    last_notified_at: datetime | None
+    inhibited: bool
+    acknowledged_at: datetime | None
+    acknowledged_until: datetime | None
+    threshold_value: float | None
+    comparison: str
+    peak_value: float | None
+
+
+@dataclass(frozen=True)
+class QuietUpdate:
+    """A breach that only moves counters: value, peak, count, last seen, message."""
+
+    alert_id: int
+    value: float | None
+    peak_value: float | None
+    message: str
+
+
+def quiet_update(finding: Finding, current: OpenAlert, source_name: str) -> QuietUpdate | None:
+    """The update for a breach that changes nothing a person must hear about, or None.
+
+    Most evaluations of an open alert find the same problem again; those need no
+    row lock, no timeline entry and no notification, only one bulk UPDATE (see
+    `alerts_touch`). Anything else (severity, firing, repeat due, inhibition,
+    acknowledgement expiry, another threshold) takes the full path.
+    """
+    evaluation, rule, now = finding.evaluation, finding.rule, finding.now
+    threshold = evaluation.threshold
+    if evaluation.status != "breach" or threshold is None or evaluation.severity is None:
+        return None
+    severity = int(evaluation.severity)
+    if severity != current.severity or finding.inhibited != current.inhibited:
+        return None
+    if threshold.value != current.threshold_value:
+        return None
+    if current.acknowledged_until is not None and current.acknowledged_until <= now:
+        return None
+    if current.state == Alert.State.PENDING:
+        if now - current.first_seen >= rule.for_duration:
+            return None
+    elif current.acknowledged_at is None and (
+        current.last_notified_at is None
+        or now - current.last_notified_at >= repeat_interval(severity)
+    ):
+        return None
+    comparison = threshold.comparison.value
+    return QuietUpdate(
+        alert_id=current.id,
+        value=evaluation.value,
+        peak_value=_more_extreme(comparison, current.peak_value, evaluation.value),
+        message=render_message(
+            rule, source_name, evaluation.value, threshold.value, comparison, severity
+        ),
+    )
+
+
+def alerts_touch(updates: Sequence[QuietUpdate], now: datetime) -> None:
+    """Apply quiet updates in one statement; alerts resolved meanwhile are left alone."""
+    if not updates:
+        return
+    table = Alert._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS a SET count = a.count + 1, last_seen = %s, value = u.value, "
+                "peak_value = u.peak, message = u.message, condition_cleared_at = NULL "
+                "FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::text[]) "
+                "AS u(id, value, peak, message) WHERE a.id = u.id AND a.state <> 'resolved'",
+                [
+                    now,
+                    [u.alert_id for u in updates],
+                    [u.value for u in updates],
+                    [u.peak_value for u in updates],
+                    [u.message for u in updates],
+                ],
+            )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET count = count + 1, last_seen = %s, value = %s, "
+                "peak_value = %s, message = %s, condition_cleared_at = NULL "
+                "WHERE id = %s AND state <> 'resolved'",
+                [(now, u.value, u.peak_value, u.message, u.alert_id) for u in updates],
+            )

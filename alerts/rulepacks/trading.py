@@ -1,0 +1,198 @@
+"""The built-in trading rule pack: the rules every trading operator wants on day one.
+
+Installed at migrate time, once per rule: a rule already installed is never written
+again, so thresholds edited in the admin (or rules deleted there) stay as the operator
+left them. Metric names are those the ingestion stores (derived trading metrics in
+`metrics.trading`) or that trading systems report (documented in the README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+
+PACK = "trading"
+
+WARNING, ERROR, CRITICAL, EMERGENCY, INFO = 30, 40, 50, 60, 20
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class PackRule:
+    key: str
+    name: str
+    kind: str
+    metric: str
+    thresholds: tuple[tuple[int, str, float, float | None], ...]
+    description: str
+    aggregation: str = "last"
+    window: timedelta = DAY
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pack_rules() -> list[PackRule]:
+    """The pack, with limits that depend on settings read now."""
+    daily_loss = float(settings.TRADEWATCH_DAILY_LOSS_LIMIT)
+    max_positions = float(settings.TRADEWATCH_MAX_OPEN_POSITIONS)
+    kill_switch = {"inhibited_by": "kill_switch"}
+    return [
+        PackRule(
+            "drawdown", "Drawdown", "threshold", "drawdown_pct",
+            ((WARNING, ">", 10, 8), (EMERGENCY, ">", 20, 18)),
+            "Drawdown from the equity peak.",
+            message="{source}: drawdown {value:.1f} % (limit {threshold:g} %)", extra=kill_switch,
+        ),
+        PackRule(
+            "daily_drawdown", "Daily drawdown", "threshold", "daily_drawdown_pct",
+            ((WARNING, ">", 5, 4),), "Drawdown from today's (UTC) equity peak.",
+            message="{source}: daily drawdown {value:.1f} %", extra=kill_switch,
+        ),
+        PackRule(
+            "weekly_drawdown", "Weekly drawdown", "threshold", "weekly_drawdown_pct",
+            ((ERROR, ">", 10, 8),), "Drawdown from this ISO week's equity peak.",
+            message="{source}: weekly drawdown {value:.1f} %", extra=kill_switch,
+        ),
+        PackRule(
+            "daily_loss", "Daily loss limit", "threshold", "daily_pnl",
+            ((CRITICAL, "<", -daily_loss, None),),
+            "Net PnL of the UTC day past the configured loss limit.",
+            message="{source}: daily PnL {value:.2f} past the limit {threshold:g}",
+            extra=kill_switch,
+        ),
+        PackRule(
+            "win_rate", "Low win rate", "threshold", "win_rate_pct",
+            ((WARNING, "<", 40, 45),), "Win rate under 40 % once there are 10 trades.",
+            message="{source}: win rate {value:.1f} %",
+            extra={"guard_metric": "trade_count", "guard_minimum": 10},
+        ),
+        PackRule(
+            "error_rate", "High error rate", "threshold", "error_rate_pct",
+            ((WARNING, ">", 10, 8),), "Errors per trading cycle, as reported by the source.",
+            window=timedelta(minutes=15), message="{source}: error rate {value:.1f} % of cycles",
+        ),
+        PackRule(
+            "concentration", "Position concentration", "threshold", "largest_position_pct",
+            ((WARNING, ">", 40, 35),), "Largest position's share of equity.",
+            message="{source}: largest position {value:.1f} % of equity",
+        ),
+        PackRule(
+            "unusual_trading", "Unusual trading activity", "threshold", "trades_last_5m",
+            ((WARNING, ">", 10, None),), "More than 10 trades in 5 minutes.",
+            message="{source}: {value:g} trades in 5 minutes",
+        ),
+        PackRule(
+            "losing_streak", "Losing streak", "threshold", "consecutive_losses",
+            ((WARNING, ">=", 10, None),), "Ten losing trades in a row.",
+            message="{source}: {value:g} losses in a row", extra=kill_switch,
+        ),
+        PackRule(
+            "leverage", "Leverage", "threshold", "leverage",
+            ((CRITICAL, ">", 3, 2.8),), "Gross exposure over equity.",
+            message="{source}: leverage {value:.2f}x", extra=kill_switch,
+        ),
+        PackRule(
+            "open_positions", "Open positions limit", "threshold", "open_positions",
+            ((ERROR, ">", max_positions, None),), "Open positions, as reported by the source.",
+            message="{source}: {value:g} open positions (limit {threshold:g})",
+        ),
+        PackRule(
+            "circuit_breaker", "Circuit breaker tripped", "event", "circuit_breaker_tripped",
+            ((CRITICAL, ">=", 1, None),), "A circuit breaker tripped in the last 15 minutes.",
+            window=timedelta(minutes=15), message="{source}: circuit breaker tripped",
+        ),
+        PackRule(
+            "kill_switch", "Kill switch activated", "event", "kill_switch_activated",
+            ((CRITICAL, ">=", 1, None),), "The kill switch was activated in the last 15 minutes.",
+            window=timedelta(minutes=15), message="{source}: kill switch activated",
+        ),
+        PackRule(
+            "model_crashed", "Model crashed", "event", "model_crashed",
+            ((CRITICAL, ">=", 1, None),), "The model crashed in the last 15 minutes.",
+            window=timedelta(minutes=15), message="{source}: model crashed",
+        ),
+        PackRule(
+            "model_recovered", "Model recovered", "event", "model_recovered",
+            ((INFO, ">=", 1, None),), "The model recovered in the last 5 minutes.",
+            window=timedelta(minutes=5), message="{source}: model recovered",
+        ),
+        PackRule(
+            "heartbeat", "Heartbeat lapsed", "absence", "heartbeat",
+            ((CRITICAL, ">", 0, None),),
+            "No heartbeat within the source's period plus grace (value: seconds overdue).",
+            window=timedelta(minutes=5), message="{source}: no heartbeat, {value:.0f} s overdue",
+        ),
+        PackRule(
+            "artifact_stale", "Model artifact stale", "absence", "event:artifact_updated",
+            ((WARNING, ">", 24 * 3600, None),), "No artifact_updated event for 24 hours.",
+            window=timedelta(minutes=5),
+            message="{source}: model artifact not updated for {value:.0f} s",
+            extra={"inhibited_by": "heartbeat"},
+        ),
+        PackRule(
+            "provider_failures", "Provider failures", "event", "provider_failure",
+            ((WARNING, ">", 5, None),), "More than 5 provider / sentiment failures in an hour.",
+            window=timedelta(hours=1), message="{source}: {value:g} provider failures in an hour",
+        ),
+        PackRule(
+            "connectivity_lost", "Exchange connectivity lost", "event", "connectivity_lost",
+            ((ERROR, ">=", 1, None),), "The exchange connection was lost in the last 15 minutes.",
+            window=timedelta(minutes=15), message="{source}: exchange connectivity lost",
+        ),
+        PackRule(
+            "exchange_latency", "Exchange latency p99", "threshold", "exchange_latency_ms",
+            ((WARNING, ">", 5000, 4000),), "p99 of exchange round trips over 5 minutes.",
+            aggregation="p99", window=timedelta(minutes=5),
+            message="{source}: exchange p99 latency {value:.0f} ms",
+        ),
+        PackRule(
+            "rate_limit", "API rate limit nearly used up", "threshold", "rate_limit_remaining",
+            ((WARNING, "<", 10, 20),), "Requests left in the exchange's rate-limit window.",
+            window=timedelta(minutes=5), message="{source}: {value:g} API requests left",
+        ),
+        *[
+            PackRule(
+                f"host_{resource}", f"Host {resource} usage", "threshold", f"host_{resource}_pct",
+                ((WARNING, ">", 90, 85),), f"Host {resource} usage, averaged over 5 minutes.",
+                aggregation="avg", window=timedelta(minutes=5),
+                message=f"{{source}}: {resource} at {{value:.0f}} %",
+            )
+            for resource in ("cpu", "memory", "disk")
+        ],
+    ]  # fmt: skip
+
+
+def install_trading_pack(**kwargs: Any) -> int:
+    """Install the pack's rules that were never installed; return how many (post_migrate)."""
+    from django.db import transaction
+
+    from alerts.models import Rule, RulePackInstall, Threshold
+
+    using = kwargs.get("using", "default")
+    installed = 0
+    for item in pack_rules():
+        with transaction.atomic(using=using):
+            _, created = RulePackInstall.objects.using(using).get_or_create(pack=PACK, key=item.key)
+            if not created or Rule.objects.using(using).filter(name=item.name).exists():
+                continue
+            rule = Rule.objects.using(using).create(
+                name=item.name,
+                description=item.description,
+                kind=item.kind,
+                metric=item.metric,
+                aggregation=item.aggregation,
+                window=item.window,
+                message_template=item.message,
+                pack=PACK,
+                **item.extra,
+            )
+            Threshold.objects.using(using).bulk_create(
+                Threshold(rule=rule, severity=severity, comparison=comparison, value=value,
+                          clear_value=clear)
+                for severity, comparison, value, clear in item.thresholds
+            )  # fmt: skip
+            installed += 1
+    return installed

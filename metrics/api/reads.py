@@ -1,0 +1,320 @@
+"""Operator reads of metrics: a source's snapshot and time-range queries.
+
+People call these (with a DRF token or their admin session) and need the
+`metrics.view_metricseries` permission. Sources' API keys are not accepted here: a
+trading system pushes data, it never reads other sources' data back. Views only
+parse, call a selector of `metrics.queries` and shape the answer; every error is
+`{"errors": [{"index": null, "field": ..., "message": ...}]}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from metrics import queries
+from metrics.models import Source
+from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
+
+VIEW_PERMISSION: Final = "metrics.view_metricseries"
+
+
+def errors_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"errors": errors}
+
+
+def single_error(message: str, field: str | None = None) -> dict[str, Any]:
+    return errors_body([{"index": None, "field": field, "message": message}])
+
+
+class CanViewMetrics(BasePermission):
+    """A person allowed to read metrics: `metrics.view_metricseries` (Viewer group and up)."""
+
+    message = f"You need the permission to view metrics ({VIEW_PERMISSION})."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
+
+
+class OperatorReadView(APIView):
+    """Base of the read endpoints: people only, with the view permission."""
+
+    # Listed here rather than inherited from the defaults: a source's API key must
+    # never authenticate a read, whatever the project's defaults become.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, CanViewMetrics]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        if detail is not None:
+            response.data = single_error(str(detail))
+        return response
+
+
+# --- OpenAPI shapes ----------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "description": "[time (ISO 8601, UTC), value]",
+        "items": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]},
+        "minItems": 2,
+        "maxItems": 2,
+        "example": ["2026-03-02T12:05:00Z", 12.5],
+    }
+)
+class PointField(serializers.ListField):
+    """One point of a query result, documented for OpenAPI only."""
+
+
+LABELS_FIELD = serializers.DictField(child=serializers.CharField())
+ERRORS_SCHEMA = inline_serializer(
+    "OperatorErrors",
+    {
+        "errors": serializers.ListField(
+            child=inline_serializer(
+                "OperatorError",
+                {
+                    "index": serializers.IntegerField(allow_null=True),
+                    "field": serializers.CharField(allow_null=True),
+                    "message": serializers.CharField(),
+                },
+            )
+        )
+    },
+)
+SOURCE_REF_SCHEMA = inline_serializer(
+    "SourceRef", {"id": serializers.IntegerField(), "name": serializers.CharField()}
+)
+VALUE_AT_SCHEMA = inline_serializer(
+    "SnapshotValue",
+    {
+        "value": serializers.FloatField(allow_null=True),
+        "ts": serializers.DateTimeField(allow_null=True),
+    },
+)
+SNAPSHOT_SCHEMA = inline_serializer(
+    "SourceSnapshot",
+    {
+        "source": inline_serializer(
+            "SnapshotSource",
+            {
+                "id": serializers.IntegerField(),
+                "name": serializers.CharField(),
+                "kind": serializers.CharField(),
+                "enabled": serializers.BooleanField(),
+                "tags": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+        "generated_at": serializers.DateTimeField(),
+        "metrics": serializers.ListField(
+            child=inline_serializer(
+                "SnapshotSeries",
+                {
+                    "name": serializers.CharField(),
+                    "labels": LABELS_FIELD,
+                    "value": serializers.FloatField(allow_null=True),
+                    "ts": serializers.DateTimeField(allow_null=True),
+                },
+            ),
+            help_text="Every series of the source with its latest value, except the "
+            "trading metrics (see `trading`).",
+        ),
+        "trading": serializers.DictField(
+            child=VALUE_AT_SCHEMA,
+            allow_null=True,
+            help_text="Derived trading metrics (equity, drawdown_pct, daily_pnl, ...) by "
+            "name; null when the source has none.",
+        ),
+        "heartbeat": inline_serializer(
+            "SnapshotHeartbeat",
+            {
+                "status": serializers.CharField(),
+                "info": serializers.DictField(),
+                "last_seen": serializers.DateTimeField(),
+                "age_seconds": serializers.FloatField(),
+                "overdue": serializers.BooleanField(
+                    help_text="Older than the source's heartbeat period plus grace."
+                ),
+            },
+            allow_null=True,
+        ),
+        "trades": inline_serializer(
+            "SnapshotTrades",
+            {
+                "count": serializers.IntegerField(),
+                "last_ts": serializers.DateTimeField(allow_null=True),
+            },
+        ),
+        "events": serializers.ListField(
+            child=inline_serializer(
+                "SnapshotEvent",
+                {
+                    "type": serializers.CharField(),
+                    "message": serializers.CharField(),
+                    "ts": serializers.DateTimeField(),
+                },
+            ),
+            help_text=f"The newest {queries.SNAPSHOT_EVENTS} events, newest first.",
+        ),
+    },
+)
+QUERY_RESULT_SCHEMA = inline_serializer(
+    "MetricQueryResult",
+    {
+        "source": SOURCE_REF_SCHEMA,
+        "name": serializers.CharField(),
+        # A plain string rather than a ChoiceField: an enum component named after the
+        # field would collide with other "aggregation" enums of the API (alert rules).
+        "aggregation": serializers.CharField(
+            allow_null=True,
+            help_text=f"One of {', '.join(AGGREGATIONS)}; null for raw points (no step).",
+        ),
+        "step": serializers.IntegerField(allow_null=True, help_text="Bucket width in seconds."),
+        "start": serializers.DateTimeField(),
+        "end": serializers.DateTimeField(),
+        "truncated": serializers.BooleanField(
+            help_text="More points matched than `max_points`: narrow the range or labels, "
+            "or use a larger step."
+        ),
+        "max_points": serializers.IntegerField(),
+        "series": serializers.ListField(
+            child=inline_serializer(
+                "MetricQuerySeries",
+                {"labels": LABELS_FIELD, "points": serializers.ListField(child=PointField())},
+            )
+        ),
+    },
+)
+QUERY_PARAMETERS = [
+    OpenApiParameter("source", str, required=True, description="Source id or name."),
+    OpenApiParameter("name", str, required=True, description="Metric name, e.g. drawdown_pct."),
+    OpenApiParameter(
+        "labels",
+        str,
+        description='One series: a JSON object (`{"symbol":"BTC/USDT"}`) or `k=v,k2=v2`; '
+        "empty for the series without labels. Leave out for every series of the name.",
+    ),
+    OpenApiParameter(
+        "start",
+        OpenApiTypes.STR,
+        description="ISO 8601 with offset or UNIX seconds; default `end` minus one hour.",
+    ),
+    OpenApiParameter(
+        "end", OpenApiTypes.STR, description="ISO 8601 with offset or UNIX seconds; default now."
+    ),
+    OpenApiParameter(
+        "step",
+        str,
+        description="Bucket width: seconds (`60`) or `30s`, `5m`, `1h`, `1d`, `1w`; buckets "
+        f"start at multiples of it since the UNIX epoch, at most {queries.MAX_BUCKETS} per "
+        "series. Leave out for raw points.",
+    ),
+    OpenApiParameter(
+        "aggregation",
+        str,
+        enum=list(AGGREGATIONS),
+        default="avg",
+        description="How each bucket's samples become one value (with `step` only).",
+    ),
+]
+
+
+# --- views -------------------------------------------------------------------------------
+
+
+class SourceSnapshotView(OperatorReadView):
+    """`GET /api/v1/sources/<id>/snapshot`: everything known about a source right now."""
+
+    @extend_schema(
+        operation_id="source_snapshot",
+        summary="Latest values, heartbeat, trades and events of one source",
+        responses={
+            200: SNAPSHOT_SCHEMA,
+            401: ERRORS_SCHEMA,
+            403: ERRORS_SCHEMA,
+            404: ERRORS_SCHEMA,
+        },
+    )
+    def get(self, request: Request, source_id: int) -> Response:
+        source = Source.objects.filter(pk=source_id).prefetch_related("tags").first()
+        if source is None:
+            return Response(
+                single_error(f"No source with id {source_id}.", "id"),
+                status=status.HTTP_404_NOT_FOUND,
+            )
+        return Response(queries.source_snapshot(source=source))
+
+
+class MetricQueryView(OperatorReadView):
+    """`GET /api/v1/metrics/query`: a metric's samples over time, raw or per time bucket."""
+
+    @extend_schema(
+        operation_id="metric_query",
+        summary="Samples of a metric over a time range, raw or aggregated per bucket",
+        parameters=QUERY_PARAMETERS,
+        responses={
+            200: QUERY_RESULT_SCHEMA,
+            400: ERRORS_SCHEMA,
+            401: ERRORS_SCHEMA,
+            403: ERRORS_SCHEMA,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            params = parse_metric_query(dict(request.query_params.lists()), now=timezone.now())
+        except ParamErrors as exc:
+            return Response(
+                errors_body([error.as_dict() for error in exc.errors]),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        source = queries.source_find(params.source)
+        if source is None:
+            return Response(
+                single_error(f"no source with id or name {params.source!r}", "source"),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            result = queries.metric_query(
+                source=source,
+                name=params.name,
+                labels=params.labels,
+                start=params.start,
+                end=params.end,
+                step=params.step,
+                aggregation=params.aggregation,
+            )
+        except ParamError as exc:
+            return Response(errors_body([exc.as_dict()]), status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {
+                "source": {"id": source.pk, "name": source.name},
+                "name": params.name,
+                "aggregation": params.aggregation if params.step is not None else None,
+                "step": int(params.step.total_seconds()) if params.step is not None else None,
+                "start": params.start,
+                "end": params.end,
+                "truncated": result.truncated,
+                "max_points": result.limit,
+                "series": [
+                    {"labels": series.labels, "points": series.points} for series in result.series
+                ],
+            }
+        )

@@ -1,0 +1,73 @@
+"""From the API to an alert row, through real Celery workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from celery import current_app
+from rest_framework.test import APIClient
+
+from alerts.models import Alert, AlertTransition
+from metrics.models import Source
+from metrics.services import source_create
+from tests.processes import celery_worker, process_environment, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def client_for(key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+def post(client: APIClient, path: str, body: object) -> None:
+    response = client.post(path, json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.content
+
+
+def test_it_turns_posted_metrics_into_an_alert_and_equity_into_a_drawdown_alert() -> None:
+    source, key = source_create(name="e2e-bot")
+    client = client_for(key)
+    current_app.control.purge()
+    with celery_worker(process_environment(), queues="ingest"):
+        post(client, "/api/v1/metrics", {"samples": [{"name": "leverage", "value": 4.5}]})
+        assert wait_until(lambda: Alert.objects.filter(rule__name="Leverage").exists(), 60)
+
+        # Equity falls 25 % from its peak: derived drawdown -> the pack's EMERGENCY.
+        post(client, "/api/v1/metrics", {"samples": [{"name": "equity", "value": 1000}]})
+        post(client, "/api/v1/metrics", {"samples": [{"name": "equity", "value": 750}]})
+        assert wait_until(
+            lambda: Alert.objects.filter(rule__name="Drawdown", severity=60).exists(), 60
+        )
+
+    leverage = Alert.objects.get(rule__name="Leverage")
+    assert (leverage.source, leverage.severity, leverage.value) == (source, 50, 4.5)
+    assert AlertTransition.objects.filter(alert=leverage, kind="firing", notify=True).exists()
+
+
+def test_it_keeps_one_alert_when_two_workers_evaluate_the_same_source_at_once() -> None:
+    source, key = source_create(name="raced-bot")
+    post(client_for(key), "/api/v1/metrics", {"samples": [{"name": "leverage", "value": 5}]})
+    current_app.control.purge()
+    env = process_environment()
+    with (
+        celery_worker(env, queues="ingest", name="first"),
+        celery_worker(env, queues="ingest", name="second"),
+    ):
+        # Straight to the task, past the coalescing: 40 evaluations racing on 4 processes.
+        results = [
+            current_app.send_task("alerts.tasks.evaluate_source", args=[source.pk])
+            for _ in range(40)
+        ]
+        assert len(results) == 40
+        # Each evaluation either opened the alert or counted one more finding in it.
+        assert wait_until(lambda: _count(source) >= 40, 90)
+
+    assert Alert.objects.filter(source=source, rule__name="Leverage").count() == 1
+
+
+def _count(source: Source) -> int:
+    alert = Alert.objects.filter(source=source, rule__name="Leverage").first()
+    return alert.count if alert else 0
