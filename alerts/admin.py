@@ -4,15 +4,49 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from . import engine
 from .models import Alert, AlertTransition, Rule, Silence, Threshold, ThresholdOverride
+
+
+class ThresholdFormSet(forms.BaseInlineFormSet):
+    """Refuse thresholds that contradict each other, naming them (the engine's check)."""
+
+    def clean(self) -> None:
+        super().clean()
+        thresholds = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or data.get("value") is None:
+                continue
+            try:
+                thresholds.append(
+                    engine.Threshold(
+                        severity=engine.Severity(data["severity"]),
+                        comparison=engine.Comparison(data["comparison"]),
+                        value=data["value"],
+                        clear_value=data.get("clear_value"),
+                    )
+                )
+            except ValueError as exc:
+                raise forms.ValidationError(f"Threshold {data['severity']}: {exc}") from None
+        if not thresholds:
+            return
+        try:
+            engine.check_monotonic(
+                engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
 
 
 class ThresholdInline(admin.TabularInline):
     model = Threshold
+    formset = ThresholdFormSet
     extra = 0
     fields = ["severity", "comparison", "value", "clear_value"]
 
@@ -85,8 +119,8 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
-    list_display = ["reason", "starts_at", "ends_at", "alert", "max_severity", "created_by"]
-    list_filter = ["max_severity"]
+    list_display = ["reason", "starts_at", "ends_at", "alert", "min_severity", "created_by"]
+    list_filter = ["min_severity"]
     filter_horizontal = ["sources", "tags", "rules"]
     search_fields = ["reason"]
     raw_id_fields = ["alert"]

@@ -110,14 +110,14 @@ def _record(
 class SilenceMatcher:
     """An active silence, in memory: what it matches (an empty set matches all)."""
 
-    max_severity: int
+    min_severity: int
     source_ids: frozenset[int]
     tag_ids: frozenset[int]
     rule_ids: frozenset[int]
 
     def matches(self, *, severity: int, source_id: int, tag_ids: set[int], rule_id: int) -> bool:
         return (
-            severity <= self.max_severity
+            severity >= self.min_severity
             and (not self.source_ids or source_id in self.source_ids)
             and (not self.tag_ids or not self.tag_ids.isdisjoint(tag_ids))
             and (not self.rule_ids or rule_id in self.rule_ids)
@@ -137,7 +137,7 @@ def active_silences(now: datetime) -> list[SilenceMatcher]:
     )
     return [
         SilenceMatcher(
-            max_severity=silence.max_severity,
+            min_severity=silence.min_severity,
             source_ids=frozenset(s.pk for s in silence.sources.all()),
             tag_ids=frozenset(t.pk for t in silence.tags.all()),
             rule_ids=frozenset(r.pk for r in silence.rules.all()),

@@ -340,10 +340,10 @@ class Silence(models.Model):
     sources = models.ManyToManyField(Source, blank=True, related_name="silences")
     tags = models.ManyToManyField(Tag, blank=True, related_name="silences")
     rules = models.ManyToManyField(Rule, blank=True, related_name="silences")
-    max_severity = models.PositiveSmallIntegerField(
+    min_severity = models.PositiveSmallIntegerField(
         choices=Severity.choices,
-        default=Severity.EMERGENCY,
-        help_text="Mute alerts up to this severity (more severe ones still notify).",
+        default=Severity.DEBUG,
+        help_text="Mute alerts of this severity and above (Debug: every alert).",
     )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until resolved.")

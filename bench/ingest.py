@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -246,7 +247,7 @@ def _send(
 
 def sender_main(pipe: multiprocessing.connection.Connection, config: SenderConfig) -> None:
     """A sender process: encode bodies when told, post them when told, report."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _child_signals()
     bodies: list[list[tuple[str, bytes]]] = []
     while True:
         message = pipe.recv()
@@ -320,11 +321,27 @@ class Senders:
         for pipe in self.pipes:
             with contextlib.suppress(OSError):
                 pipe.send(("quit",))
-        for process in self.processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
+        stop_children(self.processes, grace=5.0)
+
+
+def _child_signals() -> None:
+    """In a child: the parent decides when to stop (Ctrl-C goes to the whole group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_children(processes: Sequence[multiprocessing.process.BaseProcess], grace: float) -> None:
+    """Wait up to `grace` seconds for child processes to end, then terminate, then kill."""
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
 
 
 @dataclass
@@ -375,7 +392,7 @@ def copy_main(
     """Write batches by binary COPY, one transaction each, until `end`; report commits."""
     import psycopg
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _child_signals()
     rng = random.Random(batches[0])
     values = [rng.uniform(-100, 1_000) for _ in range(shape.batch_size)]
     n = shape.n_series
@@ -460,11 +477,7 @@ def run_copy(
             if error:
                 errors.append(error)
     finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
+        stop_children(processes, grace=10.0)
     if errors:
         raise RuntimeError(f"COPY failed: {errors[0]}")
     return completions
@@ -841,8 +854,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def stop(signum: int, frame: object) -> None:
+        # Once: a second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt(f"signal {signum}")
 
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     workdir = Path(tempfile.mkdtemp(prefix="tradewatch-bench-ingest-"))
     cleanup: list[Any] = []

@@ -239,6 +239,9 @@ TRADEWATCH_IDEMPOTENCY_HOURS: int = env.int("TRADEWATCH_IDEMPOTENCY_HOURS", defa
 DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 
 # --- Alerts -----------------------------------------------------------------------
+# A source is evaluated at most once per this interval while its data keeps coming; the
+# first batch after a quiet spell is evaluated at once.
+TRADEWATCH_EVALUATION_INTERVAL_MS: int = env.int("TRADEWATCH_EVALUATION_INTERVAL_MS", default=200)
 # How long a firing, unacknowledged alert waits before it is announced again.
 TRADEWATCH_REPEAT_SECONDS: dict[str, int] = {
     "EMERGENCY": env.int("TRADEWATCH_REPEAT_EMERGENCY_SECONDS", default=10),

@@ -64,19 +64,28 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
 
 @contextmanager
 def celery_worker(
-    env: Mapping[str, str], *, queues: str = "default,ingest,delivery,health", name: str = "test"
+    env: Mapping[str, str],
+    *,
+    queues: str = "default,ingest,delivery,health",
+    name: str = "test",
+    log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real Celery worker process consuming the given queues."""
+    """A real Celery worker process consuming the given queues (its log to `log_path`)."""
     command = [
         sys.executable, "-m", "celery", "-A", "monitoring_site", "worker",
         "-Q", queues, "-n", f"{name}-{os.getpid()}@%h", "--concurrency", "2",
         "--loglevel", "INFO", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=dict(env), cwd=BASE_DIR)
+    log = log_path.open("wb") if log_path is not None else None
+    process = subprocess.Popen(
+        command, env=dict(env), cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT if log else None
+    )
     try:
         yield process
     finally:
         stop(process)
+        if log is not None:
+            log.close()
 
 
 def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) -> bool:

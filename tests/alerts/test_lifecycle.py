@@ -328,20 +328,47 @@ def test_it_records_but_holds_back_notifications_during_a_timed_silence(
     assert transition.silenced
 
 
-def test_it_ignores_silences_that_ended_match_other_sources_or_are_milder(
+def test_it_ignores_silences_that_ended_match_other_sources_or_only_more_severe_alerts(
     source: Source, make_rule: MakeRule
 ) -> None:
     make_rule(thresholds=DRAWDOWN)
     Silence.objects.create(reason="over", starts_at=later(-7200), ends_at=later(-3600))
     Silence.objects.create(
-        reason="mild only", starts_at=later(-60), ends_at=later(60), max_severity=WARNING
+        reason="emergencies only", starts_at=later(-60), ends_at=later(60), min_severity=EMERGENCY
     )
     elsewhere = Silence.objects.create(reason="other bot", starts_at=later(-60), ends_at=later(60))
     elsewhere.sources.add(SourceFactory.create(name="other"))
 
-    step(source, 25, 0)  # EMERGENCY
+    step(source, 12, 0)  # WARNING
 
     assert not AlertTransition.objects.get().silenced
+
+
+def test_it_silences_alerts_from_the_minimum_severity_up(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule(thresholds=DRAWDOWN)
+    Silence.objects.create(
+        reason="known wide swings", starts_at=later(-60), ends_at=later(600), min_severity=EMERGENCY
+    )
+
+    step(source, 25, 0)  # EMERGENCY
+
+    assert AlertTransition.objects.get().silenced
+
+
+def test_it_silences_by_source_tag(source: Source, make_rule: MakeRule) -> None:
+    make_rule()
+    paper = TagFactory.create(name="paper")
+    source.tags.add(paper)
+    silence = Silence.objects.create(
+        reason="paper trading", starts_at=later(-60), ends_at=later(600)
+    )
+    silence.tags.add(paper)
+
+    step(source, 12, 0)
+
+    assert AlertTransition.objects.get().silenced
 
 
 def test_it_silences_until_the_alert_resolves(source: Source, make_rule: MakeRule) -> None:

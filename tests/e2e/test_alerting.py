@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 from celery import current_app
@@ -71,3 +73,38 @@ def test_it_keeps_one_alert_when_two_workers_evaluate_the_same_source_at_once() 
 def _count(source: Source) -> int:
     alert = Alert.objects.filter(source=source, rule__name="Leverage").first()
     return alert.count if alert else 0
+
+
+def test_it_coalesces_a_burst_of_100_batches_into_a_handful_of_evaluations(tmp_path: Path) -> None:
+    _, key = source_create(name="bursty-bot")
+    client = client_for(key)
+    current_app.control.purge()
+    log = tmp_path / "worker.log"
+    with celery_worker(process_environment(), queues="ingest", log_path=log):
+        assert wait_until(lambda: " ready." in log.read_text(), 60)
+        for i in range(100):
+            post(
+                client, "/api/v1/metrics", {"samples": [{"name": "leverage", "value": 1 + i / 100}]}
+            )
+        assert wait_until(lambda: _evaluations(log) == (1, 1) or _settled(log), 60)
+
+    received, succeeded = _evaluations(log)
+    assert received == succeeded
+    assert 1 <= succeeded <= 20, log.read_text()
+
+
+def _evaluations(log: Path) -> tuple[int, int]:
+    lines = [
+        line for line in log.read_text().splitlines() if "alerts.tasks.evaluate_source[" in line
+    ]
+    return (
+        sum(" received" in line for line in lines),
+        sum(" succeeded in " in line for line in lines),
+    )
+
+
+def _settled(log: Path) -> bool:
+    """Every evaluation received has finished, and no new one came for a second."""
+    before = _evaluations(log)
+    time.sleep(1)
+    return before == _evaluations(log) and before[0] == before[1] and before[1] >= 1

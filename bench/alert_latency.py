@@ -1,0 +1,857 @@
+"""Alert latency: from posting a breaching batch to its alert row being visible in PostgreSQL.
+
+Production processes on loopback against a throw-away database: gunicorn
+(`python -m monitoring_site.launcher web`, --workers web workers, DEBUG off) and one
+Celery worker (`launcher worker`, the production command), a dedicated pair of Redis
+databases (broker, cache). `migrate` installs the trading rule pack; its "Leverage"
+rule fires CRITICAL when a source's last `leverage` is over 3 and clears under 2.8.
+
+1. capacity: --bg-threads threads post 500-sample batches of a harmless metric
+   (`latency_ms` over 5 endpoints, every sample at its own instant) for the
+   --bg-sources background sources as fast as the API takes them, for
+   --capacity-seconds: samples per second accepted (202).
+2. background: the same senders, throttled by a token bucket to --load (default 0.5)
+   of that capacity, run throughout the firings; the rate they achieved meanwhile is
+   reported.
+3. firings: one at a time over --probe-sources probe sources in turn: t0, POST
+   `{"samples": [{"name": "leverage", "value": 5}]}`, then poll `alerts_alert` every
+   millisecond on a dedicated connection until the source's Leverage alert is firing:
+   latency = visible - t0. Then POST leverage 1 and wait until the alert resolved, and
+   pause 20-50 ms, so that no probe ever waits behind another probe's work. One firing
+   per probe source first warms every process up and is not counted. An alert not
+   visible after --timeout seconds is a timeout.
+
+Each firing is split with the alert's `first_seen` (the worker's clock when the
+evaluation started; same machine, same clock): api (POST until its answer: validation,
+COPY, commit, queueing the task), wait (answer until the evaluation started: broker,
+worker pick-up, task prologue) and evaluate (evaluation start until the poll saw the
+committed row). The worker log gives the duration of every `evaluate_source` task.
+
+    .venv/bin/python -m bench.alert_latency [--firings 400] [--load 0.5] ...
+
+The last line printed is JSON: {"ingest_to_alert_p50_ms": .., "ingest_to_alert_p99_ms":
+.., "firings": .., "timeouts": .., "background_samples_per_s": ..,
+"api_capacity_samples_per_s": ..}. Goal: p99 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import re
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._support import (
+    CpuMeter,
+    ManagedProcess,
+    create_database,
+    drop_database,
+    free_port,
+    postgres_conninfo,
+    redis_clients,
+    redis_db_size,
+    redis_flush,
+    run_checked,
+)
+
+HOST = "127.0.0.1"
+INGEST_PATH = "/api/v1/metrics"
+LEVERAGE_RULE = "Leverage"
+BREACH_BODY = b'{"samples":[{"name":"leverage","value":5}]}'
+CALM_BODY = b'{"samples":[{"name":"leverage","value":1}]}'
+INGEST_QUEUE = "ingest"
+EVALUATE_TASK = "alerts.tasks.evaluate_source"
+# The background metric: no rule of the trading pack watches it.
+BACKGROUND_METRIC = "latency_ms"
+ENDPOINTS = ("order", "cancel", "book", "ticker", "account")
+POLL_SECONDS = 0.001
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between the closest ranks."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def spread(values: Sequence[float]) -> str:
+    if not values:
+        return "none"
+    return (
+        f"p50 {percentile(values, 50):.1f}, p90 {percentile(values, 90):.1f}, "
+        f"p99 {percentile(values, 99):.1f}, max {max(values):.1f}"
+    )
+
+
+def post(
+    conn: http.client.HTTPConnection, key: str, body: bytes
+) -> tuple[int, bytes]:  # (status, body)
+    """POST one batch; gunicorn's sync workers close the connection after each answer,
+    and http.client then reconnects by itself on the next request."""
+    conn.request(
+        "POST",
+        INGEST_PATH,
+        body=body,
+        headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+# --- background senders (a child process) --------------------------------------------------
+
+
+@dataclass
+class BackgroundConfig:
+    port: int
+    keys: list[str]
+    threads: int
+    batch_size: int
+    ts_base: float  # UNIX seconds of tick 0 of every background source
+    timeout: float = 30.0
+
+
+@dataclass
+class BackgroundResult:
+    completions: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, accepted)
+    statuses: Counter[str] = field(default_factory=Counter)
+    first_error: str = ""
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up; shared by the sender threads."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = 1.0
+        self.stamp = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self, stop: threading.Event) -> bool:
+        """Wait for a token; False when told to stop first."""
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return True
+                wait = (1.0 - self.tokens) / self.rate
+            if stop.wait(wait):
+                return False
+
+
+def background_body(config: BackgroundConfig, first_tick: int, rng: random.Random) -> bytes:
+    """A batch of one background source: ENDPOINTS series, consecutive milliseconds."""
+    import orjson
+
+    samples = [
+        {
+            "name": BACKGROUND_METRIC,
+            "value": round(rng.uniform(5.0, 250.0), 3),
+            "ts": config.ts_base + (first_tick + i // len(ENDPOINTS)) / 1000,
+            "labels": {"endpoint": ENDPOINTS[i % len(ENDPOINTS)]},
+        }
+        for i in range(config.batch_size)
+    ]
+    return orjson.dumps({"samples": samples})
+
+
+def _background_thread(
+    config: BackgroundConfig,
+    sources: list[int],
+    ticks: list[int],
+    bucket: TokenBucket | None,
+    stop: threading.Event,
+    result: BackgroundResult,
+    seed: int,
+) -> None:
+    rng = random.Random(seed)
+    conn = http.client.HTTPConnection(HOST, config.port, timeout=config.timeout)
+    ticks_per_batch = -(-config.batch_size // len(ENDPOINTS))
+    turn = 0
+    try:
+        while not stop.is_set():
+            source = sources[turn % len(sources)]
+            turn += 1
+            body = background_body(config, ticks[source], rng)
+            # Each source is this thread's only: its ticks never repeat an instant.
+            ticks[source] += ticks_per_batch
+            if bucket is not None and not bucket.take(stop):
+                break
+            try:
+                status, data = post(conn, config.keys[source], body)
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                result.statuses[type(exc).__name__] += 1
+                result.first_error = result.first_error or repr(exc)
+                stop.wait(0.05)
+                continue
+            if status == 202:
+                result.completions.append((time.monotonic(), int(json.loads(data)["accepted"])))
+            else:
+                result.statuses[str(status)] += 1
+                result.first_error = result.first_error or f"{status} {data[:300]!r}"
+    finally:
+        conn.close()
+
+
+def background_main(pipe: multiprocessing.connection.Connection, config: BackgroundConfig) -> None:
+    """Post background batches when told: ("run", rate or None, start, end or None);
+    an open-ended run lasts until ("stop",). Answers ("result", [BackgroundResult])."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    ticks = [0] * len(config.keys)
+    while True:
+        message = pipe.recv()
+        if message[0] != "run":
+            return
+        rate, start, end = message[1], message[2], message[3]
+        time.sleep(max(0.0, start - time.monotonic()))
+        stop = threading.Event()
+        bucket = TokenBucket(rate, burst=2.0) if rate else None
+        results = [BackgroundResult() for _ in range(config.threads)]
+        threads = [
+            threading.Thread(
+                target=_background_thread,
+                args=(
+                    config,
+                    list(range(t, len(config.keys), config.threads)),
+                    ticks,
+                    bucket,
+                    stop,
+                    results[t],
+                    t,
+                ),
+                daemon=True,
+            )
+            for t in range(config.threads)
+        ]
+        for thread in threads:
+            thread.start()
+        if end is not None:
+            time.sleep(max(0.0, end - time.monotonic()))
+        else:
+            while not pipe.poll(0.2):
+                pass
+            pipe.recv()  # ("stop",)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=config.timeout + 5)
+        pipe.send(("result", results))
+
+
+class Background:
+    def __init__(self, config: BackgroundConfig) -> None:
+        self.config = config
+        context = multiprocessing.get_context("fork")
+        self.pipe, child_end = context.Pipe()
+        self.process = context.Process(target=background_main, args=(child_end, config))
+        self.process.daemon = True
+        self.process.start()
+        child_end.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def _result(self, timeout: float) -> list[BackgroundResult]:
+        if not self.pipe.poll(timeout):
+            raise RuntimeError(f"the background senders did not answer in {timeout:.0f}s")
+        message = self.pipe.recv()
+        results: list[BackgroundResult] = message[1]
+        return results
+
+    def run_for(self, start: float, end: float) -> list[BackgroundResult]:
+        """Saturate the API from `start` to `end` (monotonic)."""
+        self.pipe.send(("run", None, start, end))
+        return self._result(end - time.monotonic() + self.config.timeout + 30)
+
+    def start_paced(self, rate: float) -> None:
+        self.pipe.send(("run", rate, time.monotonic(), None))
+
+    def stop_paced(self) -> list[BackgroundResult]:
+        self.pipe.send(("stop",))
+        return self._result(self.config.timeout + 30)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.pipe.send(("quit",))
+        self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+
+@dataclass
+class Tally:
+    samples: int
+    requests: int
+    seconds: float
+    errors: Counter[str]
+    first_error: str
+
+    @property
+    def rate(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+def tally(results: list[BackgroundResult], start: float, end: float) -> Tally:
+    samples = requests = 0
+    errors: Counter[str] = Counter()
+    first_error = ""
+    for result in results:
+        for done, accepted in result.completions:
+            if start <= done <= end:
+                samples += accepted
+                requests += 1
+        errors.update(result.statuses)
+        first_error = first_error or result.first_error
+    return Tally(samples, requests, end - start, errors, first_error)
+
+
+# --- firings ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    source_id: int
+    key: str
+
+
+@dataclass(frozen=True)
+class Firing:
+    latency_ms: float  # t0 until the poll saw the firing alert
+    api_ms: float  # t0 until the POST's answer
+    wait_ms: float  # answer until the evaluation started (the alert's first_seen)
+    evaluate_ms: float  # evaluation start until seen
+
+
+class Prober:
+    """Fires and resets Leverage alerts one at a time, watching the alert table."""
+
+    OPEN = (
+        "SELECT first_seen FROM alerts_alert "
+        "WHERE source_id = %s AND rule_id = %s AND state = 'firing' LIMIT 1"
+    )
+    ANY_OPEN = (
+        "SELECT 1 FROM alerts_alert "
+        "WHERE source_id = %s AND rule_id = %s AND state IN ('pending', 'firing') LIMIT 1"
+    )
+
+    def __init__(self, port: int, conninfo: str, rule_id: int, timeout: float) -> None:
+        import psycopg
+
+        self.http = http.client.HTTPConnection(HOST, port, timeout=30)
+        self.db = psycopg.connect(conninfo, autocommit=True)
+        self.rule_id = rule_id
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.http.close()
+        self.db.close()
+
+    def _post(self, probe: Probe, body: bytes) -> None:
+        try:
+            status, data = post(self.http, probe.key, body)
+        except (OSError, http.client.HTTPException):
+            self.http.close()
+            raise
+        if status != 202:
+            raise RuntimeError(f"probe POST answered {status}: {data[:300]!r}")
+
+    def _first_seen(self, probe: Probe) -> datetime | None:
+        row = self.db.execute(self.OPEN, (probe.source_id, self.rule_id), prepare=True).fetchone()
+        return None if row is None else row[0]
+
+    def is_open(self, probe: Probe) -> bool:
+        query = self.ANY_OPEN
+        return (
+            self.db.execute(query, (probe.source_id, self.rule_id), prepare=True).fetchone()
+            is not None
+        )
+
+    def fire(self, probe: Probe) -> Firing | None:
+        """Breach, and wait until the alert is visible; None after `timeout` seconds."""
+        wall0 = time.time()
+        t0 = time.perf_counter()
+        self._post(probe, BREACH_BODY)
+        answered = time.perf_counter()
+        deadline = t0 + self.timeout
+        while True:
+            first_seen = self._first_seen(probe)
+            seen = time.perf_counter()
+            if first_seen is not None:
+                break
+            if seen >= deadline:
+                return None
+            time.sleep(POLL_SECONDS)
+        started = (first_seen.timestamp() - wall0) * 1000  # evaluation start, after t0
+        api = (answered - t0) * 1000
+        latency = (seen - t0) * 1000
+        return Firing(latency, api, started - api, latency - started)
+
+    def reset(self, probe: Probe) -> bool:
+        """Calm the source and wait until its alert resolved; False after `timeout` s."""
+        self._post(probe, CALM_BODY)
+        deadline = time.perf_counter() + self.timeout
+        while self.is_open(probe):
+            if time.perf_counter() >= deadline:
+                return False
+            time.sleep(POLL_SECONDS)
+        return True
+
+
+class QueueSampler:
+    """Samples the length of the broker's `ingest` queue every 10 ms in a thread."""
+
+    def __init__(self, port: int, db: int) -> None:
+        import redis
+
+        self.client = redis.Redis(host=HOST, port=port, db=db, socket_timeout=5)
+        # kombu's Redis transport: the queue's list, plus one per priority step.
+        self.keys = [INGEST_QUEUE, *(f"{INGEST_QUEUE}\x06\x16{p}" for p in (3, 6, 9))]
+        self.lengths: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.01):
+            pipe = self.client.pipeline(transaction=False)
+            for key in self.keys:
+                pipe.llen(key)
+            self.lengths.append(sum(int(n) for n in pipe.execute()))
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def finish(self) -> list[int]:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.client.close()
+        return self.lengths
+
+    def drained(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(int(self.client.llen(key)) for key in self.keys) == 0:
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def run_firings(
+    prober: Prober, probes: list[Probe], count: int, gap: tuple[float, float], label: str
+) -> tuple[list[Firing], int, int]:
+    """`count` firings over `probes` in turn; (firings, timeouts, resets that timed out)."""
+    rng = random.Random(count)
+    firings: list[Firing] = []
+    timeouts = stuck = 0
+    dirty: set[int] = set()
+    turn = 0
+    last_report = time.monotonic()
+    for n in range(count):
+        probe = probes[turn % len(probes)]
+        turn += 1
+        for _ in range(len(probes)):  # a source whose reset timed out: skip it until calm
+            if probe.source_id not in dirty or not prober.is_open(probe):
+                dirty.discard(probe.source_id)
+                break
+            probe = probes[turn % len(probes)]
+            turn += 1
+        else:
+            raise RuntimeError("every probe source keeps an open Leverage alert")
+        firing = prober.fire(probe)
+        if firing is None:
+            timeouts += 1
+            say(f"{label}: firing {n + 1} on source {probe.source_id} timed out")
+        else:
+            firings.append(firing)
+        if not prober.reset(probe):
+            stuck += 1
+            dirty.add(probe.source_id)
+        time.sleep(rng.uniform(*gap))
+        if time.monotonic() - last_report >= 5.0:
+            last_report = time.monotonic()
+            recent = [f.latency_ms for f in firings[-50:]]
+            say(f"{label}: {n + 1}/{count} firings, last 50: {spread(recent)} ms")
+    return firings, timeouts, stuck
+
+
+# --- setup helpers ---------------------------------------------------------------------------
+
+
+def create_sources(env: dict[str, str], prefix: str, count: int) -> list[tuple[int, str]]:
+    """`count` sources through the service layer: [(id, plain API key)] in order."""
+    code = f"""
+import json, django
+django.setup()
+from metrics.services import source_create
+out = []
+for i in range({count}):
+    source, key = source_create(name=f"{prefix}-{{i:03d}}", kind="bot", tags=["bench"])
+    out.append([source.pk, key])
+print(json.dumps(out))
+"""
+    out = run_checked([sys.executable, "-c", code], env, timeout=120, what="creating sources")
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert len(rows) == count
+    return [(int(pk), str(key)) for pk, key in rows]
+
+
+def leverage_rule_id(conninfo: str) -> int:
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT id FROM alerts_rule WHERE name = %s AND enabled AND kind = 'threshold'",
+            [LEVERAGE_RULE],
+        ).fetchone()
+    if row is None:
+        raise RuntimeError(f"no enabled {LEVERAGE_RULE!r} rule: did migrate install the pack?")
+    return int(row[0])
+
+
+def other_benchmarks() -> list[str]:
+    """Command lines of other `python -m bench.*` processes (not ours, nor our children)."""
+    import psutil
+
+    mine = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        mine |= {p.pid for p in psutil.Process().children(recursive=True)}
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["pid"] in mine or "-m" not in cmdline:
+            continue
+        module = cmdline[cmdline.index("-m") + 1 : cmdline.index("-m") + 2]
+        if module and module[0].startswith("bench."):
+            found.append(" ".join(cmdline))
+    return found
+
+
+def wait_for_quiet(meter: CpuMeter, limit: float) -> None:
+    """Wait (at most `limit` s) until no other benchmark runs and other programs leave
+    the CPUs alone: both would disturb this benchmark's figures, and it theirs."""
+    deadline = time.monotonic() + limit
+    waited = False
+    while True:
+        others = other_benchmarks()
+        busy = 0.0
+        if not others:
+            meter.start()
+            time.sleep(2.0)
+            busy = meter.stop()["other"]
+            if busy < 0.25:
+                if waited:
+                    say("the machine is quiet again")
+                return
+        if time.monotonic() >= deadline:
+            what = f"{len(others)} other benchmark(s)" if others else f"{busy:.2f} busy cores"
+            say(f"warning: {what} still running after {limit:.0f}s; measuring anyway")
+            return
+        if not waited:
+            what = (
+                f"another benchmark runs ({others[0][:120]})"
+                if others
+                else (f"other programs keep {busy:.2f} cores busy")
+            )
+            say(f"{what}: waiting up to {limit:.0f}s")
+            waited = True
+        time.sleep(2.0)
+
+
+TASK_LINE = re.compile(rf"Task {re.escape(EVALUATE_TASK)}\[[^\]]+\] succeeded in ([0-9.e-]+)s")
+
+
+def task_durations(log: Path, start: int, end: int) -> list[float]:
+    """Milliseconds of every evaluate_source task the worker logged between two offsets."""
+    with log.open("rb") as handle:
+        handle.seek(start)
+        text = handle.read(max(0, end - start)).decode(errors="replace")
+    return [float(m.group(1)) * 1000 for m in TASK_LINE.finditer(text)]
+
+
+def log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    doc = __doc__ or ""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
+        epilog="\n\n".join(doc.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--firings", type=int, default=400, help="measured firings (>= 200)")
+    parser.add_argument("--probe-sources", type=int, default=50)
+    parser.add_argument("--bg-sources", type=int, default=50)
+    parser.add_argument("--bg-threads", type=int, default=4, help="background sender threads")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--load", type=float, default=0.5, help="background share of capacity")
+    parser.add_argument("--capacity-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--gap-ms", type=float, nargs=2, default=(20.0, 50.0), metavar=("MIN", "MAX")
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--database", default="tradewatch_bench_alert_latency")
+    parser.add_argument("--pg-host", default="127.0.0.1")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument("--redis-port", type=int, default=6379)
+    # Not 0/1 (development), 10/11 (bench.ingest), 12/13 (bench.evaluation), 14/15 (tests).
+    parser.add_argument("--redis-db", type=int, default=8, help="Celery broker database")
+    parser.add_argument("--cache-db", type=int, default=9, help="Django cache database")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=600.0,
+        help="before measuring, wait up to this long for other benchmarks to finish",
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the web/worker logs")
+    args = parser.parse_args(argv)
+    if args.redis_db == args.cache_db:
+        parser.error("--redis-db and --cache-db must differ")
+    if not 0 < args.load <= 1:
+        parser.error("--load must be in (0, 1]")
+    return args
+
+
+def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str, float]:
+    # Redis first: refuse to touch databases somebody else is using.
+    for db in (args.redis_db, args.cache_db):
+        size = redis_db_size(HOST, args.redis_port, db)
+        if size or redis_clients(HOST, args.redis_port, db):
+            raise RuntimeError(
+                f"Redis database {db} holds {size} keys or has clients: "
+                "choose unused ones (--redis-db, --cache-db)"
+            )
+
+    def flush_redis() -> None:
+        for db in (args.redis_db, args.cache_db):
+            redis_flush(HOST, args.redis_port, db)
+
+    cleanup.append(flush_redis)
+
+    admin = postgres_conninfo(args.pg_host, args.pg_port, args.pg_user, "postgres")
+    bench_db = postgres_conninfo(args.pg_host, args.pg_port, args.pg_user, args.database)
+    say(f"creating database {args.database}")
+    create_database(admin, args.database)
+    cleanup.append(lambda: drop_database(admin, args.database))
+
+    port = free_port(HOST)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_", "TRADEWATCH_", "PROMETHEUS_"))
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
+            "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
+            "CELERY_BROKER_URL": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
+            "CELERY_RESULT_BACKEND": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
+            "CACHE_URL": f"rediscache://{HOST}:{args.redis_port}/{args.cache_db}",
+            "DEBUG": "False",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "SECURE_SSL_REDIRECT": "False",
+            "LOG_LEVEL": "WARNING",
+            "WEB_CONCURRENCY": str(args.workers),
+            "TRADEWATCH_BIND": f"{HOST}:{port}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    say("migrating (installs the trading rule pack)")
+    run_checked([sys.executable, "manage.py", "migrate", "--noinput"], env, 300, "migrate")
+    rule_id = leverage_rule_id(bench_db)
+    say(f"creating {args.probe_sources} probe and {args.bg_sources} background sources")
+    probes = [Probe(pk, key) for pk, key in create_sources(env, "probe", args.probe_sources)]
+    bg_keys = [key for _, key in create_sources(env, "background", args.bg_sources)]
+
+    launcher = [sys.executable, "-m", "monitoring_site.launcher"]
+    # gunicorn_conf.py empties its Prometheus folder on start (var/prometheus by default):
+    # a folder of our own, so another web server running meanwhile keeps its counters.
+    web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus")}
+    worker = ManagedProcess("worker", [*launcher, "worker"], env, workdir / "worker.log")
+    web = ManagedProcess("web", [*launcher, "web"], web_env, workdir / "web.log")
+    cleanup.append(lambda: worker.stop(timeout=30))
+    cleanup.append(lambda: web.stop(timeout=30))
+    worker.start()
+    web.start()
+    say(f"started worker (pid {worker.pid}) and web (pid {web.pid}) on {HOST}:{port}")
+    web.wait_for_http(f"http://{HOST}:{port}/healthz", timeout=60)
+    worker.wait_for_log("ready.", timeout=60)
+
+    # Forked before this process opens any connection of its own.
+    config = BackgroundConfig(
+        port=port,
+        keys=bg_keys,
+        threads=args.bg_threads,
+        batch_size=args.batch_size,
+        ts_base=float(int(time.time()) - 3600),
+    )
+    background = Background(config)
+    cleanup.append(background.close)
+    prober = Prober(port, bench_db, rule_id, args.timeout)
+    cleanup.append(prober.close)
+    sampler = QueueSampler(args.redis_port, args.redis_db)
+    for probe in probes:  # creates every probe series; each evaluation finds nothing
+        prober.reset(probe)
+
+    groups = {"web": [web.pid], "worker": [worker.pid], "background": [background.pid]}
+    servers = {"postgres": "postgres", "redis": "redis-server"}
+    wait_for_quiet(CpuMeter(groups, servers), args.quiet_wait)
+
+    # 1. capacity: saturate the API (a second of warm-up, not counted).
+    start = time.monotonic() + 0.2
+    measured_from = start + 1.0
+    end = measured_from + args.capacity_seconds
+    capacity = tally(background.run_for(start, end), measured_from, end)
+    if capacity.errors or not capacity.samples:
+        raise RuntimeError(f"capacity errors {dict(capacity.errors)}: {capacity.first_error}")
+    say(
+        f"api capacity: {capacity.rate:,.0f} samples/s ({capacity.requests} batches of "
+        f"{args.batch_size} in {capacity.seconds:.1f}s, {args.bg_threads} senders)"
+    )
+    if not sampler.drained(60):
+        say("warning: the ingest queue did not drain within 60s of the capacity phase")
+
+    # 2. background load at --load of the capacity, running from now on.
+    rate = args.load * capacity.rate / args.batch_size
+    background.start_paced(rate)
+    paced_from = time.monotonic()
+    say(f"background: {rate:.1f} batches/s ({rate * args.batch_size:,.0f} samples/s target)")
+    time.sleep(3.0)
+    wait_for_quiet(CpuMeter(groups, servers), args.quiet_wait)
+
+    # 3. firings: one round over every probe source to warm up, then the measured ones.
+    gap = (args.gap_ms[0] / 1000, args.gap_ms[1] / 1000)
+    warm, warm_timeouts, _ = run_firings(prober, probes, len(probes), gap, "warm-up")
+    warm_latencies = [f.latency_ms for f in warm]
+    say(f"warm-up: {len(warm)} firings, {warm_timeouts} timeouts, {spread(warm_latencies)} ms")
+    meter = CpuMeter(groups, servers)
+    log_from = log_size(worker.log_path)
+    sampler.start()
+    meter.start()
+    firings_from = time.monotonic()
+    firings, timeouts, stuck = run_firings(prober, probes, args.firings, gap, "firings")
+    firings_to = time.monotonic()
+    usage = meter.stop()
+    lengths = sampler.finish()
+    log_to = log_size(worker.log_path)
+    results = background.stop_paced()
+    paced = tally(results, firings_from, firings_to)
+    overall = tally(results, paced_from, firings_to)
+    if not web.alive() or not worker.alive():
+        raise RuntimeError("web or worker died during the run")
+
+    latencies = [f.latency_ms for f in firings]
+    say(
+        f"firings: {len(firings)} in {firings_to - firings_from:.1f}s, {timeouts} timeouts, "
+        f"{stuck} resets that did not resolve within {args.timeout:.0f}s"
+    )
+    say(f"ingest -> alert visible (ms): {spread(latencies)}")
+    say(f"  api (POST until answered):        {spread([f.api_ms for f in firings])}")
+    say(f"  wait (answered until eval start): {spread([f.wait_ms for f in firings])}")
+    say(f"  evaluate (eval start until seen): {spread([f.evaluate_ms for f in firings])}")
+    slowest = sorted(firings, key=lambda f: f.latency_ms)[-5:]
+    say(
+        "  slowest (latency = api + wait + evaluate): "
+        + "; ".join(
+            f"{f.latency_ms:.1f} = {f.api_ms:.1f} + {f.wait_ms:.1f} + {f.evaluate_ms:.1f}"
+            for f in reversed(slowest)
+        )
+    )
+    durations = task_durations(worker.log_path, log_from, log_to)
+    say(f"worker: {len(durations)} evaluate_source tasks meanwhile, ms: {spread(durations)}")
+    if lengths:
+        busy = sum(1 for n in lengths if n) / len(lengths)
+        say(
+            f"ingest queue (every 10 ms): mean {sum(lengths) / len(lengths):.2f}, "
+            f"max {max(lengths)}, non-empty {busy:.0%} of the time"
+        )
+    say(
+        f"background during the firings: {paced.rate:,.0f} samples/s "
+        f"({paced.rate / capacity.rate:.0%} of capacity; {overall.rate:,.0f} since it "
+        f"started), errors {dict(paced.errors) or 0}"
+    )
+    say("cpu (cores busy on average): " + ", ".join(f"{k} {v:.2f}" for k, v in usage.items()))
+    if paced.errors:
+        say(f"warning: background errors: {paced.first_error}")
+    return {
+        "ingest_to_alert_p50_ms": round(percentile(latencies, 50), 1),
+        "ingest_to_alert_p99_ms": round(percentile(latencies, 99), 1),
+        "firings": len(firings),
+        "timeouts": timeouts,
+        "background_samples_per_s": round(paced.rate, 1),
+        "api_capacity_samples_per_s": round(capacity.rate, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    workdir = Path(tempfile.mkdtemp(prefix="tradewatch-bench-alert-latency-"))
+    cleanup: list[Any] = []
+    summary: dict[str, float] | None = None
+    try:
+        summary = run(args, workdir, cleanup)
+    finally:
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception as exc:  # keep cleaning up; say what failed
+                print(f"cleanup step failed: {exc!r}", flush=True)
+        if args.keep_logs or summary is None:
+            say(f"logs kept in {workdir}")
+        else:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
