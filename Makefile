@@ -38,6 +38,8 @@ format: $(VENV)/.dev
 bench: $(VENV)/.dev services
 	$(PY) -m bench.client_overhead
 	$(PY) -m bench.ingest
+	$(PY) -m bench.evaluation
+	$(PY) -m bench.alert_latency
 
 services:
 	@scripts/ensure-services
