@@ -24,21 +24,13 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from metrics import queries
+from metrics.api.errors import ErrorsView, errors_body, single_error
 from metrics.models import Source
 from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
-
-
-def errors_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"errors": errors}
-
-
-def single_error(message: str, field: str | None = None) -> dict[str, Any]:
-    return errors_body([{"index": None, "field": field, "message": message}])
 
 
 class CanViewMetrics(BasePermission):
@@ -51,20 +43,13 @@ class CanViewMetrics(BasePermission):
         return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
 
 
-class OperatorReadView(APIView):
+class OperatorReadView(ErrorsView):
     """Base of the read endpoints: people only, with the view permission."""
 
     # Listed here rather than inherited from the defaults: a source's API key must
     # never authenticate a read, whatever the project's defaults become.
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, CanViewMetrics]
-
-    def handle_exception(self, exc: Exception) -> Response:
-        response = super().handle_exception(exc)
-        detail = response.data.get("detail") if isinstance(response.data, dict) else None
-        if detail is not None:
-            response.data = single_error(str(detail))
-        return response
 
 
 # --- OpenAPI shapes ----------------------------------------------------------------------

@@ -18,7 +18,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from metrics import ingest, instrumentation, validation
 from metrics.authentication import (
@@ -30,6 +29,7 @@ from metrics.idempotency import MAX_KEY_LENGTH, Answer, IdempotencyKeyReused, an
 from metrics.models import Source
 from metrics.permissions import IsSource
 
+from .errors import ErrorsView, errors_body, single_error
 from .parsers import BodyTooLarge, StrictJSONParser
 from .throttling import SourceIngestThrottle
 
@@ -57,15 +57,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def errors_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"errors": errors}
-
-
-def single_error(message: str, field: str | None = None) -> dict[str, Any]:
-    return errors_body([{"index": None, "field": field, "message": message}])
-
-
-class SourceView(APIView):
+class SourceView(ErrorsView):
     """Base of every endpoint a source calls: its key, its rate limit, strict JSON."""
 
     authentication_classes = [SourceAPIKeyAuthentication]
@@ -114,9 +106,6 @@ class IngestView(SourceView):
             429: "throttled",
         }.get(response.status_code, "other")
         instrumentation.record_rejected(endpoint=self.endpoint, reason=reason)
-        detail = response.data.get("detail") if isinstance(response.data, dict) else None
-        if detail is not None:
-            response.data = single_error(str(detail))
         return response
 
     def store(self, source: Source, items: Any) -> Answer:

@@ -65,7 +65,9 @@ def test_it_refuses_a_right_prefix_with_a_wrong_secret(source_key: str) -> None:
     response = client_with(f"Api-Key {prefix}.not-the-secret").get(WHOAMI)
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "Invalid API key."}
+    assert response.json() == {
+        "errors": [{"index": None, "field": None, "message": "Invalid API key."}]
+    }
 
 
 def test_it_refuses_a_revoked_key(source: Source, source_key: str) -> None:
