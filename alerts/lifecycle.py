@@ -101,7 +101,9 @@ def _record(
         notify=notify,
         silenced=notify and is_silenced(alert, now, silences),
     )
-    if notify and not transition.silenced:
+    if notify:
+        # Silenced announcements count too: the repeat clock runs on, so a silence
+        # does not turn into one held-back repeat per evaluation.
         alert.last_notified_at = now
     return transition
 
@@ -319,6 +321,7 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
         alert.state == Alert.State.FIRING
         and not kinds
         and not alert.is_acknowledged
+        and not alert.inhibited
         and (
             alert.last_notified_at is None
             or now - alert.last_notified_at >= repeat_interval(alert.severity)
@@ -515,7 +518,7 @@ def quiet_update(finding: Finding, current: OpenAlert, source_name: str) -> Quie
     if current.state == Alert.State.PENDING:
         if now - current.first_seen >= rule.for_duration:
             return None
-    elif current.acknowledged_at is None and (
+    elif current.acknowledged_at is None and not current.inhibited and (
         current.last_notified_at is None
         or now - current.last_notified_at >= repeat_interval(severity)
     ):

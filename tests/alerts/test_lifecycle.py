@@ -475,3 +475,33 @@ def test_it_refuses_an_acknowledgement_that_ends_in_the_past(
 
     with pytest.raises(ValueError, match="beyond now"):
         alert_acknowledge(alert_id=open_alerts(source)[0].pk, by=admin_user, until=later(-1))
+
+
+def test_it_repeats_at_the_interval_even_while_silenced(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule()  # WARNING: every 300 s
+    Silence.objects.create(reason="maintenance", starts_at=later(-60), ends_at=later(3600))
+
+    for at in (0, 10, 20, 301, 310, 320):
+        step(source, 12, at)
+
+    [alert] = open_alerts(source)
+    assert [
+        (kind, silenced)
+        for kind, silenced in AlertTransition.objects.filter(alert=alert).values_list(
+            "kind", "silenced"
+        )
+    ] == [("firing", True), ("repeat", True)]
+
+
+def test_it_records_no_repeats_while_inhibited(source: Source, make_rule: MakeRule) -> None:
+    make_rule(inhibited_by=Rule.InhibitedBy.KILL_SWITCH)
+    send_event(source, "kill_switch_activated", ts=later(-5))
+
+    for at in (0, 301, 602):
+        step(source, 12, at)
+
+    [alert] = open_alerts(source)
+    assert [kind for kind, _, _ in timeline(alert)] == ["firing"]
+    assert alert.count == 3
