@@ -27,6 +27,7 @@ from .lifecycle import (
     OpenAlert,
     QuietUpdate,
     active_silences,
+    alert_resolve_obsolete,
     alerts_touch,
     apply_finding,
     fingerprint,
@@ -59,6 +60,7 @@ def forget_rules_cache() -> None:
     """Make the next evaluation read rules afresh (tests, or right after an edit)."""
     global _rules_cache
     _rules_cache = None
+    _spec_cache.clear()
 
 
 def enabled_rules() -> list[Rule]:
@@ -79,6 +81,8 @@ def enabled_rules() -> list[Rule]:
         )
     )
     _rules_cache = (time.monotonic(), rules)
+    # Specs are built from these rule objects (and their overrides): rebuild them too.
+    _spec_cache.clear()
     return rules
 
 
@@ -90,12 +94,13 @@ def _applies(rule: Rule, source_id: int, tag_ids: set[int]) -> bool:
     return rule.tag_id in tag_ids
 
 
-_spec_cache: dict[tuple[int, int, float], engine.RuleSpec | None] = {}
+# (rule, source) -> spec, valid as long as the rules cache that built it.
+_spec_cache: dict[tuple[int, int], engine.RuleSpec | None] = {}
 
 
 def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
     """The engine's view of `rule` for one source: overrides applied; None if no threshold."""
-    key = (rule.pk, source_id, rule.updated_at.timestamp())
+    key = (rule.pk, source_id)
     if key in _spec_cache:
         return _spec_cache[key]
     thresholds = []
@@ -224,7 +229,7 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
     ).values(
         "id", "source_id", "fingerprint", "severity", "state", "first_seen", "last_notified_at",
         "inhibited", "acknowledged_at", "acknowledged_until", "threshold_value", "comparison",
-        "peak_value", "rule__kind", "rule__metric",
+        "peak_value", "rule_id", "rule__kind", "rule__metric",
     ):  # fmt: skip
         fields: dict[str, Any] = dict(alert_row)
         source_data = data[fields.pop("source_id")]
@@ -324,7 +329,7 @@ def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) 
     summary = Summary()
     rules = enabled_rules()
     sources = list(Source.objects.filter(pk__in=source_ids, enabled=True))
-    if not sources or not rules:
+    if not sources:
         return summary
     data = _load(sources, rules, now)
     silences = active_silences(now)
@@ -332,12 +337,14 @@ def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) 
     summary.sources = len(sources)
     for source in sources:
         source_data = data[source.pk]
+        judging: set[int] = set()
         for rule in rules:
             if not _applies(rule, source.pk, source_data.tag_ids):
                 continue
             spec = rule_spec(rule, source.pk)
             if spec is None:
                 continue
+            judging.add(rule.pk)
             for labels, labels_key, points in _subjects(rule, source_data, now):
                 fp = fingerprint(rule.pk, source.pk, labels_key)
                 open_alert = source_data.open_alerts.get(fp)
@@ -383,6 +390,12 @@ def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) 
                     quiet.append(update)
                 else:
                     apply_finding(finding)
+                summary.applied += 1
+        # Alerts of rules that were disabled, rescoped or switched off for this source
+        # would otherwise stay open for ever: nothing judges them any more.
+        for open_alert in source_data.open_alerts.values():
+            if open_alert.rule_id not in judging:
+                alert_resolve_obsolete(alert_id=open_alert.id, now=now)
                 summary.applied += 1
     alerts_touch(quiet, now)
     return summary

@@ -454,19 +454,19 @@ def alert_resolve(
         )
 
 
-def alerts_resolve_for_rule(*, rule: Rule, now: datetime | None = None) -> int:
-    """Resolve every open alert of a rule that was disabled or no longer applies."""
+def alert_resolve_obsolete(*, alert_id: int, now: datetime | None = None) -> Alert | None:
+    """Resolve an open alert whose rule no longer judges its source (disabled, rescoped)."""
     now = now or timezone.now()
-    resolved = 0
     with transaction.atomic():
-        for alert in (
+        alert = (
             Alert.objects.select_for_update()
-            .filter(rule=rule, state__in=[Alert.State.PENDING, Alert.State.FIRING])
             .select_related("source")
-        ):
-            _resolve(alert, now, resolution=Alert.Resolution.RULE_CHANGED)
-            resolved += 1
-    return resolved
+            .filter(pk=alert_id, state__in=[Alert.State.PENDING, Alert.State.FIRING])
+            .first()
+        )
+        if alert is None:
+            return None
+        return _resolve(alert, now, resolution=Alert.Resolution.RULE_CHANGED)
 
 
 @dataclass(frozen=True)
@@ -474,6 +474,7 @@ class OpenAlert:
     """What evaluation preloads of an open alert, to tell a quiet repeat from a change."""
 
     id: int
+    rule_id: int
     severity: int
     state: str
     first_seen: datetime
@@ -518,9 +519,13 @@ def quiet_update(finding: Finding, current: OpenAlert, source_name: str) -> Quie
     if current.state == Alert.State.PENDING:
         if now - current.first_seen >= rule.for_duration:
             return None
-    elif current.acknowledged_at is None and not current.inhibited and (
-        current.last_notified_at is None
-        or now - current.last_notified_at >= repeat_interval(severity)
+    elif (
+        current.acknowledged_at is None
+        and not current.inhibited
+        and (
+            current.last_notified_at is None
+            or now - current.last_notified_at >= repeat_interval(severity)
+        )
     ):
         return None
     comparison = threshold.comparison.value

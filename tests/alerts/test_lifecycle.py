@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from alerts.evaluation import forget_rules_cache
 from alerts.lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition, Rule, Silence, ThresholdOverride
 from metrics.models import Source
@@ -505,3 +506,32 @@ def test_it_records_no_repeats_while_inhibited(source: Source, make_rule: MakeRu
     [alert] = open_alerts(source)
     assert [kind for kind, _, _ in timeline(alert)] == ["firing"]
     assert alert.count == 3
+
+
+def test_it_resolves_the_alerts_of_a_rule_that_was_disabled(
+    source: Source, make_rule: MakeRule
+) -> None:
+    rule = make_rule()
+    step(source, 12, 0)
+    Rule.objects.filter(pk=rule.pk).update(enabled=False)
+    forget_rules_cache()
+
+    step(source, 12, 1)
+
+    alert = Alert.objects.get()
+    assert (alert.state, alert.resolution) == ("resolved", "rule_changed")
+
+
+def test_it_resolves_an_alert_when_its_threshold_is_switched_off_for_the_source(
+    source: Source, make_rule: MakeRule
+) -> None:
+    rule = make_rule()
+    step(source, 12, 0)
+    ThresholdOverride.objects.create(
+        threshold=rule.thresholds.get(), source=source, value=0, enabled=False
+    )
+    forget_rules_cache()
+
+    step(source, 12, 1)
+
+    assert Alert.objects.get().state == Alert.State.RESOLVED
