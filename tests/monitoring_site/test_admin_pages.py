@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.test import Client
@@ -24,7 +26,7 @@ def some_data(source: Source) -> None:
     )  # fmt: skip
     AlertTransition.objects.create(alert=alert, at=now, kind="firing", severity=30, notify=True)
     Silence.objects.create(
-        reason="maintenance", starts_at=now, ends_at=now + timezone.timedelta(hours=1)
+        reason="maintenance", starts_at=now, ends_at=now + timedelta(hours=1)
     )
 
 
