@@ -237,6 +237,7 @@ class CpuMeter:
         self.before: dict[str, dict[int, float]] = {}
         self.wall_before = 0.0
         self.system_before: Any = None
+        self.usage: dict[str, float] = {}
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
         import psutil
@@ -288,7 +289,13 @@ class CpuMeter:
         usage["iowait"] = delta["iowait"] / wall
         if delta["steal"]:
             usage["steal"] = delta["steal"] / wall
+        self.usage = usage
         return usage
+
+    def busy_ours(self) -> float:
+        """Cores the metered groups kept busy during the last start()..stop()."""
+        skip = {"other", "idle", "iowait", "steal"}
+        return sum(v for k, v in self.usage.items() if k not in skip)
 
 
 def _cpu_of(procs: Sequence[Any]) -> dict[int, float]:

@@ -457,7 +457,8 @@ class QueueSampler:
 
     def finish(self) -> list[int]:
         self.stop.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
         self.client.close()
         return self.lengths
 
@@ -543,12 +544,14 @@ def leverage_rule_id(conninfo: str) -> int:
 
 
 def other_benchmarks() -> list[str]:
-    """Command lines of other `python -m bench.*` processes (not ours, nor our children)."""
+    """Command lines of other `python -m bench.*` processes (not this one, nor its
+    children, nor what started it: `timeout 900 python -m bench.alert_latency`)."""
     import psutil
 
     mine = {os.getpid()}
     with contextlib.suppress(psutil.Error):
-        mine |= {p.pid for p in psutil.Process().children(recursive=True)}
+        me = psutil.Process()
+        mine |= {p.pid for p in me.children(recursive=True)} | {p.pid for p in me.parents()}
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
@@ -732,6 +735,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     prober = Prober(port, bench_db, rule_id, args.timeout)
     cleanup.append(prober.close)
     sampler = QueueSampler(args.redis_port, args.redis_db)
+    cleanup.append(sampler.finish)
     for probe in probes:  # creates every probe series; each evaluation finds nothing
         prober.reset(probe)
 

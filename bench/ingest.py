@@ -580,6 +580,20 @@ def table_stats(conninfo: str) -> dict[str, int]:
     return {"rows": row[0], "total": row[1], "heap": row[2], "indexes": row[3]}
 
 
+def database_sessions(conninfo: str, name: str) -> int:
+    """Connections ever opened to database `name` (PostgreSQL 14+; 0 if unknown)."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        try:
+            row = conn.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = %s", [name]
+            ).fetchone()
+        except psycopg.Error:
+            return 0
+    return int(row[0]) if row and row[0] is not None else 0
+
+
 def index_report(conninfo: str, rows: int) -> str:
     """Bytes per row of each index of the sample table, with the B-tree's leaf density
     when the pgstattuple extension can be created (in the throw-away database)."""
@@ -757,8 +771,10 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         },
         {"postgres": "postgres", "redis": "redis-server"},
     )
+    sessions_before = database_sessions(admin, args.database)
     results = senders.run(start, start + args.duration, meter)
     api = tally(results, start, start + args.duration)
+    sessions = database_sessions(admin, args.database) - sessions_before
     senders.close()
     if api.exhausted:
         say(f"note: senders ran out of bodies; measured over the first {api.seconds:.1f}s")
@@ -767,6 +783,14 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         f"api: {api.samples:,} samples in {api.seconds:.1f}s = {api.rate:,.0f} samples/s "
         f"({api.requests} requests, {api.requests / api.seconds:.1f}/s, errors {error_count})"
     )
+    # Short-lived PostgreSQL backends end before the CPU meter sees them: their cost
+    # shows up under "other". This says how many there were.
+    say(f"api: {sessions} PostgreSQL connections opened meanwhile ({sessions / api.seconds:.1f}/s)")
+    if meter.busy_ours():
+        say(
+            f"api: {api.rate / meter.busy_ours():,.0f} samples per busy core-second "
+            "(web, worker, postgres, redis, senders)"
+        )
     if error_count > 0.01 * max(api.requests, 1):
         raise RuntimeError(f"API errors {dict(api.errors)}: {api.first_error}")
     if not web.alive() or not worker.alive():
@@ -792,6 +816,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     begin = time.monotonic() + 0.5
     start = begin + copy_warmup
     end = start + args.duration
+    copy_meter = CpuMeter({}, {"postgres": "postgres"})
     completions = run_copy(
         conninfo=bench_db,
         series_ids=series_ids,
@@ -801,7 +826,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         first_batch=0,
         start=begin,
         end=end,
-        meter=CpuMeter({}, {"postgres": "postgres"}),
+        meter=copy_meter,
         meter_from=start,
     )
     copied = sum(rows for done, rows in completions if start <= done <= end)
@@ -810,6 +835,11 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         f"copy: {copied:,} rows in {args.duration:.0f}s over {args.copy_connections} "
         f"connections = {copy_rate:,.0f} rows/s"
     )
+    if copy_meter.busy_ours():
+        say(
+            f"copy: {copy_rate / copy_meter.busy_ours():,.0f} rows per busy core-second "
+            "(writers, postgres)"
+        )
 
     stats = table_stats(bench_db)
     if stats["rows"] < args.min_rows:

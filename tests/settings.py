@@ -11,3 +11,8 @@ import os
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 from monitoring_site.settings import *  # noqa: F403
+
+# Two test runs on one machine (say, a developer's and a hook's) would drop each
+# other's test database: give one of them another name.
+if os.environ.get("TRADEWATCH_TEST_DATABASE"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TRADEWATCH_TEST_DATABASE"]}  # noqa: F405
