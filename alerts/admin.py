@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 
 from . import engine
+from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, AlertTransition, Rule, Silence, Threshold, ThresholdOverride
+from .statistics import alert_statistics
 
 
 class ThresholdFormSet(forms.BaseInlineFormSet):
@@ -95,26 +104,167 @@ class TimelineInline(admin.TabularInline):
         return False
 
 
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(
+        max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    until = forms.DateTimeField(
+        required=False, help_text="Empty: until the alert resolves. Format: 2026-01-31 18:00."
+    )
+
+
+class OpenFilter(admin.SimpleListFilter):
+    """Open (pending or firing) by default: what an operator opens the list for."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Open"), *Alert.State.choices, ("all", "All")]
+
+    def choices(self, changelist: Any) -> Any:
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "open") == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+        value = self.value() or "open"
+        if value == "open":
+            return queryset.filter(state__in=[Alert.State.PENDING, Alert.State.FIRING])
+        if value == "all":
+            return queryset
+        return queryset.filter(state=value)
+
+
 @admin.register(Alert)
 class AlertAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "severity", "state", "rule", "source", "value", "peak_value", "count",
+        "id", "severity_badge", "state", "rule", "source", "value", "peak_value", "count",
         "first_seen", "last_seen", "acknowledged_by", "inhibited",
     ]  # fmt: skip
-    list_filter = ["state", "severity", "inhibited", "rule"]
+    list_filter = [
+        OpenFilter, "severity", ("first_seen", admin.DateFieldListFilter), "inhibited",
+        ("rule", admin.RelatedFieldListFilter), ("source", admin.RelatedFieldListFilter),
+    ]  # fmt: skip
     list_select_related = ["rule", "source", "acknowledged_by"]
-    search_fields = ["message", "source__name", "rule__name", "fingerprint"]
-    date_hierarchy = "first_seen"
-    # A million rows: no exact count on every page.
+    search_fields = ["message", "=fingerprint"]
+    ordering = ["-last_seen"]
+    # A million rows: no exact count on every page, no date drill-down scanning them all.
     show_full_result_count = False
+    list_per_page = 200
     inlines = [TimelineInline]
     readonly_fields = [field.name for field in Alert._meta.fields]
+    actions = ["acknowledge", "resolve", "silence_hour", "silence_day", "silence_until_resolved"]
+
+    @admin.display(description="severity", ordering="severity")
+    def severity_badge(self, alert: Alert) -> str:
+        return alert.get_severity_display()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Alert]:
-        return super().get_queryset(request)
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "statistics/",
+                self.admin_site.admin_view(self.statistics_view),
+                name="alerts_alert_statistics",
+            ),
+            *super().get_urls(),
+        ]
+
+    def statistics_view(self, request: HttpRequest) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        days = min(max(int(request.GET.get("days", "30") or 30), 1), 365)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Alert statistics, last {days} days",
+            "opts": self.model._meta,
+            "stats": alert_statistics(days=days),
+            "days": days,
+        }
+        return TemplateResponse(request, "admin/alerts/statistics.html", context)
+
+    @admin.action(description="Acknowledge selected alerts (with a note)", permissions=["change"])
+    def acknowledge(
+        self, request: HttpRequest, queryset: QuerySet[Alert]
+    ) -> TemplateResponse | None:
+        form = AcknowledgeForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            done, skipped = 0, []
+            for alert_id in queryset.values_list("pk", flat=True):
+                try:
+                    alert_acknowledge(
+                        alert_id=alert_id, by=request.user, note=form.cleaned_data["note"],  # type: ignore[arg-type]
+                        until=form.cleaned_data["until"],
+                    )  # fmt: skip
+                    done += 1
+                except (AlertClosed, ValueError) as exc:
+                    skipped.append(f"#{alert_id}: {exc}")
+            self.message_user(request, f"{done} alert(s) acknowledged.")
+            if skipped:
+                self.message_user(request, "Skipped " + "; ".join(skipped), messages.WARNING)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Acknowledge alerts",
+            "opts": self.model._meta,
+            "alerts": queryset.select_related("rule", "source")[:200],
+            "form": form,
+            "action": "acknowledge",
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        }
+        return TemplateResponse(request, "admin/alerts/acknowledge.html", context)
+
+    @admin.action(description="Resolve selected alerts", permissions=["change"])
+    def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        done = 0
+        for alert_id in queryset.values_list("pk", flat=True):
+            try:
+                alert_resolve(alert_id=alert_id, by=request.user)  # type: ignore[arg-type]
+                done += 1
+            except AlertClosed:
+                pass
+        self.message_user(request, f"{done} alert(s) resolved.")
+
+    def _silence(self, request: HttpRequest, queryset: QuerySet[Alert], hours: int | None) -> None:
+        now = timezone.now()
+        count = 0
+        for alert in queryset.select_related("rule", "source"):
+            with transaction.atomic():
+                silence = Silence(
+                    starts_at=now,
+                    ends_at=now + timedelta(hours=hours) if hours else None,
+                    alert=None if hours else alert,
+                    reason=f"Silenced from the admin by {request.user}: {alert}",
+                    created_by=request.user,  # type: ignore[misc]
+                )
+                silence.full_clean()
+                silence.save()
+                silence.sources.add(alert.source)
+                silence.rules.add(alert.rule)
+            count += 1
+        span = f"for {hours} h" if hours else "until they resolve"
+        self.message_user(request, f"{count} alert(s) silenced {span}.")
+
+    @admin.action(description="Silence selected for 1 hour", permissions=["silence"])
+    def silence_hour(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        self._silence(request, queryset, 1)
+
+    @admin.action(description="Silence selected for 24 hours", permissions=["silence"])
+    def silence_day(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        self._silence(request, queryset, 24)
+
+    @admin.action(description="Silence selected until they resolve", permissions=["silence"])
+    def silence_until_resolved(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        self._silence(request, queryset, None)
+
+    def has_silence_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("alerts.add_silence"))
 
 
 @admin.register(Silence)
