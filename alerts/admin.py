@@ -13,11 +13,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from . import engine
-from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
+from .evaluation import rule_preview
+from .lifecycle import AlertClosed, SilenceMatcher, alert_acknowledge, alert_resolve
 from .models import Alert, AlertTransition, Rule, Silence, Threshold, ThresholdOverride
 from .statistics import alert_statistics
 
@@ -81,8 +84,54 @@ class RuleAdmin(admin.ModelAdmin):
             },
         ),
         ("Message", {"fields": ["message_template", "pack"]}),
+        ("Now", {"fields": ["preview", "overrides"]}),
     ]  # fmt: skip
-    readonly_fields = ["pack"]
+    readonly_fields = ["pack", "preview", "overrides"]
+
+    @admin.display(description="current value per source")
+    def preview(self, rule: Rule) -> str:
+        if rule.pk is None:
+            return "Save the rule to see what it finds."
+        rows = rule_preview(rule=rule)
+        if not rows:
+            return "No source in the rule's scope sends this yet."
+        return format_html(
+            "<table><tr><th>source</th><th>labels</th><th>value</th><th>verdict</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                (
+                    (
+                        row.source.name,
+                        ", ".join(f"{k}={v}" for k, v in row.labels.items()) or "—",
+                        "—" if row.evaluation.value is None else f"{row.evaluation.value:g}",
+                        row.evaluation.severity.label.upper()
+                        if row.evaluation.severity is not None
+                        else row.evaluation.status.replace("_", " "),
+                    )
+                    for row in rows
+                ),
+            ),
+        )
+
+    @admin.display(description="per-source overrides")
+    def overrides(self, rule: Rule) -> str:
+        if rule.pk is None:
+            return "—"
+        items = ThresholdOverride.objects.filter(threshold__rule=rule).select_related(
+            "threshold", "source"
+        )
+        if not items:
+            return "None (add them under Threshold overrides)."
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {} {} {}",
+            (
+                (o.source.name, o.threshold.get_severity_display(), o.threshold.comparison,
+                 f"{o.value:g}" if o.enabled else "(off)")
+                for o in items
+            ),
+        )  # fmt: skip
 
 
 @admin.register(ThresholdOverride)
@@ -269,14 +318,60 @@ class AlertAdmin(admin.ModelAdmin):
 
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
-    list_display = ["reason", "starts_at", "ends_at", "alert", "min_severity", "created_by"]
+    list_display = [
+        "reason",
+        "starts_at",
+        "ends_at",
+        "alert",
+        "min_severity",
+        "expired_at",
+        "created_by",
+    ]
     list_filter = ["min_severity"]
     filter_horizontal = ["sources", "tags", "rules"]
     search_fields = ["reason"]
     raw_id_fields = ["alert"]
-    readonly_fields = ["created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at", "matched_alerts"]
+    actions = ["expire"]
 
     def save_model(self, request: HttpRequest, obj: Silence, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+
+    @admin.display(description="open alerts it mutes now")
+    def matched_alerts(self, silence: Silence) -> str:
+        if silence.pk is None:
+            return "—"
+        matcher = SilenceMatcher(
+            min_severity=silence.min_severity,
+            source_ids=frozenset(silence.sources.values_list("pk", flat=True)),
+            tag_ids=frozenset(silence.tags.values_list("pk", flat=True)),
+            rule_ids=frozenset(silence.rules.values_list("pk", flat=True)),
+        )
+        open_alerts = (
+            Alert.objects.filter(state__in=[Alert.State.PENDING, Alert.State.FIRING])
+            .select_related("rule", "source")
+            .prefetch_related("source__tags")[:500]
+        )
+        matched = [
+            alert
+            for alert in open_alerts
+            if (silence.alert_id is None or alert.pk == silence.alert_id)
+            and matcher.matches(
+                severity=alert.severity, source_id=alert.source_id, rule_id=alert.rule_id,
+                tag_ids={tag.pk for tag in alert.source.tags.all()},
+            )
+        ]  # fmt: skip
+        if not matched:
+            return "None right now."
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a>',
+            ((reverse("admin:alerts_alert_change", args=[a.pk]), str(a)) for a in matched),
+        )
+
+    @admin.action(description="End selected silences now", permissions=["change"])
+    def expire(self, request: HttpRequest, queryset: QuerySet[Silence]) -> None:
+        ended = queryset.filter(expired_at__isnull=True).update(expired_at=timezone.now())
+        self.message_user(request, f"{ended} silence(s) ended.")

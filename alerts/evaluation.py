@@ -418,3 +418,33 @@ def all_sources_evaluate(*, now: datetime | None = None, chunk: int = 500) -> Su
         for status, count in part.by_status.items():
             total.by_status[status] += count
     return total
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """What a rule would say now about one series of one source (nothing is stored)."""
+
+    source: Source
+    labels: dict[str, str]
+    evaluation: engine.Evaluation
+
+
+def rule_preview(*, rule: Rule, limit: int = 25, now: datetime | None = None) -> list[PreviewRow]:
+    """The rule's current value and verdict per source, for tuning thresholds in the admin."""
+    now = now or timezone.now()
+    sources = [
+        source
+        for source in Source.objects.filter(enabled=True).prefetch_related("tags").order_by("name")
+        if _applies(rule, source.pk, {tag.pk for tag in source.tags.all()})
+    ][:limit]
+    if not sources:
+        return []
+    data = _load(sources, [rule], now)
+    rows = []
+    for source in sources:
+        spec = rule_spec(rule, source.pk)
+        if spec is None:
+            continue
+        for labels, _, points in _subjects(rule, data[source.pk], now):
+            rows.append(PreviewRow(source, labels, engine.evaluate(spec, points, now=now)))
+    return rows

@@ -55,3 +55,42 @@ def test_it_refuses_a_clear_value_on_the_wrong_side(admin_client: Client) -> Non
     assert response.status_code == 200
     assert "clear_value 12.0 must be &lt;= value 10.0 for &gt;" in response.content.decode()
     assert not Rule.objects.filter(name="Drawdown (custom)").exists()
+
+
+def test_it_previews_the_rule_on_each_source(admin_client: Client) -> None:
+    from tests.alerts.conftest import record
+    from tests.factories import SourceFactory
+
+    rule = Rule.objects.get(name="Leverage")
+    record(SourceFactory.create(name="calm-bot"), "leverage", 1.5)
+    record(SourceFactory.create(name="wild-bot"), "leverage", 4.25)
+
+    page = admin_client.get(f"/admin/alerts/rule/{rule.pk}/change/").content.decode()
+
+    assert "<td>calm-bot</td><td>—</td><td>1.5</td><td>ok</td>" in page
+    assert "<td>wild-bot</td><td>—</td><td>4.25</td><td>CRITICAL</td>" in page
+
+
+def test_it_shows_the_open_alerts_a_silence_mutes(admin_client: Client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.models import Alert, Silence
+    from tests.factories import SourceFactory
+
+    rule = Rule.objects.get(name="Leverage")
+    muted, loud = SourceFactory.create(name="muted-bot"), SourceFactory.create(name="loud-bot")
+    now = timezone.now()
+    for i, source in enumerate((muted, loud)):
+        Alert.objects.create(
+            fingerprint=str(i), rule=rule, source=source, severity=50, state="firing",
+            first_seen=now, last_seen=now,
+        )  # fmt: skip
+    silence = Silence.objects.create(reason="x", starts_at=now, ends_at=now + timedelta(hours=1))
+    silence.sources.add(muted)
+
+    page = admin_client.get(f"/admin/alerts/silence/{silence.pk}/change/").content.decode()
+
+    assert "Leverage on muted-bot" in page
+    assert "Leverage on loud-bot" not in page

@@ -25,9 +25,7 @@ def some_data(source: Source) -> None:
         value=12.0, first_seen=now, last_seen=now, fired_at=now, message="alpha-bot: drawdown 12 %",
     )  # fmt: skip
     AlertTransition.objects.create(alert=alert, at=now, kind="firing", severity=30, notify=True)
-    Silence.objects.create(
-        reason="maintenance", starts_at=now, ends_at=now + timedelta(hours=1)
-    )
+    Silence.objects.create(reason="maintenance", starts_at=now, ends_at=now + timedelta(hours=1))
 
 
 @pytest.mark.parametrize(
