@@ -261,7 +261,7 @@ class Alert(models.Model):
     last_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-last_seen"]
+        ordering = ["-last_seen", "-id"]
         constraints = [
             # Two workers evaluating one source at once can race to open the same alert:
             # the database lets exactly one open row per fingerprint exist.
@@ -272,10 +272,18 @@ class Alert(models.Model):
             ),
         ]
         indexes = [
+            # The admin list's order: newest activity first, all alerts or open ones only.
+            models.Index(fields=["-last_seen", "-id"], name="alert_last_seen"),
+            models.Index(
+                fields=["-last_seen", "-id"],
+                condition=Q(state__in=["pending", "firing"]),
+                name="alert_open_last_seen",
+            ),
             models.Index(fields=["state", "-severity", "-last_seen"], name="alert_state_severity"),
             models.Index(fields=["source", "state"], name="alert_source_state"),
             models.Index(fields=["rule", "state"], name="alert_rule_state"),
             models.Index(fields=["-first_seen"], name="alert_first_seen"),
+            models.Index(fields=["fingerprint"], name="alert_fingerprint"),
         ]
 
     def __str__(self) -> str:

@@ -135,11 +135,7 @@ def alert_get(*, alert_id: int) -> Alert | None:
 def _silence_over(now: datetime) -> Q:
     # An "until resolved" silence is over once its alert resolves, even on the paths
     # that do not stamp `expired_at` (a pending alert closing quietly).
-    return (
-        Q(expired_at__isnull=False)
-        | Q(ends_at__lte=now)
-        | Q(alert__state=Alert.State.RESOLVED)
-    )
+    return Q(expired_at__isnull=False) | Q(ends_at__lte=now) | Q(alert__state=Alert.State.RESOLVED)
 
 
 def silence_list(*, state: str = "active", now: datetime) -> QuerySet[Silence]:

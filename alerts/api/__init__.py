@@ -1,0 +1,1 @@
+"""The operator alerts API (people, not sources): alerts, acknowledgements, silences."""

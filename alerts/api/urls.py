@@ -1,0 +1,24 @@
+"""URLs of the operator alerts API, included under `api/v1/`."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("alerts", views.AlertListApi.as_view(), name="alert-list"),
+    path("alerts/<int:alert_id>", views.AlertDetailApi.as_view(), name="alert-detail"),
+    path(
+        "alerts/<int:alert_id>/acknowledge",
+        views.AlertAcknowledgeApi.as_view(),
+        name="alert-acknowledge",
+    ),
+    path("alerts/<int:alert_id>/resolve", views.AlertResolveApi.as_view(), name="alert-resolve"),
+    path("silences", views.SilencesApi.as_view(), name="silence-list"),
+    path(
+        "silences/<int:silence_id>/expire",
+        views.SilenceExpireApi.as_view(),
+        name="silence-expire",
+    ),
+]
