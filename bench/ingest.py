@@ -20,6 +20,12 @@ One run measures, on this machine and in this order:
    (heap, indexes, TOAST, free-space and visibility maps) over its row count, on at
    least --min-rows rows (topped up with COPY if the run stored fewer).
 
+Progress lines also say where the CPU went in each phase (web, worker, postgres, redis,
+senders; "other" is every other program, and short-lived PostgreSQL backends, which
+end before they can be metered), how many PostgreSQL connections the API phase opened,
+and the B-tree leaf density of the sample table's indexes. The machine may be shared:
+before each phase the benchmark waits (--quiet-wait) for other programs to go idle.
+
 The database (--database, default tradewatch_bench) is created for the run and dropped
 at the end; the two Redis databases (--redis-db for the broker, --cache-db for the
 cache) must be empty at the start and are flushed at the end.
@@ -763,14 +769,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         CpuMeter(groups, {"postgres": "postgres", "redis": "redis-server"}), args.quiet_wait
     )
     start = time.monotonic() + 0.5
-    meter = CpuMeter(
-        {
-            "web": [web.pid],
-            "worker": [worker.pid],
-            "senders": [p.pid for p in senders.processes if p.pid],
-        },
-        {"postgres": "postgres", "redis": "redis-server"},
-    )
+    meter = CpuMeter(groups, {"postgres": "postgres", "redis": "redis-server"})
     sessions_before = database_sessions(admin, args.database)
     results = senders.run(start, start + args.duration, meter)
     api = tally(results, start, start + args.duration)

@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
+from alerts.cli import export, status, tail
+from metrics.cli import history
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
 
 
+class Verb(Protocol):
+    """A verb's module: its help, its arguments, and `run` returning the exit code.
+
+    (`SUMMARY` and `EPILOG` are the module's constants, hence read-only properties here.)
+    """
+
+    @property
+    def SUMMARY(self) -> str: ...
+
+    @property
+    def EPILOG(self) -> str: ...
+
+    def add_arguments(self, parser: CommandParser) -> None: ...
+
+    def run(self, options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int: ...
+
+
+VERBS: dict[str, Verb] = {"tail": tail, "status": status, "metrics": history, "export": export}
+
+
 class Command(BaseCommand):
-    help = "Tradewatch from the command line: `tradewatch source add NAME --kind bot`."
+    help = (
+        "Tradewatch from the command line: `tradewatch source add NAME --kind bot`, "
+        "`tradewatch tail`, `tradewatch status`, `tradewatch metrics SOURCE NAME`, "
+        "`tradewatch export --from TIME`."
+    )
+    # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
+    exit_code = 0
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(dest="verb", required=True)
@@ -33,9 +62,25 @@ class Command(BaseCommand):
 
         actions.add_parser("list", help="list sources")
 
+        for name, verb in VERBS.items():
+            description = verb.SUMMARY[:1].upper() + verb.SUMMARY[1:] + "."
+            verb.add_arguments(
+                verbs.add_parser(
+                    name, help=verb.SUMMARY, description=description, epilog=verb.EPILOG
+                )
+            )
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        super().run_from_argv(argv)
+        if self.exit_code:
+            sys.exit(self.exit_code)
+
     def handle(self, *args: Any, **options: Any) -> None:
+        self.exit_code = 0
         if options["verb"] == "source":
             getattr(self, f"source_{options['action'].replace('-', '_')}")(options)
+        else:
+            self.exit_code = VERBS[options["verb"]].run(options, self.stdout, self.stderr)
 
     def source_add(self, options: dict[str, Any]) -> None:
         try:
