@@ -612,3 +612,19 @@ _KIND_EVALUATORS: Final[Mapping[RuleKind, _KindEvaluator]] = MappingProxyType(
         RuleKind.ANOMALY: _anomaly,
     }
 )
+
+
+def evaluate_aggregate(
+    rule: RuleSpec, value: float | None, samples: int, *, firing: Threshold | None = None
+) -> Evaluation:
+    """Judge a window aggregate computed elsewhere (by the database), as `evaluate` would.
+
+    For THRESHOLD rules whose aggregation the database computes the same way (avg, min,
+    max, sum, count, and p95 / p99 as nearest-rank percentiles): `value` is the
+    aggregate of the `samples` points in the window.
+    """
+    if samples == 0:
+        return _NO_DATA
+    if samples < rule.min_samples or value is None or not math.isfinite(value):
+        return _insufficient(samples)
+    return _judge(rule, value, samples, firing)

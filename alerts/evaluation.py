@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Max, Prefetch
 from django.utils import timezone
 
@@ -151,6 +152,10 @@ class SourceData:
     kill_switch_active: bool = False
     heartbeat_firing: bool = False
     open_alerts: dict[str, OpenAlert] = field(default_factory=dict)
+    # (series id, aggregation, window) -> (value, samples), computed by the database
+    aggregates: dict[tuple[int, str, timedelta], tuple[float | None, int]] = field(
+        default_factory=dict
+    )
 
 
 def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[int, SourceData]:
@@ -167,23 +172,47 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
     series = MetricSeries.objects.filter(source_id__in=ids, name__in=metric_names).values(
         "id", "source_id", "name", "labels", "labels_key", "last_ts", "last_value"
     )
+    aggregates_loaded: set[tuple[str, timedelta]] = set()
     by_id: dict[int, dict[str, Any]] = {}
     for series_row in series:
         plain: dict[str, Any] = dict(series_row)
         data[plain["source_id"]].series.append(plain)
         by_id[plain["id"]] = plain
 
-    # Samples only for rules that look at more than the newest value.
+    # Window aggregates the database computes: one query per (aggregation, window).
+    if connection.vendor == "postgresql":
+        for rule in rules:
+            if _aggregated_in_sql(rule):
+                data_key = (rule.aggregation, rule.window)
+                if data_key in aggregates_loaded:
+                    continue
+                aggregates_loaded.add(data_key)
+                for series_id, count, value in _window_aggregates(
+                    ids, {r.metric for r in rules if _aggregated_in_sql(r)
+                          and (r.aggregation, r.window) == data_key},
+                    rule.aggregation, now - rule.window,
+                ):  # fmt: skip
+                    source_id = by_id[series_id]["source_id"]
+                    data[source_id].aggregates[(series_id, *data_key)] = (value, count)
+
+    # Points only for rules that look at their shape (rate, change, anomaly), or where
+    # the database cannot aggregate (the embedded SQLite mode).
     windowed = [
         rule for rule in rules
         if rule.kind in WINDOWED_KINDS
-        or (rule.kind == Rule.Kind.THRESHOLD and rule.aggregation != Rule.Aggregation.LAST)
+        or (
+            rule.kind == Rule.Kind.THRESHOLD
+            and rule.aggregation != Rule.Aggregation.LAST
+            and not (connection.vendor == "postgresql" and _aggregated_in_sql(rule))
+        )
     ]  # fmt: skip
     if windowed:
         names = {rule.metric for rule in windowed}
         longest = max(rule.window for rule in windowed)
         # Rate of change looks at the value just before the window too.
-        since = now - longest - timedelta(minutes=5)
+        if any(rule.kind == Rule.Kind.RATE_OF_CHANGE for rule in windowed):
+            longest += timedelta(minutes=5)
+        since = now - longest
         # A join, not a list of thousands of series ids: the query stays the same size.
         # Samples up to 5 minutes ahead (a fast clock) count as now.
         for series_id, ts, value in MetricSample.objects.filter(
@@ -242,16 +271,67 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
     return data
 
 
+SQL_AGGREGATES = {
+    Rule.Aggregation.AVG: "avg(value)",
+    Rule.Aggregation.MIN: "min(value)",
+    Rule.Aggregation.MAX: "max(value)",
+    Rule.Aggregation.SUM: "sum(value)",
+    Rule.Aggregation.COUNT: "count(*)::float8",
+    # Nearest rank, as the engine computes it.
+    Rule.Aggregation.P95: "percentile_disc(0.95) WITHIN GROUP (ORDER BY value)",
+    Rule.Aggregation.P99: "percentile_disc(0.99) WITHIN GROUP (ORDER BY value)",
+}
+
+
+def _aggregated_in_sql(rule: Rule) -> bool:
+    return rule.kind == Rule.Kind.THRESHOLD and rule.aggregation in SQL_AGGREGATES
+
+
+def _window_aggregates(
+    source_ids: Sequence[int], names: set[str], aggregation: str, since: datetime
+) -> list[tuple[int, int, float | None]]:
+    """(series id, samples, aggregate) of every matching series since `since`."""
+    expression = SQL_AGGREGATES[Rule.Aggregation(aggregation)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.series_id, count(*), {expression} "  # noqa: S608 (a fixed expression)
+            f"FROM {MetricSample._meta.db_table} s "
+            f"JOIN {MetricSeries._meta.db_table} r ON r.id = s.series_id "
+            "WHERE r.source_id = ANY(%s) AND r.name = ANY(%s) AND s.ts > %s "
+            "GROUP BY s.series_id",
+            [list(source_ids), sorted(names), since],
+        )
+        return [
+            (int(series_id), int(count), value) for series_id, count, value in cursor.fetchall()
+        ]
+
+
 def _labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
-def _subjects(
-    rule: Rule, data: SourceData, now: datetime
-) -> Iterable[tuple[dict[str, str], str, list[engine.Point]]]:
-    """Each series (labels, labels_key, points) the rule judges on this source."""
+@dataclass(frozen=True)
+class Subject:
+    """One series a rule judges: its points, or the database's aggregate of its window."""
+
+    labels: dict[str, str]
+    labels_key: str
+    points: list[engine.Point]
+    aggregate: tuple[float | None, int] | None = None
+
+    def judge(
+        self, spec: engine.RuleSpec, now: datetime, firing: engine.Threshold | None
+    ) -> engine.Evaluation:
+        if self.aggregate is not None:
+            value, samples = self.aggregate
+            return engine.evaluate_aggregate(spec, value, samples, firing=firing)
+        return engine.evaluate(spec, self.points, now=now, firing=firing)
+
+
+def _subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
+    """Each series the rule judges on this source."""
     if rule.kind == Rule.Kind.EVENT:
-        yield {}, "{}", data.events.get(rule.metric, [])
+        yield Subject({}, "{}", data.events.get(rule.metric, []))
         return
     if rule.kind == Rule.Kind.ABSENCE:
         if rule.metric == HEARTBEAT:
@@ -267,8 +347,9 @@ def _subjects(
                 and _labels_match(rule.labels, row["labels"])
             ]
             newest = max(stamps, default=None)
-        yield {}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else []
+        yield Subject({}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else [])
         return
+    in_sql = connection.vendor == "postgresql" and _aggregated_in_sql(rule)
     for row in data.series:
         if row["name"] != rule.metric or not _labels_match(rule.labels, row["labels"]):
             continue
@@ -278,9 +359,13 @@ def _subjects(
                 if row["last_ts"] is not None and row["last_value"] is not None
                 else []
             )
+        elif in_sql:
+            key = (row["id"], rule.aggregation, rule.window)
+            yield Subject(row["labels"], row["labels_key"], [], data.aggregates.get(key, (None, 0)))
+            continue
         else:
             points = data.samples.get(row["id"], [])
-        yield row["labels"], row["labels_key"], points
+        yield Subject(row["labels"], row["labels_key"], points)
 
 
 def _firing_threshold(
@@ -345,12 +430,11 @@ def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) 
             if spec is None:
                 continue
             judging.add(rule.pk)
-            for labels, labels_key, points in _subjects(rule, source_data, now):
+            for subject in _subjects(rule, source_data, now):
+                labels, labels_key = subject.labels, subject.labels_key
                 fp = fingerprint(rule.pk, source.pk, labels_key)
                 open_alert = source_data.open_alerts.get(fp)
-                evaluation = engine.evaluate(
-                    spec, points, now=now, firing=_firing_threshold(open_alert, spec)
-                )
+                evaluation = subject.judge(spec, now, _firing_threshold(open_alert, spec))
                 if not _guard_passes(rule, source_data):
                     evaluation = engine.Evaluation(
                         status="insufficient_data", value=None, threshold=None,
@@ -445,6 +529,6 @@ def rule_preview(*, rule: Rule, limit: int = 25, now: datetime | None = None) ->
         spec = rule_spec(rule, source.pk)
         if spec is None:
             continue
-        for labels, _, points in _subjects(rule, data[source.pk], now):
-            rows.append(PreviewRow(source, labels, engine.evaluate(spec, points, now=now)))
+        for subject in _subjects(rule, data[source.pk], now):
+            rows.append(PreviewRow(source, subject.labels, subject.judge(spec, now, None)))
     return rows

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from alerts import engine
 from alerts.evaluation import forget_rules_cache
 from alerts.lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition, Rule, Silence, ThresholdOverride
@@ -535,3 +536,32 @@ def test_it_resolves_an_alert_when_its_threshold_is_switched_off_for_the_source(
     step(source, 12, 1)
 
     assert Alert.objects.get().state == Alert.State.RESOLVED
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "values", "expected"),
+    [
+        ("avg", [10, 20, 60], 30),  # (10 + 20 + 60) / 3
+        ("max", [10, 20, 60], 60),
+        ("min", [30, 20, 60], 20),
+        ("sum", [10, 20, 60], 90),
+        ("count", [10, 20, 60], 3),
+        ("p95", [float(v) for v in range(1, 21)], 19),  # nearest rank ceil(0.95 x 20) = 19
+        ("p99", [float(v) for v in range(1, 21)], 20),  # ceil(0.99 x 20) = 20
+    ],
+)
+def test_it_aggregates_windows_in_the_database_as_the_engine_does(
+    source: Source, make_rule: MakeRule, aggregation: str, values: list[float], expected: float
+) -> None:
+    make_rule("latency_ms", [(WARNING, ">", 0, None)], aggregation=aggregation)
+    for i, value in enumerate(values):
+        record(source, "latency_ms", value, ts=later(-len(values) + i))
+    record(source, "latency_ms", 1e6, ts=later(-600))  # outside the 5-minute window
+
+    evaluate(source)
+
+    assert open_alerts(source)[0].value == pytest.approx(expected)
+    points = [engine.Point(later(-len(values) + i), v) for i, v in enumerate(values)]
+    assert engine.aggregate(
+        engine.Aggregation(aggregation), points, now=timezone.now(), window=timedelta(minutes=5)
+    ) == pytest.approx(expected)
