@@ -551,8 +551,8 @@ def leverage_rule_id(conninfo: str) -> int:
 
 
 def other_benchmarks() -> list[str]:
-    """Command lines of other `python -m bench.*` processes (not this one, nor its
-    children, nor what started it: `timeout 900 python -m bench.alert_latency`)."""
+    """Command lines of other benchmarks (`python -m bench.*`) and test runs (pytest),
+    not counting this one, its children, nor what started it (`timeout 900 ...`)."""
     import psutil
 
     mine = {os.getpid()}
@@ -562,19 +562,23 @@ def other_benchmarks() -> list[str]:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if proc.info["pid"] in mine or "-m" not in cmdline:
+        if proc.info["pid"] in mine or not cmdline:
             continue
-        module = cmdline[cmdline.index("-m") + 1 : cmdline.index("-m") + 2]
-        if module and module[0].startswith("bench."):
+        modules = [cmdline[i + 1] for i, arg in enumerate(cmdline[:-1]) if arg == "-m"]
+        if any(m.startswith("bench.") or m == "pytest" for m in modules) or any(
+            Path(arg).name in ("pytest", "py.test") for arg in cmdline[:2]
+        ):
             found.append(" ".join(cmdline))
     return found
 
 
 def wait_for_quiet(meter: CpuMeter, limit: float) -> None:
-    """Wait (at most `limit` s) until no other benchmark runs and other programs leave
-    the CPUs alone: both would disturb this benchmark's figures, and it theirs."""
+    """Wait (at most `limit` s) until no other benchmark or test run goes on and other
+    programs leave the CPUs alone for 6 s: they would disturb this benchmark's figures,
+    and it theirs."""
     deadline = time.monotonic() + limit
     waited = False
+    quiet_windows = 0
     while True:
         others = other_benchmarks()
         busy = 0.0
@@ -582,19 +586,24 @@ def wait_for_quiet(meter: CpuMeter, limit: float) -> None:
             meter.start()
             time.sleep(2.0)
             busy = meter.stop()["other"]
-            if busy < 0.25:
+            quiet_windows = quiet_windows + 1 if busy < 0.25 else 0
+            if quiet_windows >= 3:
                 if waited:
                     say("the machine is quiet again")
                 return
+            if busy < 0.25:
+                continue
+        else:
+            quiet_windows = 0
         if time.monotonic() >= deadline:
             what = f"{len(others)} other benchmark(s)" if others else f"{busy:.2f} busy cores"
             say(f"warning: {what} still running after {limit:.0f}s; measuring anyway")
             return
         if not waited:
             what = (
-                f"another benchmark runs ({others[0][:120]})"
+                f"another benchmark or test run goes on ({others[0][:120]})"
                 if others
-                else (f"other programs keep {busy:.2f} cores busy")
+                else f"other programs keep {busy:.2f} cores busy"
             )
             say(f"{what}: waiting up to {limit:.0f}s")
             waited = True
@@ -695,6 +704,8 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
 
     cleanup.append(flush_redis)
 
+    servers = {"postgres": "postgres", "redis": "redis-server"}
+    wait_for_quiet(CpuMeter({}, servers), args.quiet_wait)  # setup takes a few CPU seconds
     admin = postgres_conninfo(args.pg_host, args.pg_port, args.pg_user, "postgres")
     bench_db = postgres_conninfo(args.pg_host, args.pg_port, args.pg_user, args.database)
     say(f"creating database {args.database}")
@@ -762,7 +773,6 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         prober.reset(probe)
 
     groups = {"web": [web.pid], "worker": [worker.pid], "background": [background.pid]}
-    servers = {"postgres": "postgres", "redis": "redis-server"}
     # 1. capacity, then 2. the background load at --load of it, from then on. Each
     # attempt first waits until the machine is quiet; one that sees another benchmark
     # start meanwhile pauses the load (not to disturb it) and starts over.

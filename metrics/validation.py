@@ -190,11 +190,33 @@ def parse_timestamp(value: Any, field: str, limits: Limits) -> datetime:
     return ts
 
 
+# A source sends the same few label sets over and over: each is checked and encoded
+# once per process (bounded; cleared whole when full). Only valid sets are kept.
+_checked_labels: dict[tuple[tuple[str, Any], ...], tuple[Mapping[str, str], str]] = {}
+_CHECKED_LABELS_LIMIT = 10_000
+
+
 def _labels(value: Any) -> tuple[Mapping[str, str], str]:
     if value is None or value == {}:
         return {}, EMPTY_LABELS_KEY
     if not isinstance(value, dict):
         raise _ItemError("labels", f"must be an object, not {_json_type(value)}")
+    try:
+        known = tuple(value.items())
+        checked = _checked_labels.get(known)
+    except TypeError:  # an unhashable value (a list): certainly invalid, checked below
+        known, checked = (), None
+    if checked is not None:
+        return checked
+    result = _check_labels(value)
+    if known:
+        if len(_checked_labels) >= _CHECKED_LABELS_LIMIT:
+            _checked_labels.clear()
+        _checked_labels[known] = result
+    return result
+
+
+def _check_labels(value: dict[str, Any]) -> tuple[Mapping[str, str], str]:
     if len(value) > MAX_LABELS:
         raise _ItemError("labels", f"has {len(value)} labels; at most {MAX_LABELS} are allowed")
     for key, label in value.items():
