@@ -62,6 +62,7 @@ def forget_rules_cache() -> None:
     global _rules_cache
     _rules_cache = None
     _spec_cache.clear()
+    _overrides_cache.clear()
 
 
 def enabled_rules() -> list[Rule]:
@@ -84,6 +85,7 @@ def enabled_rules() -> list[Rule]:
     _rules_cache = (time.monotonic(), rules)
     # Specs are built from these rule objects (and their overrides): rebuild them too.
     _spec_cache.clear()
+    _overrides_cache.clear()
     return rules
 
 
@@ -97,10 +99,29 @@ def _applies(rule: Rule, source_id: int, tag_ids: set[int]) -> bool:
 
 # (rule, source) -> spec, valid as long as the rules cache that built it.
 _spec_cache: dict[tuple[int, int], engine.RuleSpec | None] = {}
+# rule -> the sources with an override of one of its thresholds
+_overrides_cache: dict[int, frozenset[int]] = {}
+
+
+def _overridden_sources(rule: Rule) -> frozenset[int]:
+    return frozenset(
+        override.source_id
+        for threshold in rule.thresholds.all()
+        for override in threshold.overrides.all()
+    )
 
 
 def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
-    """The engine's view of `rule` for one source: overrides applied; None if no threshold."""
+    """The engine's view of `rule` for one source: overrides applied; None if no threshold.
+
+    Sources without an override of the rule share one spec (key: source 0), so a cycle
+    over 1,000 sources builds one spec per rule, not one per source.
+    """
+    overridden = _overrides_cache.get(rule.pk)
+    if overridden is None:
+        overridden = _overrides_cache[rule.pk] = _overridden_sources(rule)
+    if source_id not in overridden:
+        source_id = 0
     key = (rule.pk, source_id)
     if key in _spec_cache:
         return _spec_cache[key]

@@ -21,6 +21,12 @@ rule fires CRITICAL when a source's last `leverage` is over 3 and clears under 2
    per probe source first warms every process up and is not counted. An alert not
    visible after --timeout seconds is a timeout.
 
+The machine may be shared: the run first waits (up to --quiet-wait seconds) until no
+other benchmark (`python -m bench.*`) or test run (pytest) goes on and other programs
+leave the CPUs alone, and starts the measurement over (up to --attempts times) when one
+starts meanwhile; the last attempt only warns. Either would disturb this benchmark's
+figures, and this benchmark theirs.
+
 Each firing is split with the alert's `first_seen` (the worker's clock when the
 evaluation started; same machine, same clock): api (POST until its answer: validation,
 COPY, commit, queueing the task), wait (answer until the evaluation started: broker,
@@ -52,7 +58,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -273,6 +279,7 @@ def background_main(pipe: multiprocessing.connection.Connection, config: Backgro
 class Background:
     def __init__(self, config: BackgroundConfig) -> None:
         self.config = config
+        self.paced = False
         context = multiprocessing.get_context("fork")
         self.pipe, child_end = context.Pipe()
         self.process = context.Process(target=background_main, args=(child_end, config))
@@ -285,24 +292,24 @@ class Background:
         assert self.process.pid is not None
         return self.process.pid
 
-    def _result(self, timeout: float) -> list[BackgroundResult]:
+    def send_run(self, rate: float | None, start: float, end: float | None) -> None:
+        self.pipe.send(("run", rate, start, end))
+
+    def result(self, timeout: float) -> list[BackgroundResult]:
         if not self.pipe.poll(timeout):
             raise RuntimeError(f"the background senders did not answer in {timeout:.0f}s")
         message = self.pipe.recv()
         results: list[BackgroundResult] = message[1]
         return results
 
-    def run_for(self, start: float, end: float) -> list[BackgroundResult]:
-        """Saturate the API from `start` to `end` (monotonic)."""
-        self.pipe.send(("run", None, start, end))
-        return self._result(end - time.monotonic() + self.config.timeout + 30)
-
     def start_paced(self, rate: float) -> None:
-        self.pipe.send(("run", rate, time.monotonic(), None))
+        self.send_run(rate, time.monotonic(), None)
+        self.paced = True
 
     def stop_paced(self) -> list[BackgroundResult]:
         self.pipe.send(("stop",))
-        return self._result(self.config.timeout + 30)
+        self.paced = False
+        return self.result(self.config.timeout + 30)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -479,9 +486,15 @@ class QueueSampler:
 
 
 def run_firings(
-    prober: Prober, probes: list[Probe], count: int, gap: tuple[float, float], label: str
+    prober: Prober,
+    probes: list[Probe],
+    count: int,
+    gap: tuple[float, float],
+    label: str,
+    check: Callable[[], None] | None,
 ) -> tuple[list[Firing], int, int]:
-    """`count` firings over `probes` in turn; (firings, timeouts, resets that timed out)."""
+    """`count` firings over `probes` in turn; (firings, timeouts, resets that timed out).
+    `check` is called every 5 s (it raises to abandon the run)."""
     rng = random.Random(count)
     firings: list[Firing] = []
     timeouts = stuck = 0
@@ -513,6 +526,8 @@ def run_firings(
             last_report = time.monotonic()
             recent = [f.latency_ms for f in firings[-50:]]
             say(f"{label}: {n + 1}/{count} firings, last 50: {spread(recent)} ms")
+            if check is not None:
+                check()
     return firings, timeouts, stuck
 
 
@@ -664,28 +679,84 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=600.0,
         help="before measuring, wait up to this long for other benchmarks to finish",
     )
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=3,
+        help="start over when another benchmark or test run disturbs; the last attempt only warns",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the web/worker logs")
     args = parser.parse_args(argv)
     if args.redis_db == args.cache_db:
         parser.error("--redis-db and --cache-db must differ")
     if not 0 < args.load <= 1:
         parser.error("--load must be in (0, 1]")
+    if args.attempts < 1 or args.firings < 1:
+        parser.error("--attempts and --firings must be at least 1")
     return args
 
 
-def measure_capacity(background: Background, args: argparse.Namespace) -> Tally:
-    """Samples per second the API takes when saturated (after a second of warm-up)."""
+class PhaseMeter:
+    """CpuMeter's groups, plus this process (the prober) and the kernel's interrupt work
+    (loopback traffic), both taken out of "other": what is left is other programs."""
+
+    def __init__(self, groups: dict[str, list[int]], names: dict[str, str]) -> None:
+        self.meter = CpuMeter(groups, names)
+        self.own = 0.0
+        self.system: Any = None
+        self.wall = 0.0
+
+    def start(self) -> None:
+        import psutil
+
+        self.meter.start()
+        self.own = time.process_time()
+        self.system = psutil.cpu_times()
+        self.wall = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        import psutil
+
+        usage = self.meter.stop()
+        wall = time.monotonic() - self.wall
+        system = psutil.cpu_times()
+        prober = (time.process_time() - self.own) / wall
+        kernel = sum(
+            getattr(system, name, 0.0) - getattr(self.system, name, 0.0)
+            for name in ("irq", "softirq")
+        )
+        usage["prober"] = prober
+        usage["irq"] = kernel / wall
+        usage["other"] = max(0.0, usage["other"] - prober - usage["irq"])
+        return usage
+
+
+def cpu_line(usage: dict[str, float]) -> str:
+    return "cpu (cores busy on average): " + ", ".join(f"{k} {v:.2f}" for k, v in usage.items())
+
+
+def measure_capacity(
+    background: Background, meter: PhaseMeter, args: argparse.Namespace
+) -> tuple[Tally, float]:
+    """Samples per second the API takes when saturated (after a second of warm-up), and
+    how many cores other programs kept busy meanwhile."""
     start = time.monotonic() + 0.2
     measured_from = start + 1.0
     end = measured_from + args.capacity_seconds
-    capacity = tally(background.run_for(start, end), measured_from, end)
+    background.send_run(None, start, end)
+    time.sleep(max(0.0, measured_from - time.monotonic()))
+    meter.start()
+    time.sleep(max(0.0, end - 0.2 - time.monotonic()))
+    usage = meter.stop()
+    capacity = tally(background.result(args.capacity_seconds + 60), measured_from, end)
     if capacity.errors or not capacity.samples:
         raise RuntimeError(f"capacity errors {dict(capacity.errors)}: {capacity.first_error}")
     say(
         f"api capacity: {capacity.rate:,.0f} samples/s ({capacity.requests} batches of "
         f"{args.batch_size} in {capacity.seconds:.1f}s, {args.bg_threads} senders)"
     )
-    return capacity
+    say(cpu_line(usage))
+    return capacity, usage["other"]
 
 
 def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str, float]:
@@ -767,59 +838,101 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     cleanup.append(background.close)
     prober = Prober(port, bench_db, rule_id, args.timeout)
     cleanup.append(prober.close)
-    sampler = QueueSampler(args.redis_port, args.redis_db)
-    cleanup.append(sampler.finish)
     for probe in probes:  # creates every probe series; each evaluation finds nothing
         prober.reset(probe)
 
     groups = {"web": [web.pid], "worker": [worker.pid], "background": [background.pid]}
-    # 1. capacity, then 2. the background load at --load of it, from then on. Each
-    # attempt first waits until the machine is quiet; one that sees another benchmark
-    # start meanwhile pauses the load (not to disturb it) and starts over.
-    for attempt in range(1, 4):
+    # Each attempt first waits until the machine is quiet; one that sees another
+    # benchmark or test run start pauses the load (not to disturb it) and starts over.
+    for attempt in range(1, args.attempts + 1):
         wait_for_quiet(CpuMeter(groups, servers), args.quiet_wait)
-        capacity = measure_capacity(background, args)
-        if not sampler.drained(60):
-            say("warning: the ingest queue did not drain within 60s of the capacity phase")
-        rate = args.load * capacity.rate / args.batch_size
-        background.start_paced(rate)
-        paced_from = time.monotonic()
-        say(f"background: {rate:.1f} batches/s ({rate * args.batch_size:,.0f} samples/s target)")
-        time.sleep(3.0)
-        others = other_benchmarks()
-        if not others or attempt == 3:
-            break
-        say(f"another benchmark started ({others[0][:120]}): pausing the background load")
-        background.stop_paced()
-    if others:
-        say("warning: another benchmark runs meanwhile: both figures are disturbed")
+        sampler = QueueSampler(args.redis_port, args.redis_db)
+        try:
+            return measure(
+                args,
+                Setup(background, prober, probes, worker, groups, servers, sampler),
+                strict=attempt < args.attempts,
+            )
+        except Disturbed as exc:
+            say(f"{exc}: pausing the background load and starting over")
+        finally:
+            sampler.finish()
+            if background.paced:
+                background.stop_paced()
+    raise AssertionError("unreachable: the last attempt is not strict")
 
-    # 3. firings: one round over every probe source to warm up, then the measured ones.
+
+class Disturbed(Exception):
+    """Another benchmark, test run or program took CPU during a measurement."""
+
+
+def check_quiet() -> None:
+    others = other_benchmarks()
+    if others:
+        raise Disturbed(f"another benchmark or test run started ({others[0][:120]})")
+
+
+@dataclass
+class Setup:
+    background: Background
+    prober: Prober
+    probes: list[Probe]
+    worker: ManagedProcess
+    groups: dict[str, list[int]]
+    servers: dict[str, str]
+    sampler: QueueSampler
+
+
+def measure(args: argparse.Namespace, setup: Setup, *, strict: bool) -> dict[str, float]:
+    """Capacity, then the background load and the firings; `strict`: raise Disturbed
+    when another program gets in the way (else warn and carry on)."""
+    background, prober, probes = setup.background, setup.prober, setup.probes
+    capacity, busy = measure_capacity(background, PhaseMeter(setup.groups, setup.servers), args)
+    if not setup.sampler.drained(60):
+        say("warning: the ingest queue did not drain within 60s of the capacity phase")
+    if busy > 0.3 and strict:
+        raise Disturbed(f"other programs kept {busy:.2f} cores busy")
+    check = check_quiet if strict else None
+    rate = args.load * capacity.rate / args.batch_size
+    background.start_paced(rate)
+    paced_from = time.monotonic()
+    say(f"background: {rate:.1f} batches/s ({rate * args.batch_size:,.0f} samples/s target)")
+    time.sleep(3.0)
+    if check is not None:
+        check()
+
+    # One round over every probe source warms every process up; then the measured ones.
     gap = (args.gap_ms[0] / 1000, args.gap_ms[1] / 1000)
-    warm, warm_timeouts, _ = run_firings(prober, probes, len(probes), gap, "warm-up")
+    warm, warm_timeouts, _ = run_firings(prober, probes, len(probes), gap, "warm-up", check)
     warm_latencies = [f.latency_ms for f in warm]
     say(f"warm-up: {len(warm)} firings, {warm_timeouts} timeouts, {spread(warm_latencies)} ms")
-    meter = CpuMeter(groups, servers)
-    log_from = log_size(worker.log_path)
-    sampler.start()
+    meter = PhaseMeter(setup.groups, setup.servers)
+    log_path = setup.worker.log_path
+    log_from = log_size(log_path)
+    setup.sampler.start()
     meter.start()
     firings_from = time.monotonic()
-    firings, timeouts, stuck = run_firings(prober, probes, args.firings, gap, "firings")
+    firings, timeouts, stuck = run_firings(prober, probes, args.firings, gap, "firings", check)
     firings_to = time.monotonic()
     usage = meter.stop()
-    lengths = sampler.finish()
-    log_to = log_size(worker.log_path)
+    lengths = setup.sampler.finish()
+    log_to = log_size(log_path)
     results = background.stop_paced()
     paced = tally(results, firings_from, firings_to)
     overall = tally(results, paced_from, firings_to)
-    if not web.alive() or not worker.alive():
-        raise RuntimeError("web or worker died during the run")
-    others = other_benchmarks()
-    if others or usage["other"] > 0.3:
-        say(
-            f"warning: disturbed: other benchmarks {others or 'none'}, other programs "
-            f"(this prober included) kept {usage['other']:.2f} cores busy"
-        )
+    if not setup.worker.alive():
+        raise RuntimeError("the worker died during the run")
+    if check is not None:
+        check()
+        if usage["other"] > 0.3:
+            raise Disturbed(f"other programs kept {usage['other']:.2f} cores busy")
+    else:
+        others = other_benchmarks()
+        if others or usage["other"] > 0.3:
+            say(
+                f"warning: disturbed: other benchmarks {others or 'none'}, other programs "
+                f"kept {usage['other']:.2f} cores busy"
+            )
 
     latencies = [f.latency_ms for f in firings]
     say(
@@ -838,20 +951,20 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
             for f in reversed(slowest)
         )
     )
-    durations = task_durations(worker.log_path, log_from, log_to)
+    durations = task_durations(log_path, log_from, log_to)
     say(f"worker: {len(durations)} evaluate_source tasks meanwhile, ms: {spread(durations)}")
     if lengths:
-        busy = sum(1 for n in lengths if n) / len(lengths)
+        nonempty = sum(1 for n in lengths if n) / len(lengths)
         say(
             f"ingest queue (every 10 ms): mean {sum(lengths) / len(lengths):.2f}, "
-            f"max {max(lengths)}, non-empty {busy:.0%} of the time"
+            f"max {max(lengths)}, non-empty {nonempty:.0%} of the time"
         )
     say(
         f"background during the firings: {paced.rate:,.0f} samples/s "
         f"({paced.rate / capacity.rate:.0%} of capacity; {overall.rate:,.0f} since it "
         f"started), errors {dict(paced.errors) or 0}"
     )
-    say("cpu (cores busy on average): " + ", ".join(f"{k} {v:.2f}" for k, v in usage.items()))
+    say(cpu_line(usage))
     if paced.errors:
         say(f"warning: background errors: {paced.first_error}")
     return {
