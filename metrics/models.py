@@ -134,7 +134,10 @@ class MetricSample(models.Model):
     """
 
     pk = models.CompositePrimaryKey("series_id", "ts")
-    series = models.ForeignKey(MetricSeries, on_delete=models.CASCADE, db_constraint=False)
+    # No index of its own: the primary key (series_id, ts) already leads with it.
+    series = models.ForeignKey(
+        MetricSeries, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )
     ts = models.DateTimeField()
     value = models.FloatField()
 
