@@ -15,11 +15,11 @@ rule fires CRITICAL when a source's last `leverage` is over 3 and clears under 2
    reported.
 3. firings: one at a time over --probe-sources probe sources in turn: t0, POST
    `{"samples": [{"name": "leverage", "value": 5}]}`, then poll `alerts_alert` every
-   millisecond on a dedicated connection until the source's Leverage alert is firing:
-   latency = visible - t0. Then POST leverage 1 and wait until the alert resolved, and
-   pause 20-50 ms, so that no probe ever waits behind another probe's work. One firing
-   per probe source first warms every process up and is not counted. An alert not
-   visible after --timeout seconds is a timeout.
+   --poll-ms (1) ms on a dedicated connection until the source's Leverage alert is
+   firing: latency = visible - t0. Then POST leverage 1, wait until the alert resolved
+   and pause 20-50 ms, so that no probe ever waits behind another probe's work. One
+   firing per probe source first warms every process up and is not counted. An alert
+   not visible after --timeout seconds is a timeout.
 
 The machine may be shared: the run first waits (up to --quiet-wait seconds) until no
 other benchmark (`python -m bench.*`) or test run (pytest) goes on and other programs
@@ -90,7 +90,6 @@ EVALUATE_TASK = "alerts.tasks.evaluate_source"
 # The background metric: no rule of the trading pack watches it.
 BACKGROUND_METRIC = "latency_ms"
 ENDPOINTS = ("order", "cancel", "book", "ticker", "account")
-POLL_SECONDS = 0.001
 
 
 def say(message: str) -> None:
@@ -117,11 +116,9 @@ def spread(values: Sequence[float]) -> str:
     )
 
 
-def post(
-    conn: http.client.HTTPConnection, key: str, body: bytes
-) -> tuple[int, bytes]:  # (status, body)
-    """POST one batch; gunicorn's sync workers close the connection after each answer,
-    and http.client then reconnects by itself on the next request."""
+def post(conn: http.client.HTTPConnection, key: str, body: bytes) -> tuple[int, bytes]:
+    """POST one batch: (status, answer). gunicorn's sync workers close the connection
+    after each answer; http.client then reconnects by itself on the next request."""
     conn.request(
         "POST",
         INGEST_PATH,
@@ -383,13 +380,14 @@ class Prober:
         "WHERE source_id = %s AND rule_id = %s AND state IN ('pending', 'firing') LIMIT 1"
     )
 
-    def __init__(self, port: int, conninfo: str, rule_id: int, timeout: float) -> None:
+    def __init__(self, port: int, conninfo: str, rule_id: int, timeout: float, poll: float) -> None:
         import psycopg
 
         self.http = http.client.HTTPConnection(HOST, port, timeout=30)
         self.db = psycopg.connect(conninfo, autocommit=True)
         self.rule_id = rule_id
         self.timeout = timeout
+        self.poll = poll
 
     def close(self) -> None:
         self.http.close()
@@ -429,7 +427,7 @@ class Prober:
                 break
             if seen >= deadline:
                 return None
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll)
         started = (first_seen.timestamp() - wall0) * 1000  # evaluation start, after t0
         api = (answered - t0) * 1000
         latency = (seen - t0) * 1000
@@ -442,7 +440,7 @@ class Prober:
         while self.is_open(probe):
             if time.perf_counter() >= deadline:
                 return False
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll)
         return True
 
 
@@ -664,6 +662,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--gap-ms", type=float, nargs=2, default=(20.0, 50.0), metavar=("MIN", "MAX")
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
+    parser.add_argument("--poll-ms", type=float, default=1.0, help="alert table poll interval")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--database", default="tradewatch_bench_alert_latency")
     parser.add_argument("--pg-host", default="127.0.0.1")
@@ -836,7 +835,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     )
     background = Background(config)
     cleanup.append(background.close)
-    prober = Prober(port, bench_db, rule_id, args.timeout)
+    prober = Prober(port, bench_db, rule_id, args.timeout, args.poll_ms / 1000)
     cleanup.append(prober.close)
     for probe in probes:  # creates every probe series; each evaluation finds nothing
         prober.reset(probe)
