@@ -994,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
                 step()
             except Exception as exc:  # keep cleaning up; say what failed
                 print(f"cleanup step failed: {exc!r}", flush=True)
-        if args.keep_logs or summary is None:
+        if (args.keep_logs or summary is None) and any(workdir.iterdir()):
             say(f"logs kept in {workdir}")
         else:
             import shutil
