@@ -263,6 +263,8 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
             fired_at=now if fire_now else None,
             last_seen=now,
             inhibited=finding.inhibited,
+            # The FIRING transition below announces it: stamped in the insert itself.
+            last_notified_at=now if fire_now and not finding.inhibited else None,
         )
         try:
             # A savepoint: losing the race to another worker must not end our transaction.
@@ -279,8 +281,6 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
             alert, Kind.FIRING if fire_now else Kind.PENDING, now,
             details=_details(finding), silences=finding.silences,
         )  # fmt: skip
-        if fire_now:
-            alert.save(update_fields=["last_notified_at"])
         return alert
 
     fields = {"value", "peak_value", "last_seen", "count", "message", "condition_cleared_at"}

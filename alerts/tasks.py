@@ -18,12 +18,12 @@ logger = logging.getLogger(__name__)
 @shared_task(name="alerts.tasks.evaluate_source", time_limit=60, soft_time_limit=50)
 def evaluate_source(source_id: int) -> None:
     """Right after a source's data arrived: derive its trading metrics if due, evaluate."""
-    derive = claim_pending_work(source_id)
-    source = Source.objects.filter(pk=source_id, enabled=True).first()
-    if source is None:
-        return
-    if derive:
+    if claim_pending_work(source_id):
+        source = Source.objects.filter(pk=source_id, enabled=True).first()
+        if source is None:
+            return
         trading_metrics_derive(source=source)
+    # Disabled sources are skipped there too; no need to read the source row first.
     source_evaluate(source_id=source_id)
 
 
