@@ -1,0 +1,1 @@
+"""Notification channels: one class per kind, registered by kind name."""
