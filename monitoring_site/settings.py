@@ -259,6 +259,36 @@ TRADEWATCH_REPEAT_SECONDS: dict[str, int] = {
 TRADEWATCH_DAILY_LOSS_LIMIT: float = env.float("TRADEWATCH_DAILY_LOSS_LIMIT", default=1000.0)
 TRADEWATCH_MAX_OPEN_POSITIONS: int = env.int("TRADEWATCH_MAX_OPEN_POSITIONS", default=10)
 
+# --- Delivery -------------------------------------------------------------------------
+# Keys that encrypt channel secrets at rest (Fernet, comma-separated: the first encrypts,
+# all decrypt, so a key can be rotated). Unset in development: derived from SECRET_KEY.
+TRADEWATCH_ENCRYPTION_KEYS: list[str] = env.list("TRADEWATCH_ENCRYPTION_KEY", default=[])
+if not DEBUG and not TRADEWATCH_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "TRADEWATCH_ENCRYPTION_KEY must be set in the environment when DEBUG is off."
+    )
+# HTTP channels refuse loopback, private, link-local and metadata addresses; networks
+# listed here (CIDR, e.g. 10.0.0.0/8 for an internal receiver) are let through.
+TRADEWATCH_DELIVERY_ALLOWED_NETWORKS: list[str] = env.list(
+    "TRADEWATCH_DELIVERY_ALLOWED_NETWORKS", default=[]
+)
+# Seconds one HTTP delivery may take, connect and answer together (at most 15).
+TRADEWATCH_DELIVERY_TIMEOUT_SECONDS: float = min(
+    env.float("TRADEWATCH_DELIVERY_TIMEOUT_SECONDS", default=10.0), 15.0
+)
+# Where the chat services live; tests point them at local receivers.
+TRADEWATCH_SLACK_BASE_URL: str = env.str(
+    "TRADEWATCH_SLACK_BASE_URL", default="https://hooks.slack.com"
+)
+TRADEWATCH_DISCORD_BASE_URL: str = env.str(
+    "TRADEWATCH_DISCORD_BASE_URL", default="https://discord.com"
+)
+TRADEWATCH_TELEGRAM_BASE_URL: str = env.str(
+    "TRADEWATCH_TELEGRAM_BASE_URL", default="https://api.telegram.org"
+)
+# Address of this Tradewatch as operators reach it: links in notifications.
+TRADEWATCH_PUBLIC_URL: str = env.str("TRADEWATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
+
 # --- Admin bootstrap ------------------------------------------------------------------
 TRADEWATCH_ADMIN_USERNAME: str = env.str("TRADEWATCH_ADMIN_USERNAME", default="admin")
 TRADEWATCH_ADMIN_EMAIL: str = env.str("TRADEWATCH_ADMIN_EMAIL", default="admin@localhost")

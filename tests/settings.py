@@ -16,3 +16,6 @@ from monitoring_site.settings import *  # noqa: F403
 # other's test database: give one of them another name.
 if os.environ.get("TRADEWATCH_TEST_DATABASE"):
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TRADEWATCH_TEST_DATABASE"]}  # noqa: F405
+
+# Channels deliver to receivers the tests start on loopback.
+TRADEWATCH_DELIVERY_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
