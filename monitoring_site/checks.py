@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.compatibility, deploy=True)
@@ -30,3 +30,19 @@ def check_embedded_mode_in_production(app_configs: Any, **kwargs: Any) -> list[W
             )
         )
     return problems
+
+
+@register(Tags.security, deploy=True)
+def check_encryption_key(app_configs: Any, **kwargs: Any) -> list[Error]:
+    """Channel secrets need their own key: one derived from SECRET_KEY dies with it."""
+    if settings.TRADEWATCH_ENCRYPTION_KEYS:
+        return []
+    return [
+        Error(
+            "TRADEWATCH_ENCRYPTION_KEY is not set: channel secrets are encrypted with a key "
+            "derived from SECRET_KEY.",
+            hint="Set TRADEWATCH_ENCRYPTION_KEY to a Fernet key (python -c 'from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())').",
+            id="tradewatch.E003",
+        )
+    ]

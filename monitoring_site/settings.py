@@ -261,12 +261,9 @@ TRADEWATCH_MAX_OPEN_POSITIONS: int = env.int("TRADEWATCH_MAX_OPEN_POSITIONS", de
 
 # --- Delivery -------------------------------------------------------------------------
 # Keys that encrypt channel secrets at rest (Fernet, comma-separated: the first encrypts,
-# all decrypt, so a key can be rotated). Unset in development: derived from SECRET_KEY.
+# all decrypt, so a key can be rotated). Unset, it is derived from SECRET_KEY, which
+# `check --deploy` refuses (tradewatch.E003): rotating SECRET_KEY would lose the secrets.
 TRADEWATCH_ENCRYPTION_KEYS: list[str] = env.list("TRADEWATCH_ENCRYPTION_KEY", default=[])
-if not DEBUG and not TRADEWATCH_ENCRYPTION_KEYS:
-    raise ImproperlyConfigured(
-        "TRADEWATCH_ENCRYPTION_KEY must be set in the environment when DEBUG is off."
-    )
 # HTTP channels refuse loopback, private, link-local and metadata addresses; networks
 # listed here (CIDR, e.g. 10.0.0.0/8 for an internal receiver) are let through.
 TRADEWATCH_DELIVERY_ALLOWED_NETWORKS: list[str] = env.list(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (a format marker, not a secret)
 
 
 def signing_secret_new() -> str:
@@ -31,9 +31,7 @@ def signed_headers(
     """
     when = at or datetime.now(tz=UTC)
     payload = body.decode()
-    signatures = [
-        Webhook(secret).sign(webhook_id, when, payload) for secret in secrets_in_use
-    ]
+    signatures = [Webhook(secret).sign(webhook_id, when, payload) for secret in secrets_in_use]
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(when.timestamp())),

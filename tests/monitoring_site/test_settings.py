@@ -17,6 +17,7 @@ PRODUCTION = {
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
     "PATH": "/usr/bin:/bin",
+    "TRADEWATCH_ENCRYPTION_KEY": "3q2jS1QnYlqVvU8o0m2n9y6z0rjA7bGx6HqzJ0m9c0Y=",
 }
 
 
@@ -56,3 +57,13 @@ def test_it_warns_about_the_embedded_mode_in_production(tmp_path: Path) -> None:
 
     assert "tradewatch.W001" in result.stderr + result.stdout
     assert "tradewatch.W002" in result.stderr + result.stdout
+
+
+def test_it_refuses_production_without_an_encryption_key() -> None:
+    env = {**PRODUCTION, "SECRET_KEY": get_random_string(64)}
+    del env["TRADEWATCH_ENCRYPTION_KEY"]
+
+    result = manage("check", "--deploy", env=env)
+
+    assert result.returncode != 0
+    assert "tradewatch.E003" in result.stderr + result.stdout
