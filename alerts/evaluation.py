@@ -72,6 +72,7 @@ def enabled_rules() -> list[Rule]:
         return _rules_cache[1]
     rules = list(
         Rule.objects.filter(enabled=True)
+        .exclude(kind=Rule.Kind.HEALTH)
         .select_related("tag")
         .prefetch_related(
             Prefetch(
@@ -274,9 +275,10 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
         "source_id", "last_seen"
     ):
         data[source_id].heartbeat = last_seen + expected[source_id]
+    # Health alerts are opened and closed by the health runner, not judged here.
     for alert_row in Alert.objects.filter(
         source_id__in=ids, state__in=[Alert.State.PENDING, Alert.State.FIRING]
-    ).values(
+    ).exclude(rule__kind=Rule.Kind.HEALTH).values(
         "id", "source_id", "fingerprint", "severity", "state", "first_seen", "last_notified_at",
         "inhibited", "acknowledged_at", "acknowledged_until", "threshold_value", "comparison",
         "peak_value", "rule_id", "rule__kind", "rule__metric",

@@ -32,6 +32,8 @@ class Rule(models.Model):
         EVENT = "event", "Event (count in a window)"
         RATE_OF_CHANGE = "rate_of_change", "Rate of change"
         ANOMALY = "anomaly", "Anomaly (rolling z-score)"
+        # Judged by the health runner when a check's status changes, not by evaluation.
+        HEALTH = "health", "Health check status"
 
     class Aggregation(models.TextChoices):
         LAST = "last", "last"
