@@ -412,3 +412,7 @@ class SilenceAdmin(admin.ModelAdmin):
     def expire(self, request: HttpRequest, queryset: QuerySet[Silence]) -> None:
         ended = queryset.filter(expired_at__isnull=True).update(expired_at=timezone.now())
         self.message_user(request, f"{ended} silence(s) ended.")
+
+
+# Channels, policies and the outbox live in their own module; importing it registers them.
+from . import delivery_admin  # noqa: E402, F401

@@ -17,3 +17,30 @@ class AlertsConfig(AppConfig):
         post_migrate.connect(
             install_trading_pack, sender=self, dispatch_uid="tradewatch_install_trading_pack"
         )
+        self._invalidate_routing_on_edits()
+
+    @staticmethod
+    def _invalidate_routing_on_edits() -> None:
+        """Policy and channel edits reach every process's routing copy at once.
+
+        Cache invalidation only: routing itself never runs from a signal.
+        """
+        from django.db.models.signals import m2m_changed, post_delete, post_save
+
+        from .models import Channel, Policy
+        from .routing import routing_changed
+
+        def changed(**kwargs: object) -> None:
+            routing_changed()
+
+        for model in (Policy, Channel):
+            post_save.connect(changed, sender=model, weak=False)
+            post_delete.connect(changed, sender=model, weak=False)
+        for relation in (
+            Policy.sources,
+            Policy.tags,
+            Policy.rules,
+            Policy.channels,
+            Policy.escalation_channels,
+        ):
+            m2m_changed.connect(changed, sender=relation.through, weak=False)

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from . import engine
 from .models import Alert, AlertTransition, Rule, Severity, Silence
+from .routing import transition_route
 
 Kind = AlertTransition.Kind
 
@@ -105,6 +106,8 @@ def _record(
         # Silenced announcements count too: the repeat clock runs on, so a silence
         # does not turn into one held-back repeat per evaluation.
         alert.last_notified_at = now
+        # The outbox rows, in this same transaction: delivery can never miss a change.
+        transition_route(alert, transition)
     return transition
 
 

@@ -10,6 +10,8 @@ from metrics.derived import trading_metrics_derive
 from metrics.models import Source
 from metrics.tasks import claim_pending_work
 
+from .delivery import notification_deliver, outbox_sweep
+from .escalation import alerts_escalate
 from .evaluation import all_sources_evaluate, source_evaluate
 
 logger = logging.getLogger(__name__)
@@ -35,3 +37,31 @@ def evaluate_all_sources() -> None:
         "evaluated %d sources: %d evaluations, %d applied",
         summary.sources, summary.evaluations, summary.applied,
     )  # fmt: skip
+
+
+@shared_task(
+    name="alerts.tasks.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=60,
+    soft_time_limit=45,
+)
+def deliver(notification_id: int) -> None:
+    """Send one notification (ids only: secrets never travel through the broker)."""
+    notification_deliver(notification_id=notification_id)
+
+
+@shared_task(name="alerts.tasks.sweep_outbox", time_limit=60, soft_time_limit=50)
+def sweep_outbox() -> None:
+    """On beat: queue notifications that are due, lost by the broker, or abandoned."""
+    queued = outbox_sweep()
+    if queued:
+        logger.info("outbox sweep queued %d notifications", queued)
+
+
+@shared_task(name="alerts.tasks.escalate", time_limit=60, soft_time_limit=50)
+def escalate() -> None:
+    """On beat: alerts unacknowledged past their policy's escalation time."""
+    escalated = alerts_escalate()
+    if escalated:
+        logger.info("escalated %d alerts", escalated)

@@ -36,3 +36,15 @@ def source_key_issue(*, source: Source, name: str = "issued from the command lin
 def source_keys_revoke(*, source: Source) -> int:
     """Revoke every key of `source`; return how many were still active."""
     return SourceAPIKey.objects.filter(source=source, revoked=False).update(revoked=True)
+
+
+SYSTEM_SOURCE_NAME = "tradewatch"
+
+
+def system_source() -> Source:
+    """The source Tradewatch reports its own problems under (delivery, health, beat)."""
+    source, _ = Source.objects.get_or_create(
+        name=SYSTEM_SOURCE_NAME,
+        defaults={"kind": Source.Kind.SERVICE, "description": "Tradewatch itself."},
+    )
+    return source

@@ -212,6 +212,8 @@ CELERY_TASK_ROUTES = {
     "metrics.tasks.derive_*": {"queue": "ingest"},
     "alerts.tasks.evaluate_*": {"queue": "ingest"},
     "alerts.tasks.deliver*": {"queue": "delivery"},
+    "alerts.tasks.sweep_outbox": {"queue": "delivery"},
+    "alerts.tasks.escalate": {"queue": "delivery"},
     "health.tasks.run_*": {"queue": "health"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -273,6 +275,30 @@ TRADEWATCH_DELIVERY_ALLOWED_NETWORKS: list[str] = env.list(
 TRADEWATCH_DELIVERY_TIMEOUT_SECONDS: float = min(
     env.float("TRADEWATCH_DELIVERY_TIMEOUT_SECONDS", default=10.0), 15.0
 )
+# Retries: exponential backoff with jitter from BACKOFF up to BACKOFF_MAX seconds, at most
+# MAX_ATTEMPTS tries (the defaults span about 13 minutes, so a channel down for 10
+# minutes loses nothing); then the notification fails and the policy's fallback is used.
+TRADEWATCH_DELIVERY_MAX_ATTEMPTS: int = env.int("TRADEWATCH_DELIVERY_MAX_ATTEMPTS", default=10)
+TRADEWATCH_DELIVERY_BACKOFF_SECONDS: float = env.float(
+    "TRADEWATCH_DELIVERY_BACKOFF_SECONDS", default=2.0
+)
+TRADEWATCH_DELIVERY_BACKOFF_MAX_SECONDS: float = env.float(
+    "TRADEWATCH_DELIVERY_BACKOFF_MAX_SECONDS", default=300.0
+)
+# Waits up to this long ride on a broker countdown; longer ones wait in the database
+# (`next_attempt_at`) for the sweeper, so a broker restart loses no retry.
+TRADEWATCH_DELIVERY_COUNTDOWN_MAX_SECONDS: float = env.float(
+    "TRADEWATCH_DELIVERY_COUNTDOWN_MAX_SECONDS", default=10.0
+)
+# How long a worker owns a notification it is sending: past this (the worker died),
+# the sweeper queues it again. Longer than the delivery timeout.
+TRADEWATCH_DELIVERY_LEASE_SECONDS: float = env.float(
+    "TRADEWATCH_DELIVERY_LEASE_SECONDS", default=60.0
+)
+# A queued notification not started within this long is queued again (a lost message).
+TRADEWATCH_DELIVERY_REQUEUE_SECONDS: float = env.float(
+    "TRADEWATCH_DELIVERY_REQUEUE_SECONDS", default=30.0
+)
 # Where the chat services live; tests point them at local receivers.
 TRADEWATCH_SLACK_BASE_URL: str = env.str(
     "TRADEWATCH_SLACK_BASE_URL", default="https://hooks.slack.com"
@@ -299,11 +325,22 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        # Slack, Discord and Telegram put their credentials in the URL path.
+        "mask_secret_urls": {"()": "alerts.channels.masking.SecretURLFilter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_secret_urls"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # httpx logs every request URL at INFO; delivery logs its own line per attempt.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import delivery, views
 
 urlpatterns = [
     path("alerts", views.AlertListApi.as_view(), name="alert-list"),
+    path("alerts/test", delivery.AlertTestApi.as_view(), name="alert-test"),
     path("alerts/<int:alert_id>", views.AlertDetailApi.as_view(), name="alert-detail"),
     path(
         "alerts/<int:alert_id>/acknowledge",

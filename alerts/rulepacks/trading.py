@@ -119,6 +119,20 @@ def pack_rules() -> list[PackRule]:
             ((INFO, ">=", 1, None),), "The model recovered in the last 5 minutes.",
             window=timedelta(minutes=5), message="{source}: model recovered",
         ),
+        # Tradewatch's own delivery problems, recorded as events of its system source.
+        PackRule(
+            "notification_failed", "Notifications failing", "event", "notification_failed",
+            ((ERROR, ">=", 1, None),),
+            "A notification failed for good (after its retries, or refused by the endpoint) "
+            "in the last hour; its policy's fallback channel was tried.",
+            window=timedelta(hours=1), message="{value:g} notification(s) failed in the last hour",
+        ),
+        PackRule(
+            "channel_disabled", "Notification channel disabled", "event", "channel_disabled",
+            ((CRITICAL, ">=", 1, None),),
+            "A channel's endpoint answered 410 Gone and the channel was disabled (last 24 h).",
+            window=DAY, message="A notification channel was disabled (endpoint gone)",
+        ),
         PackRule(
             "heartbeat", "Heartbeat lapsed", "absence", "heartbeat",
             ((CRITICAL, ">", 0, None),),

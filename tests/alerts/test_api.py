@@ -852,6 +852,7 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
     assert not GENERATOR_STATS, "drf-spectacular warned; run manage.py spectacular --validate"
     assert set(schema["paths"]) == {
         "/api/v1/alerts",
+        "/api/v1/alerts/test",
         "/api/v1/alerts/{alert_id}",
         "/api/v1/alerts/{alert_id}/acknowledge",
         "/api/v1/alerts/{alert_id}/resolve",

@@ -315,6 +315,7 @@ class AlertTransition(models.Model):
         ACKNOWLEDGEMENT_EXPIRED = "ack_expired", "Acknowledgement expired"
         INHIBITED = "inhibited", "Inhibited"
         UNINHIBITED = "uninhibited", "No longer inhibited"
+        ESCALATED = "escalated", "Escalated (unacknowledged too long)"
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="timeline")
     at = models.DateTimeField()

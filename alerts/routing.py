@@ -1,0 +1,222 @@
+"""Routing: which channels hear of an alert change, as outbox rows in the same transaction.
+
+The lifecycle calls `transition_route` for every transition a person should hear about;
+it writes one `Notification` per channel the enabled policies name and queues their
+delivery once the transaction commits. Nothing here sends anything: a crash between
+the alert change and the send loses nothing, the sweeper finds the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Max
+
+from .models import Alert, AlertTransition, Channel, Notification, Policy
+from .payloads import alert_payload
+
+logger = logging.getLogger(__name__)
+
+Kind = AlertTransition.Kind
+Event = Notification.Event
+
+# Which notification event each notifying transition becomes.
+EVENT_OF_TRANSITION: dict[str, str] = {
+    Kind.FIRING: Event.FIRING,
+    Kind.SEVERITY_RAISED: Event.FIRING,
+    Kind.ACKNOWLEDGEMENT_EXPIRED: Event.FIRING,
+    Kind.REPEAT: Event.REPEAT,
+    Kind.RESOLVED: Event.RESOLVED,
+    Kind.ACKNOWLEDGED: Event.ACKNOWLEDGED,
+}
+
+DELIVER_TASK = "alerts.tasks.deliver"
+
+# Policies are read on every notifying transition; a per-process copy saves five
+# queries each time. Edits bump a generation number in the shared cache, so every
+# process sees them at its next transition, and the TTL bounds a missed bump.
+POLICIES_GENERATION = "routing-policies-generation"
+POLICIES_TTL_SECONDS = 30.0
+_policies_cache: tuple[float, object, list[RoutingPolicy]] | None = None
+
+
+@dataclass(frozen=True)
+class RoutingPolicy:
+    """A policy as routing needs it: ids only, no model instances."""
+
+    id: int
+    min_severity: int
+    source_ids: frozenset[int]
+    tag_ids: frozenset[int]
+    rule_ids: frozenset[int]
+    channel_ids: tuple[int, ...]
+    notify_resolved: bool
+    notify_acknowledged: bool
+    repeat_seconds: dict[str, int]
+    policy: Policy
+
+    def matches(self, *, severity: int, source_id: int, tag_ids: set[int], rule_id: int) -> bool:
+        """Severity at least the minimum; sources, tags and rules each empty or matching."""
+        return (
+            severity >= self.min_severity
+            and (not self.source_ids or source_id in self.source_ids)
+            and (not self.tag_ids or bool(self.tag_ids & tag_ids))
+            and (not self.rule_ids or rule_id in self.rule_ids)
+        )
+
+
+def routing_changed() -> None:
+    """Tell every process that policies or channels changed (called on their saves)."""
+    global _policies_cache
+    _policies_cache = None
+    # A fresh token rather than a counter: a cleared cache can never bring an old
+    # generation back to life.
+    cache.set(POLICIES_GENERATION, uuid.uuid4().hex, timeout=None)
+
+
+def enabled_policies() -> list[RoutingPolicy]:
+    """Every enabled policy with its matchers and enabled channels."""
+    global _policies_cache
+    generation = cache.get(POLICIES_GENERATION)
+    if (
+        _policies_cache is not None
+        and _policies_cache[1] == generation
+        and time.monotonic() - _policies_cache[0] < POLICIES_TTL_SECONDS
+    ):
+        return _policies_cache[2]
+    policies = [
+        RoutingPolicy(
+            id=policy.pk,
+            min_severity=policy.min_severity,
+            source_ids=frozenset(s.pk for s in policy.sources.all()),
+            tag_ids=frozenset(t.pk for t in policy.tags.all()),
+            rule_ids=frozenset(r.pk for r in policy.rules.all()),
+            channel_ids=tuple(c.pk for c in policy.channels.all() if c.enabled),
+            notify_resolved=policy.notify_resolved,
+            notify_acknowledged=policy.notify_acknowledged,
+            repeat_seconds=dict(policy.repeat_seconds),
+            policy=policy,
+        )
+        for policy in Policy.objects.filter(enabled=True).prefetch_related(
+            "sources", "tags", "rules", "channels"
+        )
+    ]
+    _policies_cache = (time.monotonic(), generation, policies)
+    return policies
+
+
+def _channel_floors(channel_ids: Iterable[int]) -> dict[int, int]:
+    """Each enabled channel's minimum severity."""
+    return dict(
+        Channel.objects.filter(pk__in=set(channel_ids), enabled=True).values_list(
+            "pk", "min_severity"
+        )
+    )
+
+
+def _repeat_too_soon(alert: Alert, route: RoutingPolicy, at: datetime) -> bool:
+    """A policy may space repeats out further than the lifecycle's cadence."""
+    last = Notification.objects.filter(alert=alert, policy_id=route.id).aggregate(
+        last=Max("created_at")
+    )["last"]
+    return last is not None and at - last < route.policy.repeat_interval(alert.severity)
+
+
+def transition_route(
+    alert: Alert, transition: AlertTransition, *, tag_ids: set[int] | None = None
+) -> list[Notification]:
+    """Write the outbox rows for one notifying transition; queue them on commit.
+
+    A silenced transition still gets its rows, `suppressed` and marked `silenced`, so
+    the alert's page shows who would have heard of it.
+    """
+    event = EVENT_OF_TRANSITION.get(transition.kind)
+    if event is None:
+        return []
+    policies = enabled_policies()
+    if not policies:
+        return []
+    if tag_ids is None:
+        tag_ids = set(alert.source.tags.values_list("id", flat=True))
+    chosen: dict[int, RoutingPolicy] = {}
+    for route in policies:
+        if not route.matches(
+            severity=alert.severity, source_id=alert.source_id, tag_ids=tag_ids,
+            rule_id=alert.rule_id,
+        ):  # fmt: skip
+            continue
+        if event == Event.RESOLVED and not route.notify_resolved:
+            continue
+        if event == Event.ACKNOWLEDGED and not route.notify_acknowledged:
+            continue
+        if event == Event.REPEAT and _repeat_too_soon(alert, route, transition.at):
+            continue
+        for channel_id in route.channel_ids:
+            chosen.setdefault(channel_id, route)
+    if not chosen:
+        return []
+    floors = _channel_floors(chosen)
+    payload = alert_payload(alert, rule_name=alert.rule.name, source_name=alert.source.name)
+    return notifications_create(
+        [
+            Notification(
+                alert=alert,
+                transition=transition,
+                channel_id=channel_id,
+                policy_id=route.id,
+                event=event,
+                severity=alert.severity,
+                payload=payload,
+            )
+            for channel_id, route in chosen.items()
+            if channel_id in floors and alert.severity >= floors[channel_id]
+        ],
+        at=transition.at,
+        silenced=transition.silenced,
+    )
+
+
+def notifications_create(
+    notifications: Sequence[Notification], *, at: datetime, silenced: bool = False
+) -> list[Notification]:
+    """Insert outbox rows (in the caller's transaction) and queue them once it commits."""
+    if not notifications:
+        return []
+    requeue = timedelta(seconds=settings.TRADEWATCH_DELIVERY_REQUEUE_SECONDS)
+    for notification in notifications:
+        notification.created_at = at
+        notification.next_attempt_at = at
+        if silenced:
+            notification.state = Notification.State.SUPPRESSED
+            notification.held = Notification.Held.SILENCED
+        else:
+            # Queued on commit below; the sweeper queues it again only past this lease.
+            notification.queued_until = at + requeue
+    created = Notification.objects.bulk_create(notifications)
+    if not silenced:
+        ids = [notification.pk for notification in created]
+        transaction.on_commit(lambda: notifications_enqueue(ids))
+    return list(created)
+
+
+def notifications_enqueue(ids: Sequence[int], *, countdown: float | None = None) -> None:
+    """Hand delivery tasks to the broker; if it is away, the sweeper queues them later."""
+    for notification_id in ids:
+        try:
+            current_app.send_task(DELIVER_TASK, args=[notification_id], countdown=countdown)
+        except Exception:  # a broker outage must not undo the alert change
+            logger.warning(
+                "notification %s not queued (broker unavailable); the sweeper will queue it",
+                notification_id,
+                exc_info=True,
+            )
+            return
