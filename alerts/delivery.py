@@ -58,12 +58,20 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.TRADEWATCH_DELIVERY_LEASE_SECONDS)
 
 
+# A broker countdown may fire a little before the instant it was set for; a retry
+# arriving that early still counts as due instead of being dropped until the sweeper.
+EARLY_SLACK = timedelta(seconds=1)
+
+
 def _claim(notification_id: int, now: datetime) -> Notification | Outcome:
     """Take the notification for this worker, or say why not (sent, not due, held)."""
     with transaction.atomic():
+        # The notification row only: locking its channel row too would make every other
+        # worker's claim on that channel skip its notification as "locked".
         notification = (
-            Notification.objects.select_for_update(skip_locked=True)
-            .filter(pk=notification_id, state=State.PENDING, next_attempt_at__lte=now)
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=notification_id, state=State.PENDING)
+            .filter(next_attempt_at__lte=now + EARLY_SLACK)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .select_related("channel")
             .first()
@@ -391,12 +399,12 @@ def channel_send_test(
 ) -> DeliveryResult:
     """Send a test through the channel now, record it like any notification, and say how
     it went (one attempt: an operator waiting for the answer wants it, not a retry)."""
-    from .payloads import test_payload
+    from .payloads import notification_test_payload
 
     now = now or timezone.now()
     notification = Notification.objects.create(
         channel=channel, event=Event.TEST, severity=severity,
-        payload=test_payload(severity=severity, message=message), created_at=now,
+        payload=notification_test_payload(severity=severity, message=message), created_at=now,
         next_attempt_at=now, attempts=1, claimed_until=now + _lease(),
     )  # fmt: skip
     result = _send(notification)

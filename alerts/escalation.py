@@ -56,7 +56,7 @@ def alerts_escalate(*, now: datetime | None = None) -> int:
 def _alert_escalate(alert_id: int, policy: Policy, channels: list[Channel], now: datetime) -> int:
     with transaction.atomic():
         alert = (
-            Alert.objects.select_for_update()
+            Alert.objects.select_for_update(of=("self",))
             .select_related("rule", "source")
             .filter(pk=alert_id, state=Alert.State.FIRING, acknowledged_at__isnull=True)
             .first()

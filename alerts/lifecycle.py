@@ -206,8 +206,10 @@ def _more_extreme(comparison: str, a: float | None, b: float | None) -> float | 
 
 
 def _open_alert(finding: Finding) -> Alert | None:
+    # Only the alert row is locked (`of`): locking the joined rule and source rows too
+    # would make every worker touching any alert of the same rule wait for the others.
     return (
-        Alert.objects.select_for_update()
+        Alert.objects.select_for_update(of=("self",))
         .filter(
             fingerprint=finding.fingerprint, state__in=[Alert.State.PENDING, Alert.State.FIRING]
         )
@@ -418,7 +420,9 @@ def alert_acknowledge(
     """A person takes the alert: repeats stop until `until` (or until it resolves)."""
     now = now or timezone.now()
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("source").get(pk=alert_id)
+        alert = (
+            Alert.objects.select_for_update(of=("self",)).select_related("source").get(pk=alert_id)
+        )
         if not alert.is_open:
             raise AlertClosed(f"Alert {alert_id} is resolved.")
         if until is not None and until <= now:
@@ -449,7 +453,9 @@ def alert_resolve(
     """A person closes the alert; if the condition still holds, a new alert opens later."""
     now = now or timezone.now()
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("source").get(pk=alert_id)
+        alert = (
+            Alert.objects.select_for_update(of=("self",)).select_related("source").get(pk=alert_id)
+        )
         if not alert.is_open:
             raise AlertClosed(f"Alert {alert_id} is resolved already.")
         return _resolve(
@@ -462,7 +468,7 @@ def alert_resolve_obsolete(*, alert_id: int, now: datetime | None = None) -> Ale
     now = now or timezone.now()
     with transaction.atomic():
         alert = (
-            Alert.objects.select_for_update()
+            Alert.objects.select_for_update(of=("self",))
             .select_related("source")
             .filter(pk=alert_id, state__in=[Alert.State.PENDING, Alert.State.FIRING])
             .first()

@@ -38,7 +38,7 @@ def alert_payload(alert: Alert, *, rule_name: str, source_name: str) -> dict[str
     }
 
 
-def test_payload(*, severity: int, message: str) -> dict[str, Any]:
+def notification_test_payload(*, severity: int, message: str) -> dict[str, Any]:
     """What a test notification says: shaped like an alert so receivers parse it alike."""
     from django.utils import timezone
 

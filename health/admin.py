@@ -1,10 +1,39 @@
-"""Admin for health records."""
+"""Admin for health: checks with their latest result, reports, recovery actions and runs."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from .models import ProcessHeartbeat
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from .models import HealthCheck, HealthReport, ProcessHeartbeat, RecoveryAction, RecoveryActionRun
+from .recovery import recovery_action_secret
+from .runner import breaker_reset, checks_run
+from .scoring import Status
+
+# Badge colours by status: the admin's own palette, readable in light and dark themes.
+COLOURS = {
+    Status.HEALTHY: "#2e7d32",
+    Status.DEGRADED: "#b26a00",
+    Status.UNHEALTHY: "#c62828",
+    Status.CRITICAL: "#6a1b9a",
+    Status.UNKNOWN: "#616161",
+}
+# The admin's "run now" probes in the request: keep it to a handful of checks.
+RUN_NOW_LIMIT = 20
+
+
+def badge(status: str) -> SafeString:
+    value = Status(status)
+    return format_html(
+        '<span style="background:{};color:#fff;padding:1px 6px;border-radius:3px">{}</span>',
+        COLOURS[value],
+        value.label,
+    )
 
 
 @admin.register(ProcessHeartbeat)
@@ -14,4 +43,145 @@ class ProcessHeartbeatAdmin(admin.ModelAdmin):
     readonly_fields = ["role", "name", "last_seen"]
 
     def has_add_permission(self, request: object) -> bool:
+        return False
+
+
+@admin.register(HealthCheck)
+class HealthCheckAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "kind", "source", "status_badge", "last_score", "latency", "breaker",
+        "last_run_at", "last_summary", "enabled",
+    ]  # fmt: skip
+    list_filter = ["kind", "status", "breaker", "enabled"]
+    search_fields = ["name", "source__name"]
+    list_select_related = ["source"]
+    actions = ["run_now", "reset_breaker"]
+    autocomplete_fields = ["source"]
+    readonly_fields = [
+        "status", "observed_status", "status_changed_at", "consecutive_failures",
+        "consecutive_successes", "breaker", "breaker_failures", "breaker_opened_at",
+        "next_run_at", "lease_until", "last_run_at", "last_score", "last_latency_ms",
+        "last_summary", "created_at", "updated_at",
+    ]  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "source", "config", "enabled"]}),
+        ("Schedule", {"fields": ["interval", "timeout"]}),
+        ("Flap damping", {"fields": ["failures_to_unhealthy", "successes_to_recover"]}),
+        ("Circuit breaker", {"fields": ["breaker_threshold", "breaker_retry"]}),
+        ("Recovery", {"fields": ["recovery_action", "recover_when"]}),
+        ("State", {"fields": list(readonly_fields)}),
+    ]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, check: HealthCheck) -> SafeString:
+        return badge(check.status)
+
+    @admin.display(description="latency", ordering="last_latency_ms")
+    def latency(self, check: HealthCheck) -> str:
+        return "" if check.last_latency_ms is None else f"{check.last_latency_ms:.0f} ms"
+
+    @admin.action(description="Run now", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[HealthCheck]) -> None:
+        ids = list(queryset.values_list("id", flat=True)[: RUN_NOW_LIMIT + 1])
+        if len(ids) > RUN_NOW_LIMIT:
+            self.message_user(
+                request, f"Select at most {RUN_NOW_LIMIT} checks to run now.", messages.WARNING
+            )
+            return
+        summary = checks_run(check_ids=ids)
+        for outcome in summary.outcomes:
+            level = messages.SUCCESS if outcome.status is Status.HEALTHY else messages.WARNING
+            result = outcome.result
+            why = f" ({result.summary()})" if result.issues or result.warnings else ""
+            self.message_user(request, f"{outcome.name}: {outcome.status.label}{why}", level)
+        skipped = len(ids) - summary.ran
+        if skipped:
+            self.message_user(
+                request, f"{skipped} check(s) were running elsewhere and were left alone."
+            )
+
+    @admin.action(description="Reset circuit breaker", permissions=["change"])
+    def reset_breaker(self, request: HttpRequest, queryset: QuerySet[HealthCheck]) -> None:
+        reset = breaker_reset(check_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"Closed the circuit breaker of {reset} check(s).")
+
+
+@admin.register(HealthReport)
+class HealthReportAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at", "health_check", "status_badge", "check_status", "score", "latency_ms",
+        "breaker", "summary",
+    ]  # fmt: skip
+    list_filter = ["status", "check_status", "health_check__kind"]
+    search_fields = ["health_check__name"]
+    list_select_related = ["health_check"]
+    date_hierarchy = "created_at"
+    # A count over millions of reports costs more than the page itself.
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in HealthReport._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, report: HealthReport) -> SafeString:
+        return badge(report.status)
+
+    @admin.display(description="issues and warnings")
+    def summary(self, report: HealthReport) -> str:
+        return "; ".join([*report.issues, *report.warnings])[:200]
+
+
+@admin.register(RecoveryAction)
+class RecoveryActionAdmin(admin.ModelAdmin):
+    list_display = ["name", "command", "url", "source", "enabled", "max_attempts"]
+    list_filter = ["command", "enabled"]
+    search_fields = ["name", "url"]
+    filter_horizontal = ["rules"]
+    readonly_fields = ["signing_secret"]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"  # a URL typed without a scheme
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="signing secret")
+    def signing_secret(self, action: RecoveryAction) -> str:
+        # The trading system verifies with it: shown on the action's own page only.
+        if not action.pk:
+            return "Created when the action is saved."
+        return recovery_action_secret(action)
+
+    def save_model(
+        self, request: HttpRequest, obj: RecoveryAction, form: Any, change: bool
+    ) -> None:
+        if not obj.signing_secret_encrypted:
+            from alerts.channels.signing import signing_secret_new
+            from alerts.crypto import encrypt_text
+
+            obj.signing_secret_encrypted = encrypt_text(signing_secret_new())
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(RecoveryActionRun)
+class RecoveryActionRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at", "action", "state", "attempts", "last_status", "reason", "last_error",
+    ]  # fmt: skip
+    list_filter = ["state", "action"]
+    search_fields = ["reason", "action__name"]
+    list_select_related = ["action"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in RecoveryActionRun._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -40,6 +40,39 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         description="Rules that depend on time passing: absence, staleness, `for` durations.",
     ),
     PeriodicWork(
+        name="Sweep the notification outbox",
+        task="alerts.tasks.sweep_outbox",
+        every_seconds=5,
+        description="Queues notifications that are due for a retry, were lost by the "
+        "broker, or were abandoned by a worker that died while sending.",
+    ),
+    PeriodicWork(
+        name="Escalate unacknowledged alerts",
+        task="alerts.tasks.escalate",
+        every_seconds=30,
+        description="Sends alerts left firing and unacknowledged past their policy's "
+        "escalation time to its escalation channels.",
+    ),
+    PeriodicWork(
+        name="Run due health checks",
+        task="health.tasks.run_due_checks",
+        every_seconds=5,
+        description="Probes every health check whose interval is up; each at its own "
+        "interval, with flap damping and a circuit breaker.",
+    ),
+    PeriodicWork(
+        name="Recovery actions",
+        task="health.tasks.run_recovery_sweep",
+        every_seconds=10,
+        description="Sends recovery actions of alerts that fired, and retries those due.",
+    ),
+    PeriodicWork(
+        name="Prune health reports",
+        task="health.tasks.prune",
+        every_seconds=3600,
+        description="Deletes health reports past their retention (30 days), in chunks.",
+    ),
+    PeriodicWork(
         name="Prune metrics",
         task="metrics.tasks.prune",
         every_seconds=3600,

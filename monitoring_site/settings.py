@@ -247,6 +247,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=
 # A source is evaluated at most once per this interval while its data keeps coming; the
 # first batch after a quiet spell is evaluated at once.
 TRADEWATCH_EVALUATION_INTERVAL_MS: int = env.int("TRADEWATCH_EVALUATION_INTERVAL_MS", default=200)
+# The function (no arguments) giving the metric names rules read: a metric batch holding
+# none of them (nor equity, which derived metrics come from) queues no evaluation. Named
+# here so that ingestion need not import the alerts app; empty: every batch evaluates.
+TRADEWATCH_WATCHED_METRICS_FUNCTION: str = "alerts.evaluation.watched_metric_names"
 # How long a firing, unacknowledged alert waits before it is announced again.
 TRADEWATCH_REPEAT_SECONDS: dict[str, int] = {
     "EMERGENCY": env.int("TRADEWATCH_REPEAT_EMERGENCY_SECONDS", default=10),
@@ -311,6 +315,11 @@ TRADEWATCH_TELEGRAM_BASE_URL: str = env.str(
 )
 # Address of this Tradewatch as operators reach it: links in notifications.
 TRADEWATCH_PUBLIC_URL: str = env.str("TRADEWATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- Health ---------------------------------------------------------------------------
+# Probes run at once on this many threads (each within its own timeout).
+TRADEWATCH_HEALTH_WORKERS: int = env.int("TRADEWATCH_HEALTH_WORKERS", default=16)
+TRADEWATCH_HEALTH_RETENTION_DAYS: int = env.int("TRADEWATCH_HEALTH_RETENTION_DAYS", default=30)
 
 # --- Admin bootstrap ------------------------------------------------------------------
 TRADEWATCH_ADMIN_USERNAME: str = env.str("TRADEWATCH_ADMIN_USERNAME", default="admin")

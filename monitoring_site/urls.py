@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("metrics.api.urls")),
     path("api/v1/", include("metrics.api.read_urls")),
     path("api/v1/", include("alerts.api.urls")),
+    path("api/v1/", include("health.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", probes.healthz, name="healthz"),

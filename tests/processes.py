@@ -129,3 +129,17 @@ def start_web_server(env: Mapping[str, str], port: int) -> subprocess.Popen[byte
         stop(process)
         raise RuntimeError("the web server did not start")
     return process
+
+
+def broker_purge() -> None:
+    """Empty every Tradewatch queue on the test broker (`control.purge` empties only the
+    default one), so a test's workers never chew through an earlier test's messages."""
+    from celery import current_app
+
+    with current_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ("default", "ingest", "delivery", "health", "celery"):
+            try:
+                channel.queue_purge(queue)  # type: ignore[attr-defined]
+            except Exception:  # noqa: S112 (a queue never declared has nothing to purge)
+                continue

@@ -37,7 +37,7 @@ class Receiver:
     Once the script runs out, `default` answers. `hang` makes it accept and never answer.
     """
 
-    def __init__(self, default: Answer | None = None) -> None:
+    def __init__(self, default: Answer | None = None, *, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.script: list[Answer] = []
         self.default = default or Answer()
@@ -55,9 +55,12 @@ class Receiver:
                 with receiver._lock:
                     receiver.requests.append(
                         Received(
-                            self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                            body, time.time(),
-                        )  # fmt: skip
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.time(),
+                        )
                     )
                     answer = receiver.script.pop(0) if receiver.script else receiver.default
                 if receiver.hang.is_set():
@@ -77,7 +80,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import time
 from typing import Any, ClassVar
@@ -49,6 +50,7 @@ SELF_HOSTED_SCHEMES = frozenset(
         "matrixs",
     }
 )
+_STATUS = re.compile(r"error=(\d{3})\b")
 
 
 class AppriseChannel(ChannelKind):
@@ -102,10 +104,13 @@ class AppriseChannel(ChannelKind):
         if result:
             return DeliveryResult(ok=True, duration_ms=duration_ms)
         complaints = [str(entry.message) for entry in result.logs()][-3:]
+        # Apprise's HTTP plugins end their complaint with "error=<status>".
+        statuses = [int(m.group(1)) for m in map(_STATUS.search, complaints) if m]
         # Apprise does not tell a bad token from an outage: keep retrying, bounded by
         # the outbox's attempt limit.
         return DeliveryResult(
             ok=False,
+            status=statuses[-1] if statuses else None,
             duration_ms=duration_ms,
             error="Apprise could not deliver"
             + (": " + " / ".join(complaints) if complaints else "."),

@@ -38,8 +38,9 @@ def address_is_refused(ip: str | IPAddress) -> str | None:
     candidates = [address]
     embedded = _embedded_ipv4(address)
     if embedded is not None:
-        # ::ffff:127.0.0.1 reaches 127.0.0.1: judge the IPv4 address it carries.
-        candidates.append(embedded)
+        # ::ffff:127.0.0.1 reaches 127.0.0.1: judge the IPv4 address it carries, first,
+        # so the reason names what is really reached.
+        candidates.insert(0, embedded)
     if any(candidate in _METADATA for candidate in candidates):
         return "the cloud metadata service"
     if any(_is_allowed(candidate) for candidate in candidates):

@@ -31,7 +31,7 @@ from django.conf import settings
 from alerts.channels.base import DeliveryResult
 from alerts.channels.destinations import IPAddress, address_is_refused, resolve
 
-USER_AGENT = "Tradewatch/1 (+notifications)"
+USER_AGENT = "Tradewatch/0.1"
 # What a delivery log keeps of an endpoint's answer.
 ANSWER_CHARS = 500
 # Reading more of an answer than this serves nobody and costs memory.

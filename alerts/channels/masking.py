@@ -13,8 +13,10 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 MASK = "…"
+_PUBLIC_BASES = ("https://hooks.slack.com", "https://discord.com", "https://api.telegram.org")
 
 # Each pattern keeps its one group (where the credential starts) and masks the rest.
 _FIXED_PATTERNS = (
@@ -72,11 +74,17 @@ def _keep_prefix(match: re.Match[str]) -> str:
 
 
 def _pattern() -> re.Pattern[str]:
-    return _compiled(
-        settings.TRADEWATCH_SLACK_BASE_URL,
-        settings.TRADEWATCH_DISCORD_BASE_URL,
-        settings.TRADEWATCH_TELEGRAM_BASE_URL,
-    )
+    try:
+        bases = (
+            settings.TRADEWATCH_SLACK_BASE_URL,
+            settings.TRADEWATCH_DISCORD_BASE_URL,
+            settings.TRADEWATCH_TELEGRAM_BASE_URL,
+        )
+    except (ImproperlyConfigured, AttributeError):
+        # A record logged before settings are loaded (a worker starting up) is still
+        # masked for the services' public addresses.
+        bases = _PUBLIC_BASES
+    return _compiled(*bases)
 
 
 @lru_cache(maxsize=4)

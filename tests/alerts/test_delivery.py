@@ -111,7 +111,7 @@ def test_it_writes_the_outbox_row_in_the_alert_transaction_and_queues_it_on_comm
     assert (notification.event, notification.state, notification.channel_id) == (
         "firing", State.PENDING, channel.pk,
     )  # fmt: skip
-    assert notification.alert.state == Alert.State.FIRING
+    assert notification.alert.state == Alert.State.FIRING  # type: ignore[union-attr]
     assert notification.payload["severity"] == "WARNING"
     assert len(callbacks) == 1
 
@@ -129,7 +129,8 @@ def test_it_delivers_the_spec_payload_signed_per_standard_webhooks(
     [request] = hook.requests
     secret = channel.secrets["signing_secret"]
     body = Webhook(secret).verify(request.body, request.headers)
-    assert body["version"] == 1 and body["event"] == "firing"
+    assert body["version"] == 1
+    assert body["event"] == "firing"
     alert = body["alert"]
     assert {"id", "fingerprint", "rule", "source", "severity", "status", "value", "threshold",
             "message", "first_seen", "last_seen", "count", "url"} <= set(alert)  # fmt: skip
@@ -196,7 +197,8 @@ def test_it_disables_the_channel_on_410_and_raises_an_alert_about_it(
     assert deliver_all() == [State.FAILED]
 
     channel.refresh_from_db()
-    assert not channel.enabled and "410" in channel.disabled_reason
+    assert not channel.enabled
+    assert "410" in channel.disabled_reason
     event = Event.objects.get(type="channel_disabled")
     assert channel.name in event.message
     # The pack's rule turns the event into an alert on Tradewatch's own source.
@@ -224,7 +226,8 @@ def test_it_fails_other_4xx_at_once_and_uses_the_fallback_channel(
     assert (failed.attempts, failed.last_status) == (1, 404)
     assert "no such hook" in failed.last_error
     rescued = Notification.objects.get(channel=fallback)
-    assert rescued.is_fallback and rescued.payload == failed.payload
+    assert rescued.is_fallback
+    assert rescued.payload == failed.payload
     assert [r.path for r in hook.requests] == ["/broken", "/fallback"]
     assert Event.objects.filter(type="notification_failed").count() == 1
 
@@ -259,7 +262,8 @@ def test_it_times_out_a_receiver_that_never_answers_and_retries(
     assert deliver_all() == [State.PENDING]
 
     notification = Notification.objects.get()
-    assert notification.attempts == 1 and notification.last_status is None
+    assert notification.attempts == 1
+    assert notification.last_status is None
     assert notification.last_error.startswith("No answer within 0.5 s")
     hook.hang.clear()
     assert deliver_all(60) == [State.SENT]
@@ -333,7 +337,7 @@ def test_it_routes_by_severity_sources_tags_and_rules(
     breach(other, 35)
 
     routed = {
-        (n.alert.source.name, n.channel.name)
+        (n.alert.source.name, n.channel.name)  # type: ignore[union-attr]
         for n in Notification.objects.select_related("alert__source", "channel")
     }
     assert routed == {
@@ -371,9 +375,7 @@ def test_it_spaces_repeats_by_the_policy_interval(
     for second in range(0, 41, 5):
         breach(source, 15, second)
 
-    events = list(
-        Notification.objects.order_by("created_at").values_list("channel__name", "event")
-    )
+    events = list(Notification.objects.order_by("created_at").values_list("channel__name", "event"))
     assert events.count(("often", "repeat")) == 4  # at 10, 20, 30, 40 s
     assert events.count(("seldom", "repeat")) == 1  # at 30 s: 25 s after the firing
     assert events.count(("often", "firing")) == events.count(("seldom", "firing")) == 1
@@ -394,7 +396,7 @@ def test_it_escalates_an_unacknowledged_alert_once(
 
     escalated = Notification.objects.get(event="escalated")
     assert escalated.channel == manager
-    assert escalated.alert.timeline.filter(kind="escalated").count() == 1
+    assert escalated.alert.timeline.filter(kind="escalated").count() == 1  # type: ignore[union-attr]
 
 
 def test_it_does_not_escalate_an_acknowledged_alert(

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from alerts.cli import export, status, tail
+from health.cli import health
 from metrics.cli import history
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
@@ -31,7 +32,13 @@ class Verb(Protocol):
     def run(self, options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int: ...
 
 
-VERBS: dict[str, Verb] = {"tail": tail, "status": status, "metrics": history, "export": export}
+VERBS: dict[str, Verb] = {
+    "tail": tail,
+    "status": status,
+    "metrics": history,
+    "export": export,
+    "health": health,
+}
 
 
 class Command(BaseCommand):

@@ -1,0 +1,130 @@
+"""The operator health API: the system rollup with each source's score, and safety.
+
+People call these with a DRF token or their admin session and need the
+`health.view_healthcheck` permission; sources' API keys are never accepted. Views call
+a selector of `health.selectors` and return its answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from health import selectors
+from metrics.api.errors import ErrorsView
+from metrics.api.reads import ERRORS_SCHEMA
+
+VIEW_PERMISSION: Final = "health.view_healthcheck"
+STATUS_HELP: Final = "HEALTHY, DEGRADED, UNHEALTHY, CRITICAL (UNKNOWN: nothing known yet)."
+
+
+class CanViewHealth(BasePermission):
+    """A person allowed to read health: `health.view_healthcheck` (Viewer group and up)."""
+
+    message = f"You need the permission to view health ({VIEW_PERMISSION})."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
+
+
+class HealthReadView(ErrorsView):
+    # Listed here, not inherited: a source's API key must never read health.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, CanViewHealth]
+
+
+WORDS = serializers.ListField(child=serializers.CharField())
+STATUS_SCHEMA = inline_serializer(
+    "HealthStatus",
+    {
+        "status": serializers.CharField(help_text=f"The system rollup: {STATUS_HELP}"),
+        "generated_at": serializers.DateTimeField(),
+        "sources": serializers.ListField(
+            child=inline_serializer(
+                "SourceHealth",
+                {
+                    "id": serializers.IntegerField(),
+                    "name": serializers.CharField(),
+                    "kind": serializers.CharField(),
+                    "score": serializers.IntegerField(help_text="0-100."),
+                    "status": serializers.CharField(help_text=STATUS_HELP),
+                    "issues": WORDS,
+                    "warnings": WORDS,
+                },
+            ),
+            help_text="Every enabled source, worst score first.",
+        ),
+        "checks": serializers.ListField(
+            child=inline_serializer(
+                "CheckHealth",
+                {
+                    "id": serializers.IntegerField(),
+                    "name": serializers.CharField(),
+                    "kind": serializers.CharField(),
+                    "source": serializers.CharField(allow_null=True),
+                    "status": serializers.CharField(help_text=f"After flap damping: {STATUS_HELP}"),
+                    "score": serializers.IntegerField(allow_null=True),
+                    "latency_ms": serializers.FloatField(allow_null=True),
+                    "summary": serializers.CharField(),
+                    "breaker": serializers.CharField(help_text="closed, open or half_open."),
+                    "last_run_at": serializers.DateTimeField(allow_null=True),
+                },
+            )
+        ),
+    },
+)
+SAFETY_SCHEMA = inline_serializer(
+    "HealthSafety",
+    {
+        "sources": serializers.ListField(
+            child=inline_serializer(
+                "SourceSafety",
+                {
+                    "id": serializers.IntegerField(),
+                    "name": serializers.CharField(),
+                    "status": serializers.CharField(help_text=STATUS_HELP),
+                    "issues": WORDS,
+                    "kill_switch": serializers.DictField(help_text="active, since"),
+                    "circuit_breaker": serializers.DictField(help_text="tripped, since"),
+                    "positions": serializers.DictField(
+                        help_text="open, limit, utilisation_pct (DEGRADED above 80 %)"
+                    ),
+                    "exchange": serializers.DictField(
+                        help_text="connected (null: never reported), lost_since, latency_ms"
+                    ),
+                },
+            )
+        )
+    },
+)
+
+
+class HealthStatusApi(HealthReadView):
+    """`GET /api/v1/health/status`: the system rollup, each source's score and each check."""
+
+    @extend_schema(
+        operation_id="health_status",
+        summary="System health: rollup, source scores and checks",
+        responses={200: STATUS_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(selectors.system_status())
+
+
+class HealthSafetyApi(HealthReadView):
+    """`GET /api/v1/health/safety`: kill switch, breaker, positions and exchange per source."""
+
+    @extend_schema(
+        operation_id="health_safety",
+        summary="Safety view per source",
+        responses={200: SAFETY_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"sources": selectors.safety_view()})

@@ -1,0 +1,60 @@
+"""Source heartbeat freshness: the newest heartbeat against the source's period + grace."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from health.scoring import Status, describe_seconds, worst
+from metrics.models import Source, SourceHeartbeat
+
+from .base import CheckResult, Probe, Target
+
+# What the source says of itself in its heartbeat, when it is not "ok".
+_REPORTED = {
+    SourceHeartbeat.Status.DEGRADED: Status.DEGRADED,
+    SourceHeartbeat.Status.ERROR: Status.UNHEALTHY,
+}
+
+
+class HeartbeatProbe(Probe):
+    """CRITICAL without a heartbeat within period + grace; DEGRADED once past the period."""
+
+    kind = "heartbeat"
+    needs_source = True
+    uses_database = True
+
+    def run(self, target: Target, now: datetime) -> CheckResult:
+        source = Source.objects.filter(pk=target.source_id or 0).first()
+        if source is None:
+            return CheckResult.failed(Status.UNKNOWN, "the source no longer exists")
+        beat = SourceHeartbeat.objects.filter(source_id=source.pk).first()
+        period = source.heartbeat_period.total_seconds()
+        grace = source.heartbeat_grace.total_seconds()
+        if beat is None:
+            return CheckResult.failed(
+                Status.CRITICAL, f"no heartbeat received from {source.name} yet"
+            )
+        age = max(0.0, (now - beat.last_seen).total_seconds())
+        details = {"age_seconds": round(age, 3), "period": period, "grace": grace,
+                   "reported": beat.status}  # fmt: skip
+        if age > period + grace:
+            return CheckResult(
+                Status.CRITICAL,
+                issues=[
+                    f"no heartbeat for {describe_seconds(age)} (expected every "
+                    f"{describe_seconds(period)} + {describe_seconds(grace)} grace)"
+                ],
+                details=details,
+            )
+        status = Status.HEALTHY
+        issues: list[str] = []
+        warnings: list[str] = []
+        if age > period:
+            status = Status.DEGRADED
+            warnings.append(f"heartbeat late: last one {describe_seconds(age)} ago")
+        reported = _REPORTED.get(SourceHeartbeat.Status(beat.status))
+        if reported is not None:
+            status = worst([status, reported])
+            said = f"{source.name} reports itself {beat.status}"
+            (issues if reported.is_failure else warnings).append(said)
+        return CheckResult(status, issues=issues, warnings=warnings, details=details)

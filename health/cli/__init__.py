@@ -1,0 +1,1 @@
+"""Verbs of `python manage.py tradewatch` that belong to the health app."""
