@@ -90,13 +90,13 @@ class ChannelAdmin(admin.ModelAdmin):
             result = channel_send_test(channel=channel)
             if result.ok:
                 self.message_user(
-                    request, f"{channel.name}: sent ({result.status or 'ok'}, "
+                    request, f"Test through {channel.name}: sent ({result.status or 'ok'}, "
                     f"{result.duration_ms:.0f} ms).", messages.SUCCESS,
                 )  # fmt: skip
             else:
                 self.message_user(
                     request,
-                    f"{channel.name}: failed: {result.error or result.status} "
+                    f"Test through {channel.name}: failed: {result.error or result.status} "
                     f"{result.answer[:200]}",
                     messages.ERROR,
                 )

@@ -94,7 +94,16 @@ class Channel(models.Model):
             kind = channel_kind(self.kind)
         except LookupError as exc:
             raise ValidationError({"kind": str(exc)}) from None
-        kind.validate(self.config, self.secrets)
+        try:
+            kind.validate(self.config, self.secrets)
+        except ValidationError as exc:
+            # The kind names its own fields; on the channel they live inside `config`
+            # or `secrets`, so each message says which one it is about.
+            named: dict[str, list[str]] = {"config": [], "secrets": []}
+            for field, messages in exc.message_dict.items():
+                where = "secrets" if field in kind.secret_fields else "config"
+                named[where] += [f"{field}: {message}" for message in messages]
+            raise ValidationError({key: value for key, value in named.items() if value}) from None
 
 
 class Policy(models.Model):
