@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-import orjson
 from django.conf import settings
 
-from alerts.channels import formatting, http
-from alerts.channels.base import ChannelKind, DeliveryResult, NotificationMessage
+from alerts.channels import formatting
+from alerts.channels.base import NotificationMessage
+from alerts.channels.chat import ChatWebhookChannel
 
 # Discord's limits for one embed.
 _TITLE_CHARS = 256
@@ -17,7 +17,7 @@ _FIELDS = 25
 _FIELD_VALUE_CHARS = 1024
 
 
-class DiscordChannel(ChannelKind):
+class DiscordChannel(ChatWebhookChannel):
     """Posts to a Discord channel webhook.
 
     Secret: `webhook_url` (`https://discord.com/api/webhooks/<id>/<token>`).
@@ -25,32 +25,12 @@ class DiscordChannel(ChannelKind):
 
     kind = "discord"
     label = "Discord"
-    secret_fields: ClassVar[tuple[str, ...]] = ("webhook_url",)
+    service = "Discord"
 
     @staticmethod
     def url_prefix() -> str:
         """Every Discord webhook URL starts with this."""
         return settings.TRADEWATCH_DISCORD_BASE_URL.rstrip("/") + "/api/webhooks/"
-
-    @classmethod
-    def validate(cls, config: dict[str, Any], secrets: dict[str, str]) -> None:
-        """The webhook URL is one of Discord's webhook URLs."""
-        url = secrets.get("webhook_url", "")
-        prefix = cls.url_prefix()
-        if not url:
-            raise cls.invalid({"webhook_url": "The webhook URL is required."})
-        if not url.startswith(prefix) or len(url) == len(prefix) or any(c.isspace() for c in url):
-            raise cls.invalid(
-                {"webhook_url": f"Must be a Discord webhook URL starting with {prefix}"}
-            )
-
-    def send(self, message: NotificationMessage) -> DeliveryResult:
-        """POST the embed; Discord answers 204 when it took the message."""
-        return http.post(
-            self.secrets["webhook_url"],
-            content=orjson.dumps(self.body(message)),
-            headers={"Content-Type": "application/json"},
-        )
 
     @staticmethod
     def body(message: NotificationMessage) -> dict[str, Any]:

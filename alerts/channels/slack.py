@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-import orjson
 from django.conf import settings
 
-from alerts.channels import formatting, http
-from alerts.channels.base import ChannelKind, DeliveryResult, NotificationMessage
+from alerts.channels import formatting
+from alerts.channels.base import NotificationMessage
+from alerts.channels.chat import ChatWebhookChannel
 
 # Slack cuts a section's text at 3000 characters and refuses more than 50 blocks.
 _SECTION_CHARS = 3000
 _DIGEST_LINES = 20
 
 
-class SlackChannel(ChannelKind):
+class SlackChannel(ChatWebhookChannel):
     """Posts to a Slack incoming webhook.
 
     Secret: `webhook_url` (`https://hooks.slack.com/services/T…/B…/…`; the URL is the
@@ -24,32 +24,12 @@ class SlackChannel(ChannelKind):
 
     kind = "slack"
     label = "Slack"
-    secret_fields: ClassVar[tuple[str, ...]] = ("webhook_url",)
+    service = "Slack"
 
     @staticmethod
     def url_prefix() -> str:
         """Every Slack incoming-webhook URL starts with this."""
         return settings.TRADEWATCH_SLACK_BASE_URL.rstrip("/") + "/services/"
-
-    @classmethod
-    def validate(cls, config: dict[str, Any], secrets: dict[str, str]) -> None:
-        """The webhook URL is one of Slack's incoming-webhook URLs."""
-        url = secrets.get("webhook_url", "")
-        prefix = cls.url_prefix()
-        if not url:
-            raise cls.invalid({"webhook_url": "The incoming webhook URL is required."})
-        if not url.startswith(prefix) or len(url) == len(prefix) or any(c.isspace() for c in url):
-            raise cls.invalid(
-                {"webhook_url": f"Must be a Slack incoming webhook URL starting with {prefix}"}
-            )
-
-    def send(self, message: NotificationMessage) -> DeliveryResult:
-        """POST the Block Kit message; Slack answers 200 `ok` or a 4xx with a reason."""
-        return http.post(
-            self.secrets["webhook_url"],
-            content=orjson.dumps(self.body(message)),
-            headers={"Content-Type": "application/json"},
-        )
 
     @staticmethod
     def body(message: NotificationMessage) -> dict[str, Any]:

@@ -216,8 +216,11 @@ def test_the_api_refuses_a_test_without_the_permission(webhook: Channel) -> None
 def test_the_api_never_answers_5xx_to_a_malformed_test_request(webhook: Channel) -> None:
     api = token_client(make_user("olga", "alerts.send_test"))
 
-    for body in ({}, {"channels": []}, {"channels": "ops"}, {"channels": [{"a": 1}]},
-                 {"channels": ["ops"], "severity": "LOUD"}):  # fmt: skip
+    bodies: list[dict[str, Any]] = [
+        {}, {"channels": []}, {"channels": "ops"}, {"channels": [{"a": 1}]},
+        {"channels": ["ops"], "severity": "LOUD"},
+    ]  # fmt: skip
+    for body in bodies:
         response = api.post("/api/v1/alerts/test", body, format="json")
         assert response.status_code == 400, (body, response.content)
         assert response.json()["errors"][0]["field"] in ("channels", "severity")
