@@ -20,12 +20,14 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from audit.admin import AuditHistoryAdmin
 from metrics.models import Source
 
 from . import engine
+from .alert_page import alert_chart, alert_notifications, alert_timeline
 from .evaluation import rule_preview
 from .lifecycle import AlertClosed, SilenceMatcher, alert_acknowledge, alert_resolve
-from .models import Alert, AlertTransition, Rule, Silence, Threshold, ThresholdOverride
+from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
 from .statistics import alert_statistics
 
 
@@ -68,7 +70,7 @@ class ThresholdInline(admin.TabularInline):
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(AuditHistoryAdmin):
     list_display = ["name", "kind", "metric", "aggregation", "window", "scope", "enabled", "pack"]
     list_filter = ["enabled", "kind", "scope", "pack"]
     search_fields = ["name", "metric", "description"]
@@ -91,6 +93,10 @@ class RuleAdmin(admin.ModelAdmin):
         ("Now", {"fields": ["preview", "overrides"]}),
     ]  # fmt: skip
     readonly_fields = ["pack", "preview", "overrides"]
+
+    def history_related(self, rule: Rule) -> list[Threshold]:
+        # A threshold override points at its threshold, not at the rule.
+        return list(rule.thresholds.all())
 
     @admin.display(description="current value per source")
     def preview(self, rule: Rule) -> str:
@@ -139,22 +145,11 @@ class RuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(ThresholdOverride)
-class ThresholdOverrideAdmin(admin.ModelAdmin):
+class ThresholdOverrideAdmin(AuditHistoryAdmin):
     list_display = ["threshold", "source", "value", "clear_value", "enabled"]
     list_select_related = ["threshold__rule", "source"]
     autocomplete_fields = ["source"]
     list_filter = ["enabled"]
-
-
-class TimelineInline(admin.TabularInline):
-    model = AlertTransition
-    extra = 0
-    can_delete = False
-    fields = ["at", "kind", "severity", "value", "actor", "notify", "silenced", "details"]
-    readonly_fields = ["at", "kind", "severity", "value", "actor", "notify", "silenced", "details"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class CappedCountPaginator(Paginator):
@@ -226,7 +221,6 @@ class AlertAdmin(admin.ModelAdmin):
     # A million rows: no exact count on every page, no date drill-down scanning them all.
     show_full_result_count = False
     list_per_page = 200
-    inlines = [TimelineInline]
     readonly_fields = [field.name for field in Alert._meta.fields]
     actions = ["acknowledge", "resolve", "silence_hour", "silence_day", "silence_until_resolved"]
 
@@ -236,6 +230,36 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Alert | None:
+        # The page shows every foreign key: join them rather than fetch each on its own.
+        queryset = self.get_queryset(request).select_related(
+            "rule", "source", "acknowledged_by", "resolved_by"
+        )
+        try:
+            return queryset.get(pk=int(object_id))
+        except (ValueError, Alert.DoesNotExist):
+            return None
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        alert = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if alert is not None:
+            # The timeline, the notifications and the chart: what an operator opens it for.
+            context.update(
+                alert_chart=alert_chart(alert),
+                alert_timeline=alert_timeline(alert),
+                alert_notifications=alert_notifications(alert),
+            )
+        return super().change_view(request, object_id, form_url, context)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Alert], search_term: str
@@ -354,7 +378,7 @@ class AlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(Silence)
-class SilenceAdmin(admin.ModelAdmin):
+class SilenceAdmin(AuditHistoryAdmin):
     list_display = [
         "reason",
         "starts_at",

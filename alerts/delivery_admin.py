@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from audit.admin import AuditHistoryAdmin
+
 from .crypto import masked
 from .delivery import channel_send_test, notification_retry
 from .models import Channel, DeliveryAttempt, Notification, Policy
@@ -66,7 +68,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(AuditHistoryAdmin):
     form = ChannelForm
     list_display = [
         "name", "kind", "enabled", "min_severity", "sent_count", "failed_count",
@@ -112,7 +114,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(AuditHistoryAdmin):
     list_display = ["name", "enabled", "min_severity", "channel_names", "escalate_after"]
     list_filter = ["enabled", "min_severity"]
     search_fields = ["name"]

@@ -10,6 +10,8 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from audit.admin import AuditHistoryAdmin
+
 from .models import HealthCheck, HealthReport, ProcessHeartbeat, RecoveryAction, RecoveryActionRun
 from .recovery import recovery_action_secret
 from .runner import breaker_reset, checks_run
@@ -47,7 +49,7 @@ class ProcessHeartbeatAdmin(admin.ModelAdmin):
 
 
 @admin.register(HealthCheck)
-class HealthCheckAdmin(admin.ModelAdmin):
+class HealthCheckAdmin(AuditHistoryAdmin):
     list_display = [
         "name", "kind", "source", "status_badge", "last_score", "latency", "breaker",
         "last_run_at", "last_summary", "enabled",
@@ -80,7 +82,7 @@ class HealthCheckAdmin(admin.ModelAdmin):
     def latency(self, check: HealthCheck) -> str:
         return "" if check.last_latency_ms is None else f"{check.last_latency_ms:.0f} ms"
 
-    @admin.action(description="Run now", permissions=["change"])
+    @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[HealthCheck]) -> None:
         ids = list(queryset.values_list("id", flat=True)[: RUN_NOW_LIMIT + 1])
         if len(ids) > RUN_NOW_LIMIT:
@@ -100,10 +102,16 @@ class HealthCheckAdmin(admin.ModelAdmin):
                 request, f"{skipped} check(s) were running elsewhere and were left alone."
             )
 
-    @admin.action(description="Reset circuit breaker", permissions=["change"])
+    @admin.action(description="Reset circuit breaker", permissions=["reset_breaker"])
     def reset_breaker(self, request: HttpRequest, queryset: QuerySet[HealthCheck]) -> None:
         reset = breaker_reset(check_ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"Closed the circuit breaker of {reset} check(s).")
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("health.run_healthcheck"))
+
+    def has_reset_breaker_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("health.reset_breaker"))
 
 
 @admin.register(HealthReport)
@@ -139,7 +147,7 @@ class HealthReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(RecoveryAction)
-class RecoveryActionAdmin(admin.ModelAdmin):
+class RecoveryActionAdmin(AuditHistoryAdmin):
     list_display = ["name", "command", "url", "source", "enabled", "max_attempts"]
     list_filter = ["command", "enabled"]
     search_fields = ["name", "url"]

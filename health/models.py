@@ -26,6 +26,9 @@ class ProcessHeartbeat(models.Model):
     role = models.CharField(max_length=20, choices=Role.choices)
     name = models.CharField(max_length=200, help_text="Host and process that reported.")
     last_seen = models.DateTimeField()
+    queues = models.CharField(
+        max_length=200, blank=True, help_text="The queues a worker consumes, comma-separated."
+    )
 
     class Meta:
         constraints = [
@@ -133,6 +136,11 @@ class HealthCheck(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # Operators run checks and reset breakers without being allowed to edit them.
+        permissions = [
+            ("run_healthcheck", "Can run health checks now"),
+            ("reset_breaker", "Can reset circuit breakers of health checks"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(interval__gt=timedelta(0)), name="health_check_interval_positive"
@@ -317,3 +325,27 @@ class RecoveryActionRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} ({self.state})"
+
+
+class PeriodicRun(models.Model):
+    """The last run of one beat entry: how a run claims its period (see
+    `monitoring_site.periodic`), and a record of periodic work actually happening."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="The beat entry's name.")
+    task = models.CharField(max_length=200)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    running_until = models.DateTimeField(
+        null=True, blank=True, help_text="A run holds the period until then (or until done)."
+    )
+    runs = models.PositiveBigIntegerField(default=0)
+    skipped = models.PositiveBigIntegerField(
+        default=0, help_text="Runs sent again within the same period (a second beat, a "
+        "replayed message) that found the period taken and did nothing.",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

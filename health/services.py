@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
+
+from metrics.retention import Progress, delete_in_chunks
 
 from .models import HealthReport, ProcessHeartbeat
 
@@ -20,16 +23,16 @@ def process_heartbeat_record(*, role: str, name: str) -> ProcessHeartbeat:
     return heartbeat
 
 
-def health_reports_prune(*, days: int | None = None, chunk: int = PRUNE_CHUNK) -> int:
-    """Delete reports older than the retention (30 days), in chunks: no long lock."""
+def expired_health_reports(*, days: int | None = None) -> QuerySet[HealthReport]:
+    """Reports older than the retention (30 days by default)."""
     if days is None:
         days = int(settings.TRADEWATCH_HEALTH_RETENTION_DAYS)
-    cutoff = timezone.now() - timedelta(days=days)
-    deleted = 0
-    while True:
-        ids = list(
-            HealthReport.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:chunk]
-        )
-        if not ids:
-            return deleted
-        deleted += HealthReport.objects.filter(pk__in=ids).delete()[0]
+    return HealthReport.objects.filter(created_at__lt=timezone.now() - timedelta(days=days))
+
+
+def health_reports_prune(
+    *, days: int | None = None, chunk: int = PRUNE_CHUNK, progress: Progress | None = None
+) -> int:
+    """Delete reports older than the retention, in chunks: no long lock, and two runs at
+    once each take their own chunks (SKIP LOCKED)."""
+    return delete_in_chunks(expired_health_reports(days=days), chunk=chunk, progress=progress)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 from rest_framework_api_key.models import APIKey
+
+from audit.admin import AuditHistoryAdmin
 
 from .models import Source, SourceAPIKey, Tag
 
@@ -14,30 +25,17 @@ admin.site.unregister(APIKey)
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(AuditHistoryAdmin):
     search_fields = ["name"]
 
 
-class SourceAPIKeyInline(admin.TabularInline):
-    model = SourceAPIKey
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    fields = ["name", "prefix", "created", "expiry_date", "revoked"]
-    readonly_fields = ["name", "prefix", "created", "expiry_date", "revoked"]
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # New keys go through the action or the key admin, which show the key once.
-        return False
-
-
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(AuditHistoryAdmin):
     list_display = ["name", "kind", "enabled", "tag_list", "heartbeat_period", "updated_at"]
     list_filter = ["kind", "enabled", "tags"]
     search_fields = ["name", "description"]
     filter_horizontal = ["tags"]
-    inlines = [SourceAPIKeyInline]
+    change_form_template = "admin/metrics/source/change_form.html"
     actions = ["issue_api_key", "enable", "disable"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "tags", "description", "enabled"]}),
@@ -46,6 +44,70 @@ class SourceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Source]:
         return super().get_queryset(request).prefetch_related("tags")
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:source_id>/keys/new/",
+                self.admin_site.admin_view(self.key_issue_view),
+                name="metrics_source_key_issue",
+            ),
+            path(
+                "<int:source_id>/keys/<str:prefix>/revoke/",
+                self.admin_site.admin_view(self.key_revoke_view),
+                name="metrics_source_key_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        from monitoring_site.source_page import source_page
+
+        context = dict(extra_context or {})
+        source = self.get_object(request, object_id)
+        if source is not None:
+            context.update(source_page(source))
+            context["can_manage_keys"] = request.user.has_perm("metrics.add_sourceapikey")
+        return super().change_view(request, object_id, form_url, context)
+
+    @method_decorator(require_POST)
+    def key_issue_view(self, request: HttpRequest, source_id: int) -> HttpResponse:
+        """Create a key and show it on this one answer: only its hash is kept."""
+        if not request.user.has_perm("metrics.add_sourceapikey"):
+            raise PermissionDenied
+        source = get_object_or_404(Source, pk=source_id)
+        name = request.POST.get("name", "").strip()[:50] or f"issued by {request.user}"
+        api_key, key = source.issue_api_key(name=name)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"New API key for {source.name}",
+            "opts": self.opts,
+            "source": source,
+            "api_key": api_key,
+            "key": key,
+        }
+        response = TemplateResponse(request, "admin/metrics/source/key_issued.html", context)
+        # Never kept by a browser or proxy cache: the key is shown this once.
+        add_never_cache_headers(response)
+        return response
+
+    @method_decorator(require_POST)
+    def key_revoke_view(self, request: HttpRequest, source_id: int, prefix: str) -> HttpResponse:
+        """Revoke one key of the source (named by its public prefix) for good."""
+        if not request.user.has_perm("metrics.change_sourceapikey"):
+            raise PermissionDenied
+        revoked = SourceAPIKey.objects.filter(
+            prefix=prefix, source_id=source_id, revoked=False
+        ).update(revoked=True)
+        if revoked:
+            self.message_user(request, "The key is revoked: requests with it are refused now.")
+        return HttpResponseRedirect(reverse("admin:metrics_source_change", args=[source_id]))
 
     @admin.display(description="tags")
     def tag_list(self, source: Source) -> str:

@@ -6,8 +6,17 @@ import os
 
 from celery import Celery
 
+from health.selfmonitoring import WorkerPresence
+
+from .logcontext import connect_celery_signals
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitoring_site.settings")
 
-app = Celery("tradewatch")
+# Every task's base (`monitoring_site.periodic`): a run sent by beat claims its period
+# first, so a second beat (or a replayed message) cannot run periodic work twice.
+app = Celery("tradewatch", task_cls="monitoring_site.periodic:TradewatchTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+connect_celery_signals()
+# Each worker reports itself alive and takes its turn at the self-check, beat or no beat.
+app.steps["worker"].add(WorkerPresence)

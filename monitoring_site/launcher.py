@@ -30,6 +30,9 @@ LOCAL_BROKER_URL = "redis://127.0.0.1:6379/0"
 EMBEDDED_DATABASE_URL = f"sqlite:///{VAR_DIR / 'tradewatch.sqlite3'}"
 EMBEDDED_BROKER_URL = "filesystem://"
 
+# Every queue settings.CELERY_TASK_ROUTES sends work to, and the default one. `make run`
+# starts one worker consuming them all; docker-compose.yml one service per queue (set
+# with TRADEWATCH_WORKER_QUEUES), so a flood on one never starves another.
 QUEUES = "default,ingest,delivery,health"
 
 # The commands of each process; `python` is replaced by the running interpreter.
@@ -220,6 +223,20 @@ def configured_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def worker_command(env: Mapping[str, str]) -> list[str]:
+    """The worker's command: its queues and pool size from the environment, if given."""
+    command = list(WORKER_COMMAND)
+    queues = env.get("TRADEWATCH_WORKER_QUEUES", "").strip()
+    if queues:
+        command[command.index(QUEUES)] = queues
+        # Named after its queues, so `celery inspect` and the self-check tell them apart.
+        command += ["--hostname", f"{queues.replace(',', '+')}@%h"]
+    concurrency = env.get("TRADEWATCH_WORKER_CONCURRENCY", "").strip()
+    if concurrency:
+        command += ["--concurrency", concurrency]
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -236,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.part in PROCESS_COMMANDS:
         # Replace this process, so a container's signals reach the server directly.
-        command = resolve(PROCESS_COMMANDS[args.part])
+        parts = worker_command(env) if args.part == "worker" else PROCESS_COMMANDS[args.part]
+        command = resolve(parts)
         os.chdir(BASE_DIR)
         os.execvpe(command[0], command, env)  # noqa: S606 (our own server)
     prepare(env)

@@ -73,6 +73,13 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         description="Deletes health reports past their retention (30 days), in chunks.",
     ),
     PeriodicWork(
+        name="Prune alerts and notifications",
+        task="alerts.tasks.prune",
+        every_seconds=3600,
+        description="Deletes resolved alerts and finished notifications past their "
+        "retention (90 days), in chunks.",
+    ),
+    PeriodicWork(
         name="Prune metrics",
         task="metrics.tasks.prune",
         every_seconds=3600,

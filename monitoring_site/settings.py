@@ -32,7 +32,8 @@ ALLOWED_HOSTS += [host for host in ("127.0.0.1", "localhost") if host not in ALL
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with Tradewatch's own site (its index is the operator's dashboard).
+    "monitoring_site.admin_app.TradewatchAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -45,13 +46,20 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "pgtrigger",
+    "pghistory",
+    "pghistory.admin",
+    "axes",
     "monitoring_site",
     "metrics",
     "alerts",
     "health",
+    "audit",
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware's and view's log lines carry the request id.
+    "monitoring_site.logcontext.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -60,6 +68,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who changed configuration, for the audit history's triggers.
+    "audit.middleware.AuditContextMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout answer.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username/address pair before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "monitoring_site.urls"
@@ -138,6 +156,43 @@ SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=not DEBU
 CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Admin sessions end with the browser and after 12 hours at most; a cross-site request
+# never carries them.
+SESSION_COOKIE_AGE: int = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE: bool = env.bool(
+    "SESSION_EXPIRE_AT_BROWSER_CLOSE", default=not DEBUG
+)
+# Lax, not Strict: an operator opening an alert's link from Slack or email arrives signed in.
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# The dashboard's scripts read the CSRF token from the page's form, not the cookie.
+CSRF_COOKIE_HTTPONLY: bool = env.bool("CSRF_COOKIE_HTTPONLY", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Login protection (django-axes) ---------------------------------------------------
+# Five wrong passwords for one username from one address lock that pair out for 15
+# minutes; a success resets the count.
+AXES_FAILURE_LIMIT: int = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME: float = env.float("AXES_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client's address is the connection's, unless TRUSTED_PROXY_COUNT proxies stand in
+# front and append to X-Forwarded-For: trusting that header without them would let a
+# guesser pick a new address for every try.
+_TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
+if _TRUSTED_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = _TRUSTED_PROXY_COUNT
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# --- Audit history (django-pghistory) ---------------------------------------------------
+# The admin's list of every change shows who made it (taken from the request context).
+PGHISTORY_ADMIN_MODEL = "pghistory.MiddlewareEvents"
+PGHISTORY_ADMIN_LIST_DISPLAY = [
+    "pgh_created_at", "user", "pgh_label", "pgh_obj_model", "pgh_obj_id", "pgh_diff",
+]  # fmt: skip
 
 # --- REST API -----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -217,7 +272,9 @@ CELERY_TASK_ROUTES = {
     "health.tasks.run_*": {"queue": "health"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's schedule in the database, sent only by the beat holding the beat
+# lock: a second beat started by mistake stands by instead of doubling the work.
+CELERY_BEAT_SCHEDULER = "monitoring_site.beat:LockedDatabaseScheduler"
 
 # --- Cache (shared by every process: throttling and coalescing flags live here) -----
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
@@ -321,6 +378,21 @@ TRADEWATCH_PUBLIC_URL: str = env.str("TRADEWATCH_PUBLIC_URL", default="http://12
 TRADEWATCH_HEALTH_WORKERS: int = env.int("TRADEWATCH_HEALTH_WORKERS", default=16)
 TRADEWATCH_HEALTH_RETENTION_DAYS: int = env.int("TRADEWATCH_HEALTH_RETENTION_DAYS", default=30)
 
+# --- Self-monitoring (health.selfmonitoring) -------------------------------------------
+# Every worker reports itself alive this often; one of them runs the self-check (beat,
+# workers, queues, watchdog) every TRADEWATCH_SELF_CHECK_SECONDS (0: never).
+TRADEWATCH_WORKER_HEARTBEAT_SECONDS: float = env.float(
+    "TRADEWATCH_WORKER_HEARTBEAT_SECONDS", default=15.0
+)
+TRADEWATCH_SELF_CHECK_SECONDS: float = env.float("TRADEWATCH_SELF_CHECK_SECONDS", default=30.0)
+# A worker silent this long counts as absent.
+TRADEWATCH_WORKER_STALE_SECONDS: float = env.float("TRADEWATCH_WORKER_STALE_SECONDS", default=60.0)
+
+# --- Retention (alerts and notifications; metrics and health reports above) -----------
+# Resolved alerts (with their timeline and notifications) and finished notifications
+# older than this are deleted on beat, in chunks.
+TRADEWATCH_ALERT_RETENTION_DAYS: int = env.int("TRADEWATCH_ALERT_RETENTION_DAYS", default=90)
+
 # --- Admin bootstrap ------------------------------------------------------------------
 TRADEWATCH_ADMIN_USERNAME: str = env.str("TRADEWATCH_ADMIN_USERNAME", default="admin")
 TRADEWATCH_ADMIN_EMAIL: str = env.str("TRADEWATCH_ADMIN_EMAIL", default="admin@localhost")
@@ -328,21 +400,34 @@ TRADEWATCH_ADMIN_PASSWORD: str = env.str("TRADEWATCH_ADMIN_PASSWORD", default=""
 
 # --- Logging ----------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
+# "json": one JSON object per line (production: log shippers read fields, not prose);
+# "plain": readable lines for a terminal. Either way every record carries the request
+# id, task id and task name (`monitoring_site.logcontext`).
+LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d "
+            "%(request_id)s %(task_id)s %(task_name)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "filters": {
         # Slack, Discord and Telegram put their credentials in the URL path.
         "mask_secret_urls": {"()": "alerts.channels.masking.SecretURLFilter"},
+        "context": {"()": "monitoring_site.logcontext.ContextFilter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["mask_secret_urls"],
+            "formatter": LOG_FORMAT,
+            "filters": ["mask_secret_urls", "context"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

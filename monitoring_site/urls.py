@@ -10,10 +10,6 @@ from metrics.prometheus import prometheus_metrics
 
 from . import probes
 
-admin.site.site_header = "Tradewatch"
-admin.site.site_title = "Tradewatch"
-admin.site.index_title = "Monitoring"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("metrics.api.urls")),

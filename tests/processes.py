@@ -44,6 +44,9 @@ def process_environment(**overrides: str) -> dict[str, str]:
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
             "PYTHONUNBUFFERED": "1",
+            # A worker's self-check alerts about the queues no test worker consumes:
+            # only the tests of self-monitoring want those alerts (and switch it on).
+            "TRADEWATCH_SELF_CHECK_SECONDS": "0",
         }
     )
     env.update(overrides)

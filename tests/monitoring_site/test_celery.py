@@ -37,4 +37,5 @@ def test_it_is_configured_for_no_lost_work() -> None:
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_serializer == "json"
     assert conf.accept_content == ["json"]
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    # django-celery-beat's scheduler, sending only while it holds the beat lock.
+    assert conf.beat_scheduler == "monitoring_site.beat:LockedDatabaseScheduler"

@@ -1,0 +1,1 @@
+"""Audit history of configuration changes, recorded by database triggers (django-pghistory)."""

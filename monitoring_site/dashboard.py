@@ -1,0 +1,210 @@
+"""What the operator's dashboard shows, read in a fixed number of queries.
+
+However many sources, samples and alerts there are, one dashboard state costs the
+same dozen queries: scores come from `health.selectors` in bulk, firing alerts are a
+page of an index, alerts per hour an aggregate over the last day's rows, and a
+chart one source's two series over one range, bucketed in SQL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.models import Alert, Severity
+from health.models import HealthCheck
+from health.scoring import Status, source_score, system_rollup
+from health.selectors import signals_of, source_facts, watched_sources
+from metrics.models import Source
+from metrics.queries import metric_query
+
+# Enough for a bad day on one screen; the alert list has the rest.
+FIRING_LIMIT: Final = 50
+EQUITY: Final = "equity"
+DRAWDOWN: Final = "drawdown_pct"
+
+
+@dataclass(frozen=True)
+class ChartRange:
+    """A selectable chart range and the bucket width that keeps it near 100 points."""
+
+    span: timedelta
+    step: timedelta
+
+
+RANGES: Final[dict[str, ChartRange]] = {
+    "1h": ChartRange(timedelta(hours=1), timedelta(minutes=1)),
+    "6h": ChartRange(timedelta(hours=6), timedelta(minutes=5)),
+    "24h": ChartRange(timedelta(hours=24), timedelta(minutes=15)),
+    "7d": ChartRange(timedelta(days=7), timedelta(hours=2)),
+}
+DEFAULT_RANGE: Final = "24h"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def alert_row(alert: Alert) -> dict[str, Any]:
+    """One firing alert as the dashboard lists it (rule and source joined)."""
+    return {
+        "id": alert.pk,
+        "severity": alert.severity,
+        "severity_label": str(Severity(alert.severity).label),
+        "rule": alert.rule.name,
+        "source": alert.source.name,
+        "message": alert.message,
+        "value": alert.value,
+        "threshold": alert.threshold_value,
+        "fired_at": _iso(alert.fired_at or alert.first_seen),
+        "last_seen": _iso(alert.last_seen),
+        "count": alert.count,
+        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by else None,
+        "url": reverse("admin:alerts_alert_change", args=[alert.pk]),
+        "acknowledge_url": reverse("admin:dashboard_acknowledge", args=[alert.pk]),
+    }
+
+
+def firing_alerts(*, limit: int = FIRING_LIMIT) -> dict[str, Any]:
+    """Firing alerts, most severe then newest first, and how many fire per severity."""
+    firing = Alert.objects.filter(state=Alert.State.FIRING)
+    counts = dict(firing.values_list("severity").annotate(n=Count("id")).order_by())
+    rows = firing.select_related("rule", "source", "acknowledged_by").order_by(
+        "-severity", "-last_seen", "-id"
+    )[:limit]
+    return {
+        "total": sum(counts.values()),
+        "by_severity": [
+            {"severity": value, "label": str(label), "count": counts.get(value, 0)}
+            for value, label in reversed(Severity.choices)
+        ],
+        "alerts": [alert_row(alert) for alert in rows],
+    }
+
+
+def alerts_per_hour(*, now: datetime) -> list[dict[str, Any]]:
+    """Alerts opened in each of the last 24 hours, oldest hour first, empty hours as 0."""
+    current = now.replace(minute=0, second=0, microsecond=0)
+    start = current - timedelta(hours=23)
+    counted = {
+        hour: n
+        for hour, n in Alert.objects.filter(first_seen__gte=start)
+        .annotate(hour=TruncHour("first_seen"))
+        .values_list("hour")
+        .annotate(n=Count("id"))
+        .order_by()
+    }
+    hours = [start + timedelta(hours=i) for i in range(24)]
+    return [{"hour": hour.isoformat(), "count": counted.get(hour, 0)} for hour in hours]
+
+
+def sources_overview(*, now: datetime) -> tuple[list[dict[str, Any]], list[Status]]:
+    """Every watched source with its score, last heartbeat and open alerts, worst first."""
+    sources = watched_sources()
+    facts = source_facts(sources)
+    open_counts = Counter(
+        dict(
+            Alert.objects.filter(state__in=[Alert.State.PENDING, Alert.State.FIRING])
+            .values_list("source_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+    )
+    rows = []
+    statuses = []
+    for source in sources:
+        found = facts[source.pk]
+        score = source_score(signals_of(found, now))
+        statuses.append(score.status)
+        rows.append(
+            {
+                "id": source.pk,
+                "name": source.name,
+                "kind": source.kind,
+                "score": score.score,
+                "status": score.status.value,
+                "status_label": score.status.label,
+                "issues": [*score.issues, *score.warnings],
+                "heartbeat": _iso(found.heartbeat),
+                "open_alerts": open_counts.get(source.pk, 0),
+                "url": reverse("admin:metrics_source_change", args=[source.pk]),
+            }
+        )
+    rows.sort(key=lambda row: (row["score"], row["name"]))
+    return rows, statuses
+
+
+def chart_points(
+    *, source: Source, name: str, start: datetime, end: datetime, step: timedelta
+) -> list[list[Any]]:
+    """[time, value] pairs of a source's unlabelled series, averaged per bucket."""
+    result = metric_query(
+        source=source, name=name, labels={}, start=start, end=end, step=step, aggregation="avg"
+    )
+    if not result.series:
+        return []
+    return [[ts.isoformat(), value] for ts, value in result.series[0].points]
+
+
+def source_charts(*, source: Source | None, range_key: str, now: datetime) -> dict[str, Any]:
+    """Equity and drawdown of one source over a range (empty when it sends neither)."""
+    chosen = RANGES.get(range_key, RANGES[DEFAULT_RANGE])
+    key = range_key if range_key in RANGES else DEFAULT_RANGE
+    if source is None:
+        return {"source": None, "range": key, "equity": [], "drawdown": []}
+    start = now - chosen.span
+    return {
+        "source": source.pk,
+        "source_name": source.name,
+        "range": key,
+        "equity": chart_points(source=source, name=EQUITY, start=start, end=now, step=chosen.step),
+        "drawdown": chart_points(
+            source=source, name=DRAWDOWN, start=start, end=now, step=chosen.step
+        ),
+    }
+
+
+def dashboard_state(
+    *,
+    chart_source_id: int | None = None,
+    range_key: str = DEFAULT_RANGE,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Everything the dashboard shows, JSON-ready: the page renders and polls this."""
+    now = now or timezone.now()
+    sources, statuses = sources_overview(now=now)
+    checks = list(
+        HealthCheck.objects.filter(enabled=True).values_list("name", "status").order_by("name")
+    )
+    statuses += [Status(status) for _, status in checks]
+    rollup = system_rollup(statuses)
+    by_status = Counter(status.value for status in statuses)
+    ids = {row["id"] for row in sources}
+    if chart_source_id not in ids:
+        chart_source_id = next(iter(row["id"] for row in sources), None)
+    chart_source = None
+    if chart_source_id is not None:
+        chart_source = Source(pk=chart_source_id, name=next(
+            row["name"] for row in sources if row["id"] == chart_source_id
+        ))  # fmt: skip
+    return {
+        "generated_at": now.isoformat(),
+        "system": {
+            "status": rollup.value,
+            "status_label": rollup.label,
+            "counts": {status.value: by_status.get(status.value, 0) for status in Status},
+            "unhealthy_checks": [name for name, status in checks if status != Status.HEALTHY],
+        },
+        "firing": firing_alerts(),
+        "sources": sources,
+        "alerts_per_hour": alerts_per_hour(now=now),
+        "chart": source_charts(source=chart_source, range_key=range_key, now=now),
+        "ranges": list(RANGES),
+    }

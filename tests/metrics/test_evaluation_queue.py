@@ -1,0 +1,184 @@
+"""Which batches queue an evaluation of their source: only those a rule could judge."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from alerts.evaluation import forget_rules_cache, watched_metric_names
+from alerts.models import Rule, Threshold
+from metrics.models import Source
+from metrics.tasks import (
+    DERIVATION_NEEDED,
+    EVALUATION_PENDING,
+    LAST_EVALUATION,
+    claim_pending_work,
+    forget_watched_names_function,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete("ingest")
+    yield client
+    client.delete("ingest")
+
+
+def queued(broker: redis.Redis) -> list[int]:
+    """Source ids of the evaluations waiting in the ingest queue."""
+    messages = [json.loads(message) for message in broker.lrange("ingest", 0, -1)]
+    assert all(m["headers"]["task"] == "alerts.tasks.evaluate_source" for m in messages)
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+
+
+def post_samples(client: APIClient, *samples: dict[str, Any], capture: Any) -> None:
+    with capture(execute=True):
+        response = client.post(
+            "/api/v1/metrics",
+            json.dumps({"samples": list(samples)}),
+            content_type="application/json",
+        )
+    assert response.status_code == 202, response.content
+
+
+def test_it_queues_no_evaluation_for_metrics_no_rule_watches(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    post_samples(
+        source_client,
+        {"name": "latency_ms", "value": 3, "labels": {"endpoint": "order"}},
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    assert queued(broker) == []
+    assert cache.get(EVALUATION_PENDING.format(source_id=source.pk)) is None
+
+
+def test_it_queues_an_evaluation_for_a_metric_a_rule_watches(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    assert "leverage" in watched_metric_names()  # the trading pack's Leverage rule
+
+    post_samples(
+        source_client,
+        {"name": "latency_ms", "value": 3},
+        {"name": "leverage", "value": 1.5},
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    assert queued(broker) == [source.pk]
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) is None
+
+
+def test_it_always_queues_an_evaluation_with_derivation_for_equity(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    Rule.objects.all().delete()  # derived metrics (drawdown...) come from equity anyway
+    forget_rules_cache()
+
+    post_samples(
+        source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
+    )
+
+    assert queued(broker) == [source.pk]
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
+
+
+def test_it_watches_the_metric_of_a_new_rule_once_rules_are_read_again(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    assert "queue_depth" not in watched_metric_names()
+    rule = Rule.objects.create(name="Deep queue", metric="queue_depth")
+    Threshold.objects.create(rule=rule, severity=30, comparison=">", value=100)
+    forget_rules_cache()  # what RULES_TTL_SECONDS does in every process
+
+    post_samples(
+        source_client,
+        {"name": "queue_depth", "value": 5},
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    assert queued(broker) == [source.pk]
+
+
+def test_it_watches_the_guard_metric_of_a_rule_but_not_an_event_type(db: None) -> None:
+    Rule.objects.create(
+        name="Guarded", metric="fill_ratio", guard_metric="order_count", guard_minimum=10
+    )
+    Rule.objects.create(name="Breaker", kind=Rule.Kind.EVENT, metric="breaker_tripped")
+    Rule.objects.create(name="Off", metric="disabled_metric", enabled=False)
+    forget_rules_cache()
+
+    watched = watched_metric_names()
+
+    assert {"fill_ratio", "order_count"} <= watched
+    assert "breaker_tripped" not in watched
+    assert "disabled_metric" not in watched
+
+
+def test_it_evaluates_every_batch_without_a_watched_names_function(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    settings.TRADEWATCH_WATCHED_METRICS_FUNCTION = ""
+    forget_watched_names_function()
+    try:
+        post_samples(
+            source_client,
+            {"name": "latency_ms", "value": 3},
+            capture=django_capture_on_commit_callbacks,
+        )
+    finally:
+        forget_watched_names_function()
+
+    assert queued(broker) == [source.pk]
+
+
+def test_it_queues_one_evaluation_for_a_burst_and_a_fresh_one_once_claimed(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    for value in range(10):
+        post_samples(
+            source_client,
+            {"name": "leverage", "value": value},
+            capture=django_capture_on_commit_callbacks,
+        )
+    assert queued(broker) == [source.pk]
+
+    assert claim_pending_work(source.pk) is False
+    assert isinstance(cache.get(LAST_EVALUATION.format(source_id=source.pk)), int)
+    post_samples(
+        source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
+    )
+
+    assert queued(broker) == [source.pk, source.pk]
+    assert claim_pending_work(source.pk) is True  # the equity asked for derivation
