@@ -521,6 +521,10 @@ def derive_metrics(
     }
     if points:
         equity = values[-1]
+        # Positions are known from trades (or given); without either, "no positions"
+        # would be a guess, and a zero leverage derived from it would hide the leverage
+        # a bot reports itself.
+        positions_known = notionals is not None or bool(ordered_trades)
         if notionals is None:
             notionals = position_notionals(positions_from_trades(ordered_trades))
         returns = _periodic_returns(points, now, return_period, return_window)
@@ -538,10 +542,13 @@ def derive_metrics(
             "sortino_ratio": sortino_ratio(
                 returns, periods_per_year=periods_per_year, risk_free_rate=risk_free_rate
             ),
-            "largest_position_pct": largest_position_pct(notionals, equity),
-            "exposure_pct": exposure_pct(notionals, equity),
-            "leverage": leverage(notionals, equity),
         }
+        if positions_known:
+            result |= {
+                "largest_position_pct": largest_position_pct(notionals, equity),
+                "exposure_pct": exposure_pct(notionals, equity),
+                "leverage": leverage(notionals, equity),
+            }
     # Sums of extreme but finite input can still overflow; such a figure is not a
     # measurement, so it is dropped with the undefined ones.
     return {

@@ -556,3 +556,14 @@ def test_it_never_derives_nan_or_infinity(
     assert all(math.isfinite(value) for value in metrics.values())
     if points:
         assert "equity" in metrics
+
+
+def test_it_derives_no_position_metrics_from_equity_alone() -> None:
+    # A bot reporting equity and its own leverage, but no trades: positions are
+    # unknown, and a derived leverage of 0 would overwrite the one it reported.
+    derived = derive_metrics(
+        trades=[], equity_points=[point(NOW - timedelta(minutes=1), 1000.0)], now=NOW
+    )
+
+    assert "equity" in derived
+    assert not {"leverage", "exposure_pct", "largest_position_pct"} & set(derived)
