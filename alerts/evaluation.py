@@ -27,6 +27,7 @@ from .lifecycle import (
     Finding,
     OpenAlert,
     QuietUpdate,
+    SilenceMatcher,
     active_silences,
     alert_resolve_obsolete,
     alerts_touch,
@@ -59,8 +60,9 @@ class Summary:
 
 def forget_rules_cache() -> None:
     """Make the next evaluation read rules afresh (tests, or right after an edit)."""
-    global _rules_cache
+    global _rules_cache, _watched_cache
     _rules_cache = None
+    _watched_cache = None
     _spec_cache.clear()
     _overrides_cache.clear()
 
@@ -88,6 +90,34 @@ def enabled_rules() -> list[Rule]:
     _spec_cache.clear()
     _overrides_cache.clear()
     return rules
+
+
+# Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
+# watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Read in
+# every web process, so it is one light query, kept as long as the rules are: a rule
+# added for a new metric sees its data evaluated within RULES_TTL_SECONDS (and on beat).
+_watched_cache: tuple[float, frozenset[str]] | None = None
+
+
+def watched_metric_names() -> frozenset[str]:
+    """Names of the metrics some enabled rule reads (its metric, or its guard metric)."""
+    global _watched_cache
+    if _watched_cache is not None and time.monotonic() - _watched_cache[0] < RULES_TTL_SECONDS:
+        return _watched_cache[1]
+    names: set[str] = set()
+    for kind, metric, guard in (
+        Rule.objects.filter(enabled=True)
+        .exclude(kind=Rule.Kind.HEALTH)
+        .values_list("kind", "metric", "guard_metric")
+    ):
+        # Event rules name an event type, which metric batches never carry.
+        if kind != Rule.Kind.EVENT:
+            names.add(metric)
+        if guard:
+            names.add(guard)
+    watched = frozenset(names)
+    _watched_cache = (time.monotonic(), watched)
+    return watched
 
 
 def _applies(rule: Rule, source_id: int, tag_ids: set[int]) -> bool:
@@ -194,28 +224,35 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
     series = MetricSeries.objects.filter(source_id__in=ids, name__in=metric_names).values(
         "id", "source_id", "name", "labels", "labels_key", "last_ts", "last_value"
     )
-    aggregates_loaded: set[tuple[str, timedelta]] = set()
     by_id: dict[int, dict[str, Any]] = {}
     for series_row in series:
         plain: dict[str, Any] = dict(series_row)
         data[plain["source_id"]].series.append(plain)
         by_id[plain["id"]] = plain
 
-    # Window aggregates the database computes: one query per (aggregation, window).
+    # Metrics these sources have series of: windows of the others need no query.
+    present_names = {row["name"] for row in by_id.values()}
+
+    # Window aggregates the database computes: one query per window, every aggregation
+    # of that window in it (a scan of the window's samples is the cost, not the maths).
     if connection.vendor == "postgresql":
+        wanted: dict[timedelta, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         for rule in rules:
             if _aggregated_in_sql(rule):
-                data_key = (rule.aggregation, rule.window)
-                if data_key in aggregates_loaded:
-                    continue
-                aggregates_loaded.add(data_key)
-                for series_id, count, value in _window_aggregates(
-                    ids, {r.metric for r in rules if _aggregated_in_sql(r)
-                          and (r.aggregation, r.window) == data_key},
-                    rule.aggregation, now - rule.window,
-                ):  # fmt: skip
-                    source_id = by_id[series_id]["source_id"]
-                    data[source_id].aggregates[(series_id, *data_key)] = (value, count)
+                wanted[rule.window][rule.aggregation].add(rule.metric)
+        for window, names_by_aggregation in wanted.items():
+            if present_names.isdisjoint(set().union(*names_by_aggregation.values())):
+                continue  # none of these sources has such a series: nothing to scan
+            for series_id, count, values in _window_aggregates(
+                ids, names_by_aggregation, now - window
+            ):
+                row = by_id[series_id]
+                for aggregation, value in values.items():
+                    if row["name"] in names_by_aggregation[aggregation]:
+                        data[row["source_id"]].aggregates[(series_id, aggregation, window)] = (
+                            value,
+                            count,
+                        )
 
     # Points only for rules that look at their shape (rate, change, anomaly), or where
     # the database cannot aggregate (the embedded SQLite mode).
@@ -228,6 +265,7 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
             and not (connection.vendor == "postgresql" and _aggregated_in_sql(rule))
         )
     ]  # fmt: skip
+    windowed = [rule for rule in windowed if rule.metric in present_names]
     if windowed:
         names = {rule.metric for rule in windowed}
         longest = max(rule.window for rule in windowed)
@@ -245,24 +283,18 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
             )
 
     event_rules = [rule for rule in rules if rule.kind == Rule.Kind.EVENT]
-    if event_rules:
-        since = now - max(rule.window for rule in event_rules)
-        for source_id, kind, ts in Event.objects.filter(
-            source_id__in=ids, type__in={rule.metric for rule in event_rules}, ts__gt=since
-        ).values_list("source_id", "type", "ts"):
-            data[source_id].events[kind].append(engine.Point(min(ts, now), 1.0))
     newest_types = {KILL_SWITCH_ON, KILL_SWITCH_OFF} | {
         rule.metric.removeprefix(EVENT_PREFIX)
         for rule in rules
         if rule.kind == Rule.Kind.ABSENCE and rule.metric.startswith(EVENT_PREFIX)
     }
-    for source_id, event_type, newest in (
-        Event.objects.filter(source_id__in=ids, type__in=newest_types)
-        .values("source_id", "type")
-        .annotate(newest=Max("ts"))
-        .values_list("source_id", "type", "newest")
-    ):
-        data[source_id].newest_event[event_type] = newest
+    event_since = now - max(rule.window for rule in event_rules) if event_rules else None
+    event_types = {rule.metric for rule in event_rules}
+    for source_id, event_type, ts, newest in _events(ids, event_types, event_since, newest_types):
+        if newest:
+            data[source_id].newest_event[event_type] = ts
+        else:
+            data[source_id].events[event_type].append(engine.Point(min(ts, now), 1.0))
     for source_data in data.values():
         on = source_data.newest_event.get(KILL_SWITCH_ON)
         off = source_data.newest_event.get(KILL_SWITCH_OFF)
@@ -294,12 +326,62 @@ def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[i
     return data
 
 
+def _events(
+    source_ids: Sequence[int],
+    types: set[str],
+    since: datetime | None,
+    newest_types: set[str],
+) -> Iterable[tuple[int, str, datetime, bool]]:
+    """(source, type, ts, False) of each event of `types` since `since`, and (source, type,
+    newest ts, True) of each of `newest_types`: one query on PostgreSQL."""
+    table = Event._meta.db_table
+    if connection.vendor == "postgresql":
+        parts: list[str] = []
+        params: list[Any] = []
+        if since is not None and types:
+            parts.append(
+                f"SELECT source_id, type, ts, false FROM {table} "  # noqa: S608
+                "WHERE source_id = ANY(%s) AND type = ANY(%s) AND ts > %s"
+            )
+            params += [list(source_ids), sorted(types), since]
+        if newest_types:
+            parts.append(
+                f"SELECT source_id, type, max(ts), true FROM {table} "  # noqa: S608
+                "WHERE source_id = ANY(%s) AND type = ANY(%s) GROUP BY source_id, type"
+            )
+            params += [list(source_ids), sorted(newest_types)]
+        if not parts:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            return cursor.fetchall()
+    rows: list[tuple[int, str, datetime, bool]] = []
+    if since is not None and types:
+        rows += [
+            (source_id, kind, ts, False)
+            for source_id, kind, ts in Event.objects.filter(
+                source_id__in=source_ids, type__in=types, ts__gt=since
+            ).values_list("source_id", "type", "ts")
+        ]
+    if newest_types:
+        rows += [
+            (source_id, kind, newest, True)
+            for source_id, kind, newest in Event.objects.filter(
+                source_id__in=source_ids, type__in=newest_types
+            )
+            .values("source_id", "type")
+            .annotate(newest=Max("ts"))
+            .values_list("source_id", "type", "newest")
+        ]
+    return rows
+
+
 SQL_AGGREGATES = {
     Rule.Aggregation.AVG: "avg(value)",
     Rule.Aggregation.MIN: "min(value)",
     Rule.Aggregation.MAX: "max(value)",
     Rule.Aggregation.SUM: "sum(value)",
-    Rule.Aggregation.COUNT: "count(*)::float8",
+    Rule.Aggregation.COUNT: "count(*)",
     # Nearest rank, as the engine computes it.
     Rule.Aggregation.P95: "percentile_disc(0.95) WITHIN GROUP (ORDER BY value)",
     Rule.Aggregation.P99: "percentile_disc(0.99) WITHIN GROUP (ORDER BY value)",
@@ -311,21 +393,34 @@ def _aggregated_in_sql(rule: Rule) -> bool:
 
 
 def _window_aggregates(
-    source_ids: Sequence[int], names: set[str], aggregation: str, since: datetime
-) -> list[tuple[int, int, float | None]]:
-    """(series id, samples, aggregate) of every matching series since `since`."""
-    expression = SQL_AGGREGATES[Rule.Aggregation(aggregation)]
+    source_ids: Sequence[int], names_by_aggregation: dict[str, set[str]], since: datetime
+) -> list[tuple[int, int, dict[str, float | None]]]:
+    """(series id, samples, {aggregation: value}) of every matching series since `since`.
+
+    Each aggregation is computed only over the series of the metrics it is wanted for
+    (FILTER), so a percentile sorts only the windows that need one.
+    """
+    aggregations = sorted(names_by_aggregation)
+    columns = []
+    params: list[Any] = []
+    for aggregation in aggregations:
+        expression = SQL_AGGREGATES[Rule.Aggregation(aggregation)]
+        # FILTER belongs to the aggregate call; the cast (count is an integer) after it.
+        columns.append(f"({expression} FILTER (WHERE r.name = ANY(%s)))::float8")
+        params.append(sorted(names_by_aggregation[aggregation]))
+    every_name = sorted(set().union(*names_by_aggregation.values()))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.series_id, count(*), {expression} "  # noqa: S608 (a fixed expression)
+            f"SELECT s.series_id, count(*), {', '.join(columns)} "  # noqa: S608 (fixed expressions)
             f"FROM {MetricSample._meta.db_table} s "
             f"JOIN {MetricSeries._meta.db_table} r ON r.id = s.series_id "
             "WHERE r.source_id = ANY(%s) AND r.name = ANY(%s) AND s.ts > %s "
             "GROUP BY s.series_id",
-            [list(source_ids), sorted(names), since],
+            [*params, list(source_ids), every_name, since],
         )
         return [
-            (int(series_id), int(count), value) for series_id, count, value in cursor.fetchall()
+            (int(row[0]), int(row[1]), dict(zip(aggregations, row[2:], strict=True)))
+            for row in cursor.fetchall()
         ]
 
 
@@ -431,16 +526,28 @@ def _inhibited(rule: Rule, data: SourceData) -> bool:
     return False
 
 
-def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) -> Summary:
-    """Evaluate every enabled rule that applies to each enabled source of `source_ids`."""
+def sources_evaluate(
+    *,
+    source_ids: Sequence[int],
+    now: datetime | None = None,
+    loaded: Sequence[Source] | None = None,
+) -> Summary:
+    """Evaluate every enabled rule that applies to each enabled source of `source_ids`.
+
+    `loaded`: those sources, read by the caller a moment ago (one query less).
+    """
     now = now or timezone.now()
     summary = Summary()
     rules = enabled_rules()
-    sources = list(Source.objects.filter(pk__in=source_ids, enabled=True))
+    if loaded is None:
+        sources = list(Source.objects.filter(pk__in=source_ids, enabled=True))
+    else:
+        sources = [source for source in loaded if source.enabled]
     if not sources:
         return summary
     data = _load(sources, rules, now)
-    silences = active_silences(now)
+    # Read when a first finding needs them: most evaluations find nothing to apply.
+    silences: list[SilenceMatcher] | None = None
     quiet: list[QuietUpdate] = []
     summary.sources = len(sources)
     for source in sources:
@@ -482,6 +589,8 @@ def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) 
                     )
                 ):
                     continue
+                if silences is None:
+                    silences = active_silences(now)
                 finding = Finding(
                     rule=rule,
                     source_id=source.pk,
@@ -508,9 +617,12 @@ def sources_evaluate(*, source_ids: Sequence[int], now: datetime | None = None) 
     return summary
 
 
-def source_evaluate(*, source_id: int, now: datetime | None = None) -> Summary:
-    """Evaluate one source (right after its data arrived)."""
-    return sources_evaluate(source_ids=[source_id], now=now)
+def source_evaluate(
+    *, source_id: int, now: datetime | None = None, source: Source | None = None
+) -> Summary:
+    """Evaluate one source (right after its data arrived); `source`: its row, if read."""
+    loaded = None if source is None else [source]
+    return sources_evaluate(source_ids=[source_id], now=now, loaded=loaded)
 
 
 def all_sources_evaluate(*, now: datetime | None = None, chunk: int = 500) -> Summary:

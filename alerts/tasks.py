@@ -25,6 +25,8 @@ def evaluate_source(source_id: int) -> None:
         if source is None:
             return
         trading_metrics_derive(source=source)
+        source_evaluate(source_id=source_id, source=source)
+        return
     # Disabled sources are skipped there too; no need to read the source row first.
     source_evaluate(source_id=source_id)
 
@@ -65,3 +67,13 @@ def escalate() -> None:
     escalated = alerts_escalate()
     if escalated:
         logger.info("escalated %d alerts", escalated)
+
+
+@shared_task(name="alerts.tasks.prune", time_limit=600, soft_time_limit=540)
+def prune() -> None:
+    """On beat: delete resolved alerts and finished notifications past their retention."""
+    from .retention import alerts_prune
+
+    deleted = alerts_prune()
+    if any(deleted.values()):
+        logger.info("pruned %(alerts)d alerts and %(notifications)d notifications", deleted)

@@ -117,15 +117,19 @@ def spread(values: Sequence[float]) -> str:
 
 
 def post(conn: http.client.HTTPConnection, key: str, body: bytes) -> tuple[int, bytes]:
-    """POST one batch: (status, answer). gunicorn's sync workers close the connection
-    after each answer; http.client then reconnects by itself on the next request."""
-    conn.request(
-        "POST",
-        INGEST_PATH,
-        body=body,
-        headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
-    )
-    response = conn.getresponse()
+    """POST one batch: (status, answer). Threaded gunicorn workers keep the connection
+    open; sync ones close it after each answer, and http.client then reconnects by
+    itself on the next request. A kept-alive connection the server closed while it sat
+    idle (its keep-alive timeout, during a pause of the run) fails on first use: it is
+    reopened and the batch sent once more, as HTTP client libraries do."""
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+    try:
+        conn.request("POST", INGEST_PATH, body=body, headers=headers)
+        response = conn.getresponse()
+    except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+        conn.close()
+        conn.request("POST", INGEST_PATH, body=body, headers=headers)
+        response = conn.getresponse()
     return response.status, response.read()
 
 

@@ -3,7 +3,8 @@
 One run measures, on this machine and in this order:
 
 1. api: samples per second accepted (202) by `POST /api/v1/metrics` as production runs
-   it: gunicorn (`python -m monitoring_site.launcher web`, --workers web workers,
+   it: gunicorn (`python -m monitoring_site.launcher web`, --workers web workers of
+   --threads threads each,
    DEBUG off) and a Celery worker (`launcher worker`) on a dedicated Redis database,
    against a fresh PostgreSQL database. Realistic data: --sources sources, each with
    its own API key, sending 10 metric names with a few labels each (equity, per-symbol
@@ -15,7 +16,8 @@ One run measures, on this machine and in this order:
 2. copy: rows per second written by psycopg binary COPY (as `metrics.ingest` does)
    into the same `metrics_metricsample` table, same batch shape and series, one
    transaction per batch, over --copy-connections connections (default: as many as
-   gunicorn workers) in parallel processes, with the web and worker stopped.
+   the API may hold, one per gunicorn thread: workers x threads) in parallel processes,
+   with the web and worker stopped.
 3. bytes_per_sample: after VACUUM ANALYZE, pg_total_relation_size of the sample table
    (heap, indexes, TOAST, free-space and visibility maps) over its row count, on at
    least --min-rows rows (topped up with COPY if the run stored fewer).
@@ -223,14 +225,17 @@ def _send(
         for auth, body in bodies:
             if time.monotonic() >= end:
                 break
+            headers = {"Authorization": auth, "Content-Type": "application/json"}
             try:
-                conn.request(
-                    "POST",
-                    INGEST_PATH,
-                    body=body,
-                    headers={"Authorization": auth, "Content-Type": "application/json"},
-                )
-                response = conn.getresponse()
+                try:
+                    conn.request("POST", INGEST_PATH, body=body, headers=headers)
+                    response = conn.getresponse()
+                except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                    # A kept-alive connection the server closed while it sat idle (between
+                    # phases): reopen it and send again, as HTTP client libraries do.
+                    conn.close()
+                    conn.request("POST", INGEST_PATH, body=body, headers=headers)
+                    response = conn.getresponse()
                 data = response.read()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
@@ -243,8 +248,9 @@ def _send(
             else:
                 result.statuses[str(response.status)] += 1
                 result.first_error = result.first_error or f"{response.status} {data[:300]!r}"
-            # gunicorn's sync workers answer "Connection: close": http.client then closes
-            # and reconnects on the next request by itself.
+            # Threaded gunicorn workers keep the connection open between requests;
+            # sync ones answer "Connection: close", and http.client then reconnects on
+            # the next request by itself.
         else:
             result.exhausted_at = time.monotonic()
     finally:
@@ -644,7 +650,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=2, help="sender threads per process")
     parser.add_argument("--sender-processes", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--copy-connections", type=int, help="default: --workers")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="threads per gunicorn worker (1: sync workers)"
+    )
+    parser.add_argument("--copy-connections", type=int, help="default: --workers x --threads")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--sources", type=int, default=100)
     parser.add_argument("--min-rows", type=int, default=1_000_000, help="for bytes_per_sample")
@@ -665,7 +674,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-logs", action="store_true", help="keep the web/worker logs")
     args = parser.parse_args(argv)
     if args.copy_connections is None:
-        args.copy_connections = args.workers
+        # The same number of database connections as the API may use: each gunicorn
+        # thread keeps one (CONN_MAX_AGE).
+        args.copy_connections = args.workers * args.threads
     if args.redis_db == args.cache_db:
         parser.error("--redis-db and --cache-db must differ")
     return args
@@ -711,6 +722,8 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
             "SECURE_SSL_REDIRECT": "False",
             "LOG_LEVEL": "WARNING",
             "WEB_CONCURRENCY": str(args.workers),
+            "WEB_THREADS": str(args.threads),
+            "WEB_WORKER_CLASS": "gthread" if args.threads > 1 else "sync",
             "TRADEWATCH_BIND": f"{HOST}:{port}",
             "PYTHONUNBUFFERED": "1",
         }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 
 from django.db import connection
@@ -70,6 +72,26 @@ def usable_key(prefix: str) -> SourceAPIKey | None:
     return api_key
 
 
+# Keys that authenticated lately, so that a trading system posting every tick costs no
+# query and no hash check per request. Keyed by a digest of the whole presented key (a
+# right prefix with a wrong secret never matches), per process, bounded. A key revoked,
+# or a source disabled, in the admin is therefore refused within KEY_CACHE_SECONDS;
+# expiry dates are still checked on every request.
+KEY_CACHE_SECONDS = 5.0
+_KEY_CACHE_LIMIT = 10_000
+_known_keys: dict[bytes, tuple[float, SourcePrincipal]] = {}
+
+
+def forget_known_keys() -> None:
+    """Check every key against the database again (tests; revocation applies within
+    KEY_CACHE_SECONDS anyway)."""
+    _known_keys.clear()
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
 class SourceAPIKeyAuthentication(authentication.BaseAuthentication):
     """Map `Authorization: Api-Key <key>` to its source.
 
@@ -90,6 +112,21 @@ class SourceAPIKeyAuthentication(authentication.BaseAuthentication):
         return self.authenticate_key(key)
 
     def authenticate_key(self, key: str) -> tuple[SourcePrincipal, SourceAPIKey]:
+        digest = _digest(key)
+        known = _known_keys.get(digest)
+        if known is not None and time.monotonic() - known[0] < KEY_CACHE_SECONDS:
+            principal = known[1]
+            expiry = principal.api_key.expiry_date
+            if expiry is None or expiry > timezone.now():
+                return principal, principal.api_key
+        principal = self._check(key)
+        if len(_known_keys) >= _KEY_CACHE_LIMIT:
+            _known_keys.clear()
+        _known_keys[digest] = (time.monotonic(), principal)
+        return principal, principal.api_key
+
+    def _check(self, key: str) -> SourcePrincipal:
+        """The source of a usable key, from the database; AuthenticationFailed if none."""
         api_key = usable_key(key.partition(".")[0])
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
@@ -99,7 +136,7 @@ class SourceAPIKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if not api_key.source.enabled:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        return SourcePrincipal(source=api_key.source, api_key=api_key), api_key
+        return SourcePrincipal(source=api_key.source, api_key=api_key)
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (with WWW-Authenticate) rather than 403.

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
+from .tasks import evaluation_wanted
 from .validation import EventIn, HeartbeatIn, Sample, TradeIn
 
 SAMPLE_TABLE = MetricSample._meta.db_table
@@ -157,6 +158,8 @@ def _update_latest(latest: dict[int, tuple[datetime, float]]) -> None:
 def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool = True) -> int:
     """Store a validated batch of samples and their series' latest values; return the count.
 
+    An evaluation of the source is queued only when a rule reads one of the batch's
+    metrics (or it holds equity, the input of derived metrics): see `evaluation_wanted`.
     `evaluate=False` is for writers that evaluate right after themselves (derivation).
     """
     with transaction.atomic():
@@ -165,20 +168,22 @@ def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool =
         # batches, so the primary key never sees the same instant twice from one COPY.
         rows: dict[tuple[int, datetime], float] = {}
         latest: dict[int, tuple[datetime, float]] = {}
-        touches_equity = False
-        for sample in samples:
-            series_id = series_ids[(sample.name, sample.labels_key)]
+        # Unpacked, not read by attribute: this loop runs for every sample stored.
+        for name, _, labels_key, ts, raw_value in samples:
+            series_id = series_ids[(name, labels_key)]
             # float(): the arrays sent to PostgreSQL must not mix ints and floats.
-            value = float(sample.value)
-            rows[(series_id, sample.ts)] = value
+            value = float(raw_value)
+            rows[(series_id, ts)] = value
             newest = latest.get(series_id)
-            if newest is None or newest[0] <= sample.ts:
-                latest[series_id] = (sample.ts, value)
-            touches_equity = touches_equity or sample.name == EQUITY_METRIC
+            if newest is None or newest[0] <= ts:
+                latest[series_id] = (ts, value)
         _copy_samples([(series_id, ts, value) for (series_id, ts), value in rows.items()])
         _update_latest(latest)
         if evaluate:
-            _queue_after_commit(source, derive=touches_equity)
+            names = {name for name, _ in series_ids}
+            touches_equity = EQUITY_METRIC in names
+            if touches_equity or evaluation_wanted(names):
+                _queue_after_commit(source, derive=touches_equity)
     return len(samples)
 
 

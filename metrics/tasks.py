@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from celery import current_app, shared_task
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from django.utils.module_loading import import_string
 
 from .retention import samples_prune
 
@@ -16,6 +21,8 @@ from .retention import samples_prune
 # quiet spell at once, the rest of a burst at the end of the interval). So a burst of
 # 100 batches causes a handful of evaluations, not 100.
 EVALUATION_PENDING = "evaluation-pending:{source_id}"
+# When the source's last evaluation started: UNIX milliseconds, an integer (the Redis
+# cache stores integers as plain numbers, which the script below can read).
 LAST_EVALUATION = "evaluation-started:{source_id}"
 # Set when trades or equity arrived: the evaluation first recomputes derived metrics.
 DERIVATION_NEEDED = "derivation-needed:{source_id}"
@@ -26,17 +33,114 @@ FLAG_SECONDS = 30
 
 EVALUATE_SOURCE_TASK = "alerts.tasks.evaluate_source"
 
+# Metric names arriving in a batch whose evaluation is always wanted: derived trading
+# metrics are computed from equity, and rules read those.
+ALWAYS_EVALUATED = frozenset({"equity"})
+
+# The flags of one batch in one round trip (the request waits for it): set the
+# derivation flag if asked, raise the pending flag if it was down, and then say when the
+# last evaluation started. Returns {raised (0/1), last start in ms or -1}.
+_RAISE_FLAGS = """
+if ARGV[1] == '1' then redis.call('SET', KEYS[3], 1) end
+if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[2]) then
+    local last = tonumber(redis.call('GET', KEYS[2]) or '')
+    return {1, last and math.floor(last) or -1}
+end
+return {0, -1}
+"""
+
+
+# redis-py clients by cache backend: Django builds a new one on every call, which costs
+# more than the round trip it makes (each copies a table of ~200 reply callbacks).
+_clients: dict[int, Any] = {}
+
+
+def redis_cache_client() -> Any | None:
+    """The redis-py client behind the default cache, or None when it is not Redis."""
+    backend = caches["default"]  # one per thread
+    if not isinstance(backend, RedisCache):
+        return None
+    inner = backend._cache
+    client = _clients.get(id(inner))
+    if client is None:
+        client = _clients[id(inner)] = inner.get_client(write=True)
+    return client
+
+
+def cache_key(name: str) -> str:
+    return caches["default"].make_and_validate_key(name)
+
+
+_scripts: dict[str, Any] = {}
+
+
+def redis_script(client: Any, source: str) -> Callable[..., Any]:
+    """Lua `source` run on `client` in one round trip (EVALSHA; loaded when missing)."""
+    script = _scripts.get(source)
+    if script is None:
+        script = _scripts[source] = client.register_script(source)
+    return functools.partial(script, client=client)
+
+
+def _watched_names_function() -> Callable[[], Iterable[str]] | None:
+    path = getattr(settings, "TRADEWATCH_WATCHED_METRICS_FUNCTION", "")
+    if not path:
+        return None
+    function: Callable[[], Iterable[str]] = import_string(path)
+    return function
+
+
+_watched: list[Callable[[], Iterable[str]] | None] = []
+
+
+def evaluation_wanted(names: Iterable[str]) -> bool:
+    """Whether a metric batch holding these names should queue an evaluation.
+
+    Only when a rule reads one of them (or one feeds derived metrics): evaluating a
+    source because of data nobody watches costs a worker as much as a real one, and
+    delays the evaluations that matter. The watched names come from the function named
+    by TRADEWATCH_WATCHED_METRICS_FUNCTION, which keeps them a few seconds: a rule just
+    added for a new metric is evaluated from then on (and on beat meanwhile).
+    """
+    if not _watched:
+        _watched.append(_watched_names_function())
+    function = _watched[0]
+    if function is None:
+        return True
+    watched = function()
+    return any(name in ALWAYS_EVALUATED or name in watched for name in names)
+
+
+def forget_watched_names_function() -> None:
+    """Read TRADEWATCH_WATCHED_METRICS_FUNCTION again (tests that change it)."""
+    _watched.clear()
+
 
 def source_changed_soon(source_id: int, *, derive: bool) -> None:
     """Queue one evaluation of the source (and a derivation first, if `derive`)."""
-    if derive:
-        cache.set(DERIVATION_NEEDED.format(source_id=source_id), 1, timeout=None)
-    if cache.add(EVALUATION_PENDING.format(source_id=source_id), 1, timeout=FLAG_SECONDS):
-        interval = settings.TRADEWATCH_EVALUATION_INTERVAL_MS / 1000
-        last = cache.get(LAST_EVALUATION.format(source_id=source_id))
-        wait = 0.0 if last is None else max(0.0, last + interval - time.time())
-        # By name: the alerts app builds on this one, not the other way round.
-        current_app.send_task(EVALUATE_SOURCE_TASK, args=[source_id], countdown=wait or None)
+    pending = EVALUATION_PENDING.format(source_id=source_id)
+    last_key = LAST_EVALUATION.format(source_id=source_id)
+    derivation = DERIVATION_NEEDED.format(source_id=source_id)
+    client = redis_cache_client()
+    if client is not None:
+        raised, last_ms = redis_script(client, _RAISE_FLAGS)(
+            keys=[cache_key(pending), cache_key(last_key), cache_key(derivation)],
+            args=["1" if derive else "0", FLAG_SECONDS],
+        )
+        if not raised:
+            return
+        last = None if int(last_ms) < 0 else int(last_ms) / 1000
+    else:
+        if derive:
+            cache.set(derivation, 1, timeout=None)
+        if not cache.add(pending, 1, timeout=FLAG_SECONDS):
+            return
+        stored = cache.get(last_key)
+        last = stored / 1000 if isinstance(stored, int) else None
+    interval = settings.TRADEWATCH_EVALUATION_INTERVAL_MS / 1000
+    wait = 0.0 if last is None else max(0.0, last + interval - time.time())
+    # By name: the alerts app builds on this one, not the other way round.
+    current_app.send_task(EVALUATE_SOURCE_TASK, args=[source_id], countdown=wait or None)
 
 
 def claim_pending_work(source_id: int) -> bool:
@@ -44,9 +148,22 @@ def claim_pending_work(source_id: int) -> bool:
 
     Cleared before the work, so data arriving during it queues a fresh run.
     """
-    cache.set(LAST_EVALUATION.format(source_id=source_id), time.time(), timeout=FLAG_SECONDS)
-    cache.delete(EVALUATION_PENDING.format(source_id=source_id))
-    return bool(cache.delete(DERIVATION_NEEDED.format(source_id=source_id)))
+    pending = EVALUATION_PENDING.format(source_id=source_id)
+    last_key = LAST_EVALUATION.format(source_id=source_id)
+    derivation = DERIVATION_NEEDED.format(source_id=source_id)
+    started_ms = int(time.time() * 1000)
+    client = redis_cache_client()
+    if client is not None:
+        # One round trip; MULTI/EXEC, so a batch arriving meanwhile sees all or nothing.
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(cache_key(last_key), started_ms, ex=FLAG_SECONDS)
+            pipe.delete(cache_key(pending))
+            pipe.delete(cache_key(derivation))
+            _, _, derived = pipe.execute()
+        return bool(derived)
+    cache.set(last_key, started_ms, timeout=FLAG_SECONDS)
+    cache.delete(pending)
+    return bool(cache.delete(derivation))
 
 
 @shared_task(name="metrics.tasks.prune", time_limit=600, soft_time_limit=570)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -90,18 +90,19 @@ class Limits:
     now: datetime
     retention: timedelta
     max_items: int
+    # Worked out once per batch, not once per timestamp: every sample is checked against them.
+    oldest: datetime = field(init=False)
+    newest: datetime = field(init=False)
 
-    @property
-    def oldest(self) -> datetime:
-        return self.now - self.retention
-
-    @property
-    def newest(self) -> datetime:
-        return self.now + MAX_FUTURE
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "oldest", self.now - self.retention)
+        object.__setattr__(self, "newest", self.now + MAX_FUTURE)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
+    """One valid metric sample. A named tuple rather than a frozen dataclass: as immutable,
+    and built three times faster, which counts at hundreds of thousands a second."""
+
     name: str
     labels: Mapping[str, str]
     labels_key: str
@@ -258,23 +259,59 @@ def _json_type(value: Any) -> str:
 # --- items -------------------------------------------------------------------------------
 
 
-def _sample(item: Any, limits: Limits) -> Sample:
-    if not isinstance(item, dict):
-        raise _ItemError("", f"each sample must be an object, not {_json_type(item)}")
-    _unknown_fields(item, SAMPLE_FIELDS)
-    if "name" not in item:
-        raise _ItemError("name", "is required")
-    name = item["name"]
+# Metric names repeat from sample to sample: each valid one is matched once per process
+# (bounded; cleared whole when full).
+_valid_names: set[str] = set()
+_VALID_NAMES_LIMIT = 10_000
+
+
+def _check_name(name: Any) -> None:
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not NAME_PATTERN.fullmatch(name):
         raise _ItemError(
             "name", f"must match [A-Za-z_:][A-Za-z0-9_:.]* and be at most {MAX_NAME_LENGTH} long"
         )
+    if len(_valid_names) >= _VALID_NAMES_LIMIT:
+        _valid_names.clear()
+    _valid_names.add(name)
+
+
+def _sample(item: Any, limits: Limits) -> Sample:
+    # The checks run in the order their errors are reported; the common case (a plain
+    # float, a known name, UNIX seconds) takes the shortest way through each.
+    if not isinstance(item, dict):
+        raise _ItemError("", f"each sample must be an object, not {_json_type(item)}")
+    if not item.keys() <= SAMPLE_FIELDS:
+        _unknown_fields(item, SAMPLE_FIELDS)
+    if "name" not in item:
+        raise _ItemError("name", "is required")
+    name = item["name"]
+    if type(name) is not str or name not in _valid_names:
+        _check_name(name)
     if "value" not in item:
         raise _ItemError("value", "is required")
-    value = _number(item["value"], "value")
+    value = item["value"]
+    if type(value) is not float or not math.isfinite(value):
+        value = _number(value, "value")
     labels, labels_key = _labels(item.get("labels"))
-    ts = parse_timestamp(item.get("ts"), "ts", limits)
+    raw_ts = item.get("ts")
+    ts = (
+        _unix_seconds(raw_ts, limits)
+        if type(raw_ts) is float or type(raw_ts) is int
+        else parse_timestamp(raw_ts, "ts", limits)
+    )
     return Sample(name, labels, labels_key, ts, value)
+
+
+def _unix_seconds(value: float, limits: Limits) -> datetime:
+    """`parse_timestamp` for a plain number (not a bool): the same answers, sooner."""
+    try:
+        ts = datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        # NaN, infinities and out-of-range numbers: let the full check word the error.
+        return parse_timestamp(value, "ts", limits)
+    if ts > limits.newest or ts < limits.oldest:
+        return parse_timestamp(value, "ts", limits)
+    return ts
 
 
 def _trade(item: Any, limits: Limits) -> TradeIn:

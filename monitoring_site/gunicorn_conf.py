@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 bind = os.environ.get("TRADEWATCH_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Trading systems post every tick: keep their connections open between batches.
+# Threads, not one request per process at a time: a small batch (a breaching value, a
+# heartbeat) is then not queued behind a large one on a busy worker; the work is mostly
+# database and network waits, which release the GIL. Each thread keeps its own database
+# connection (CONN_MAX_AGE), so a worker holds `threads` connections.
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("WEB_THREADS", "4"))
+# Trading systems post every tick: keep their connections open between batches (sync
+# workers cannot; threaded ones can, so no TCP handshake per batch).
 keepalive = 30
 timeout = 30
 graceful_timeout = 20
@@ -36,6 +44,13 @@ def on_starting(server: Any) -> None:
     # Counters of a previous run would otherwise be added to this run's.
     shutil.rmtree(_PROMETHEUS_DIR, ignore_errors=True)
     _PROMETHEUS_DIR.mkdir(parents=True)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # A thread wanting the GIL asks the holder for it after this long (Python's default
+    # is 5 ms): a small request then is not held up for several of those at each of its
+    # database round trips while a large batch validates in another thread.
+    sys.setswitchinterval(0.001)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from metrics import authentication as authentication_module
+from metrics.authentication import (
+    KEY_CACHE_SECONDS,
+    SourceAPIKeyAuthentication,
+)
 from metrics.models import Source, SourceAPIKey
 
 WHOAMI = "/api/v1/whoami"
@@ -113,3 +120,55 @@ def test_it_refuses_a_person_on_a_source_endpoint(admin_user: User) -> None:
     response = client.get(WHOAMI)
 
     assert response.status_code == 401
+
+
+def test_it_checks_a_key_in_the_database_once_per_few_seconds(
+    source: Source, source_key: str, django_assert_num_queries: Any
+) -> None:
+    authentication = SourceAPIKeyAuthentication()
+    authentication.authenticate_key(source_key)
+
+    with django_assert_num_queries(0):
+        principal, _ = authentication.authenticate_key(source_key)
+
+    assert principal.source == source
+
+
+def test_it_refuses_a_revoked_key_once_the_remembered_check_is_stale(
+    source: Source, source_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
+    SourceAPIKey.objects.filter(source=source).update(revoked=True)
+    # Within KEY_CACHE_SECONDS the process still trusts its last check...
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
+
+    now = time.monotonic()
+    monkeypatch.setattr(
+        authentication_module.time, "monotonic", lambda: now + KEY_CACHE_SECONDS + 0.1
+    )
+
+    # ...and no longer after it.
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 401
+
+
+def test_it_refuses_a_wrong_secret_even_when_the_prefix_was_just_accepted(
+    source_key: str,
+) -> None:
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
+    prefix = source_key.partition(".")[0]
+
+    assert client_with(f"Api-Key {prefix}.not-the-secret").get(WHOAMI).status_code == 401
+
+
+def test_it_refuses_a_remembered_key_as_soon_as_it_expires(
+    source: Source, source_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expiry = timezone.now() + timedelta(minutes=1)
+    SourceAPIKey.objects.filter(source=source).update(expiry_date=expiry)
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
+
+    monkeypatch.setattr(
+        authentication_module.timezone, "now", lambda: expiry + timedelta(seconds=1)
+    )
+
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 401
