@@ -47,6 +47,7 @@ from prometheus_client.registry import Collector
 from . import instrumentation
 from .models import MetricSeries, Source
 from .queries import heartbeat_overdue
+from .services import SYSTEM_SOURCE_NAME
 from .trading import METRICS as TRADING_METRICS
 
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
@@ -161,7 +162,10 @@ class SourceMetricsCollector(Collector):
 
         now = timezone.now()
         health = []
-        for name, period, grace, last_seen in Source.objects.filter(enabled=True).values_list(
+        # Tradewatch's own source sends no heartbeats (its self-check reports instead): an
+        # "up" of 0 for ever would only teach operators to ignore the series.
+        sources = Source.objects.filter(enabled=True).exclude(name=SYSTEM_SOURCE_NAME)
+        for name, period, grace, last_seen in sources.values_list(
             "name", "heartbeat_period", "heartbeat_grace", "heartbeat__last_seen"
         ):
             if last_seen is None:
