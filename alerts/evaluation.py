@@ -600,6 +600,9 @@ def sources_evaluate(
                     now=now,
                     inhibited=_inhibited(rule, source_data),
                     silences=silences,
+                    source=source,
+                    tag_ids=frozenset(source_data.tag_ids),
+                    known_closed=open_alert is None,
                 )
                 update = quiet_update(finding, open_alert, source.name) if open_alert else None
                 if update is not None:

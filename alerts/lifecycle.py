@@ -32,6 +32,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from metrics.models import Source
+
 from . import engine
 from .models import Alert, AlertTransition, Rule, Severity, Silence
 from .routing import transition_route
@@ -64,6 +66,11 @@ class Finding:
     inhibited: bool = False
     # Loaded once per evaluation pass (None: look them up now).
     silences: Sequence[SilenceMatcher] | None = None
+    # What evaluation knows already, so the firing path need not read it again: the
+    # source row, its tag ids, and that no alert of this fingerprint was open.
+    source: Source | None = None
+    tag_ids: frozenset[int] | None = None
+    known_closed: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -89,6 +96,7 @@ def _record(
     actor: AbstractBaseUser | None = None,
     details: dict[str, Any] | None = None,
     silences: Sequence[SilenceMatcher] | None = None,
+    tag_ids: frozenset[int] | None = None,
 ) -> AlertTransition:
     notify = kind in NOTIFYING and not alert.inhibited
     transition = AlertTransition.objects.create(
@@ -100,14 +108,14 @@ def _record(
         actor=actor if actor is not None and actor.pk is not None else None,  # type: ignore[misc]
         details=details or {},
         notify=notify,
-        silenced=notify and is_silenced(alert, now, silences),
+        silenced=notify and is_silenced(alert, now, silences, tag_ids=tag_ids),
     )
     if notify:
         # Silenced announcements count too: the repeat clock runs on, so a silence
         # does not turn into one held-back repeat per evaluation.
         alert.last_notified_at = now
         # The outbox rows, in this same transaction: delivery can never miss a change.
-        transition_route(alert, transition)
+        transition_route(alert, transition, tag_ids=set(tag_ids) if tag_ids is not None else None)
     return transition
 
 
@@ -152,17 +160,22 @@ def active_silences(now: datetime) -> list[SilenceMatcher]:
 
 
 def is_silenced(
-    alert: Alert, now: datetime, silences: Sequence[SilenceMatcher] | None = None
+    alert: Alert,
+    now: datetime,
+    silences: Sequence[SilenceMatcher] | None = None,
+    *,
+    tag_ids: frozenset[int] | None = None,
 ) -> bool:
     """Whether an active silence matches the alert (source, its tags, rule, severity)."""
     if silences is None:
         silences = active_silences(now)
     if not silences:
         return False
-    tag_ids = set(alert.source.tags.values_list("id", flat=True))
+    if tag_ids is None:
+        tag_ids = frozenset(alert.source.tags.values_list("id", flat=True))
     return any(
         silence.matches(
-            severity=alert.severity, source_id=alert.source_id, tag_ids=tag_ids,
+            severity=alert.severity, source_id=alert.source_id, tag_ids=set(tag_ids),
             rule_id=alert.rule_id,
         )
         for silence in silences
@@ -238,7 +251,9 @@ def apply_finding(finding: Finding) -> Alert | None:
             return None
         status = "breach" if rule.missing_data == Rule.MissingData.ALERT else "clear_missing"
     with transaction.atomic():
-        alert = _open_alert(finding)
+        # Evaluation saw no open alert: insert straight away. Should another worker have
+        # opened one since, the insert fails on the constraint and updates theirs.
+        alert = None if finding.known_closed else _open_alert(finding)
         if status == "breach":
             return _on_breach(finding, alert)
         if alert is None:
@@ -257,6 +272,7 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
             fingerprint=finding.fingerprint,
             rule=rule,
             source_id=finding.source_id,
+            **({"source": finding.source} if finding.source is not None else {}),
             labels=finding.labels,
             state=Alert.State.FIRING if fire_now else Alert.State.PENDING,
             severity=severity,
@@ -285,6 +301,7 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
         _record(
             alert, Kind.FIRING if fire_now else Kind.PENDING, now,
             details=_details(finding), silences=finding.silences,
+            tag_ids=finding.tag_ids,
         )  # fmt: skip
         return alert
 
@@ -335,7 +352,10 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
         kinds.append(Kind.REPEAT)
     alert.message = _message(rule, alert.source.name, alert)
     for kind in kinds:
-        _record(alert, kind, now, details=_details(finding), silences=finding.silences)
+        _record(
+            alert, kind, now, details=_details(finding), silences=finding.silences,
+            tag_ids=finding.tag_ids,
+        )  # fmt: skip
     fields.add("last_notified_at")
     alert.save(update_fields=sorted(fields))
     return alert

@@ -448,6 +448,30 @@ class Prober:
         return True
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What a latency benchmark built on this one measures up to.
+
+    `prepare(env, conninfo, probes)` runs after migrate (say, to create channels) and
+    returns the prober; `extra_env` goes to every Tradewatch process; `key` names the
+    figures of the last JSON line.
+    """
+
+    key: str
+    prepare: Callable[[dict[str, str], str, int, list[Probe], argparse.Namespace, int], Prober]
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def _alert_prober(
+    env: dict[str, str], conninfo: str, rule_id: int, probes: list[Probe],
+    args: argparse.Namespace, port: int,
+) -> Prober:  # fmt: skip
+    return Prober(port, conninfo, rule_id, args.timeout, args.poll_ms / 1000)
+
+
+ALERT_ROW = Variant(key="ingest_to_alert", prepare=_alert_prober)
+
+
 class QueueSampler:
     """Samples the length of the broker's `ingest` queue every 10 ms in a thread."""
 
@@ -673,7 +697,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--redis-port", type=int, default=6379)
-    # Not 0/1 (development), 10/11 (bench.ingest), 12/13 (bench.evaluation), 14/15 (tests).
+    # Not 0/1 (development), 6/7 (bench.delivery_latency), 10/11 (bench.ingest),
+    # 12/13 (bench.evaluation), 14/15 (tests).
     parser.add_argument("--redis-db", type=int, default=8, help="Celery broker database")
     parser.add_argument("--cache-db", type=int, default=9, help="Django cache database")
     parser.add_argument(
@@ -762,7 +787,9 @@ def measure_capacity(
     return capacity, usage["other"]
 
 
-def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str, float]:
+def run(
+    args: argparse.Namespace, workdir: Path, cleanup: list[Any], variant: Variant = ALERT_ROW
+) -> dict[str, float]:
     # Redis first: refuse to touch databases somebody else is using.
     for db in (args.redis_db, args.cache_db):
         size = redis_db_size(HOST, args.redis_port, db)
@@ -806,6 +833,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
             "WEB_CONCURRENCY": str(args.workers),
             "TRADEWATCH_BIND": f"{HOST}:{port}",
             "PYTHONUNBUFFERED": "1",
+            **variant.extra_env,
         }
     )
     say("migrating (installs the trading rule pack)")
@@ -839,7 +867,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     )
     background = Background(config)
     cleanup.append(background.close)
-    prober = Prober(port, bench_db, rule_id, args.timeout, args.poll_ms / 1000)
+    prober = variant.prepare(env, bench_db, rule_id, probes, args, port)
     cleanup.append(prober.close)
     for probe in probes:  # creates every probe series; each evaluation finds nothing
         prober.reset(probe)
@@ -855,6 +883,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
                 args,
                 Setup(background, prober, probes, worker, groups, servers, sampler),
                 strict=attempt < args.attempts,
+                key=variant.key,
             )
         except Disturbed as exc:
             say(f"{exc}: pausing the background load and starting over")
@@ -886,7 +915,9 @@ class Setup:
     sampler: QueueSampler
 
 
-def measure(args: argparse.Namespace, setup: Setup, *, strict: bool) -> dict[str, float]:
+def measure(
+    args: argparse.Namespace, setup: Setup, *, strict: bool, key: str = ALERT_ROW.key
+) -> dict[str, float]:
     """Capacity, then the background load and the firings; `strict`: raise Disturbed
     when another program gets in the way (else warn and carry on)."""
     background, prober, probes = setup.background, setup.prober, setup.probes
@@ -942,7 +973,7 @@ def measure(args: argparse.Namespace, setup: Setup, *, strict: bool) -> dict[str
         f"firings: {len(firings)} in {firings_to - firings_from:.1f}s, {timeouts} timeouts, "
         f"{stuck} resets that did not resolve within {args.timeout:.0f}s"
     )
-    say(f"ingest -> alert visible (ms): {spread(latencies)}")
+    say(f"{key.replace('_', ' ')} (ms): {spread(latencies)}")
     say(f"  api (POST until answered):        {spread([f.api_ms for f in firings])}")
     say(f"  wait (answered until eval start): {spread([f.wait_ms for f in firings])}")
     say(f"  evaluate (eval start until seen): {spread([f.evaluate_ms for f in firings])}")
@@ -971,8 +1002,8 @@ def measure(args: argparse.Namespace, setup: Setup, *, strict: bool) -> dict[str
     if paced.errors:
         say(f"warning: background errors: {paced.first_error}")
     return {
-        "ingest_to_alert_p50_ms": round(percentile(latencies, 50), 1),
-        "ingest_to_alert_p99_ms": round(percentile(latencies, 99), 1),
+        f"{key}_p50_ms": round(percentile(latencies, 50), 1),
+        f"{key}_p99_ms": round(percentile(latencies, 99), 1),
         "firings": len(firings),
         "timeouts": timeouts,
         "background_samples_per_s": round(paced.rate, 1),
@@ -980,18 +1011,20 @@ def measure(args: argparse.Namespace, setup: Setup, *, strict: bool) -> dict[str
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, variant: Variant = ALERT_ROW, name: str = "alert-latency"
+) -> int:
     args = parse_args(argv)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
-    workdir = Path(tempfile.mkdtemp(prefix="tradewatch-bench-alert-latency-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"tradewatch-bench-{name}-"))
     cleanup: list[Any] = []
     summary: dict[str, float] | None = None
     try:
-        summary = run(args, workdir, cleanup)
+        summary = run(args, workdir, cleanup, variant)
     finally:
         for step in reversed(cleanup):
             try:
