@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from health.models import HealthCheck
 from metrics.ingest import event_ingest, heartbeat_record
-from metrics.models import Source
+from metrics.services import system_source
 from metrics.validation import EventIn, HeartbeatIn
 from tests.alerts.conftest import record
 from tests.factories import SourceFactory
@@ -112,7 +112,7 @@ def test_it_degrades_positions_above_80_percent_only(viewer: APIClient) -> None:
 
 
 def test_it_leaves_tradewatchs_own_source_out_of_the_scores(viewer: APIClient) -> None:
-    Source.objects.create(name="tradewatch", kind="service")
+    system_source()  # installed with the self-monitoring rules; made here if not
     assert viewer.get("/api/v1/health/status").json()["sources"] == []
 
 
