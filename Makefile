@@ -40,6 +40,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.ingest
 	$(PY) -m bench.evaluation
 	$(PY) -m bench.alert_latency
+	$(PY) -m bench.delivery_latency
 
 services:
 	@scripts/ensure-services

@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from metrics.models import Source, SourceAPIKey
+from metrics.services import SYSTEM_SOURCE_NAME
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def test_it_refuses_a_bad_name_naming_the_field() -> None:
     with pytest.raises(CommandError, match="name: Use letters"):
         tradewatch("source", "add", "bad name!")
 
-    assert not Source.objects.exists()
+    assert not Source.objects.exclude(name=SYSTEM_SOURCE_NAME).exists()
 
 
 def test_it_refuses_a_duplicate_name() -> None:
@@ -52,7 +53,7 @@ def test_it_refuses_a_bad_tag_and_stores_nothing() -> None:
     with pytest.raises(CommandError, match="name: Use lower-case"):
         tradewatch("source", "add", "alpha", "--tag", "Not OK")
 
-    assert not Source.objects.exists()
+    assert not Source.objects.exclude(name=SYSTEM_SOURCE_NAME).exists()
 
 
 def test_it_issues_another_key_and_revokes_them_all() -> None:
@@ -74,4 +75,8 @@ def test_it_names_an_unknown_source() -> None:
 def test_it_lists_sources() -> None:
     tradewatch("source", "add", "alpha", "--tag", "live")
 
-    assert tradewatch("source", "list") == "alpha\tbot\tenabled\tlive\n"
+    # Tradewatch's own source (its self-monitoring reports there) is listed too.
+    assert (
+        tradewatch("source", "list")
+        == "alpha\tbot\tenabled\tlive\ntradewatch\tservice\tenabled\t\n"
+    )
