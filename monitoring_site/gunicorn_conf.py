@@ -51,6 +51,9 @@ def post_fork(server: Any, worker: Any) -> None:
     # is 5 ms): a small request then is not held up for several of those at each of its
     # database round trips while a large batch validates in another thread.
     sys.setswitchinterval(0.001)
+    from monitoring_site.memory import collector_tune
+
+    collector_tune()
 
 
 def child_exit(server: Any, worker: Any) -> None:
