@@ -691,7 +691,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
     parser.add_argument("--poll-ms", type=float, default=1.0, help="alert table poll interval")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers (default: as in production, 2 per core)"
+    )
     parser.add_argument("--database", default="tradewatch_bench_alert_latency")
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
@@ -830,7 +832,7 @@ def run(
             "SECRET_KEY": secrets.token_urlsafe(48),
             "SECURE_SSL_REDIRECT": "False",
             "LOG_LEVEL": "WARNING",
-            "WEB_CONCURRENCY": str(args.workers),
+            **({"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}),
             "TRADEWATCH_BIND": f"{HOST}:{port}",
             "PYTHONUNBUFFERED": "1",
             **variant.extra_env,
