@@ -117,27 +117,18 @@ def _rate_limit_hold(notification: Notification, channel: Channel, now: datetime
 
 
 def _digest_ensure(channel: Channel, *, due: datetime, now: datetime) -> None:
-    """One digest waits per channel; create it if none does."""
+    """One digest waits per channel; create it, due at `due`, if none does."""
+    wait = max((due - now).total_seconds(), 0.0)
+    digest = Notification(
+        channel=channel, event=Event.DIGEST, severity=Severity.INFO, payload={},
+        created_at=now, next_attempt_at=due, queued_until=_queued_until(due, wait),
+    )  # fmt: skip
     try:
         with transaction.atomic():
-            created = notifications_create(
-                [
-                    Notification(
-                        channel=channel, event=Event.DIGEST, severity=Severity.INFO, payload={}
-                    )
-                ],
-                at=now,
-            )
+            digest.save()
     except IntegrityError:
         return  # one is waiting already; it will carry this one too
-    digest = created[0]
-    Notification.objects.filter(pk=digest.pk).update(next_attempt_at=due)
-    wait = (due - now).total_seconds()
-    if wait > settings.TRADEWATCH_DELIVERY_COUNTDOWN_MAX_SECONDS:
-        # Too long for a broker countdown: the sweeper queues it when due.
-        Notification.objects.filter(pk=digest.pk).update(queued_until=None)
-        return
-    transaction.on_commit(lambda: notifications_enqueue([digest.pk], countdown=wait))
+    _queue_later(digest.pk, wait)
 
 
 def _digest_collect(digest: Notification) -> None:
@@ -256,13 +247,23 @@ def notification_settle(
 
 def _retry_schedule(notification: Notification, *, now: datetime, wait: float) -> None:
     due = now + timedelta(seconds=wait)
-    short = wait <= settings.TRADEWATCH_DELIVERY_COUNTDOWN_MAX_SECONDS
-    requeue = timedelta(seconds=settings.TRADEWATCH_DELIVERY_REQUEUE_SECONDS)
     Notification.objects.filter(pk=notification.pk).update(
-        next_attempt_at=due, claimed_until=None, queued_until=due + requeue if short else None
+        next_attempt_at=due, claimed_until=None, queued_until=_queued_until(due, wait)
     )
-    if short:
-        notification_id = notification.pk
+    _queue_later(notification.pk, wait)
+
+
+def _queued_until(due: datetime, wait: float) -> datetime | None:
+    """The queue lease of a row due after `wait` s: None when only the sweeper will queue
+    it (too long for a broker countdown, so a broker restart cannot lose the wait)."""
+    if wait > settings.TRADEWATCH_DELIVERY_COUNTDOWN_MAX_SECONDS:
+        return None
+    return due + timedelta(seconds=settings.TRADEWATCH_DELIVERY_REQUEUE_SECONDS)
+
+
+def _queue_later(notification_id: int, wait: float) -> None:
+    """Queue the row with a countdown on commit, when the wait is short enough for one."""
+    if wait <= settings.TRADEWATCH_DELIVERY_COUNTDOWN_MAX_SECONDS:
         transaction.on_commit(lambda: notifications_enqueue([notification_id], countdown=wait))
 
 
