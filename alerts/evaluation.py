@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max, Prefetch
+from django.db.models import Max, Prefetch, QuerySet
 from django.utils import timezone
 
 from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat
@@ -67,24 +67,24 @@ def forget_rules_cache() -> None:
     _overrides_cache.clear()
 
 
+def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
+    """`rules` with their tag, thresholds and the thresholds' per-source overrides."""
+    return rules.select_related("tag").prefetch_related(
+        Prefetch(
+            "thresholds",
+            queryset=Threshold.objects.prefetch_related(
+                Prefetch("overrides", queryset=ThresholdOverride.objects.all())
+            ),
+        )
+    )
+
+
 def enabled_rules() -> list[Rule]:
     """Every enabled rule with its thresholds and their per-source overrides."""
     global _rules_cache
     if _rules_cache is not None and time.monotonic() - _rules_cache[0] < RULES_TTL_SECONDS:
         return _rules_cache[1]
-    rules = list(
-        Rule.objects.filter(enabled=True)
-        .exclude(kind=Rule.Kind.HEALTH)
-        .select_related("tag")
-        .prefetch_related(
-            Prefetch(
-                "thresholds",
-                queryset=Threshold.objects.prefetch_related(
-                    Prefetch("overrides", queryset=ThresholdOverride.objects.all())
-                ),
-            )
-        )
-    )
+    rules = list(with_thresholds(Rule.objects.filter(enabled=True).exclude(kind=Rule.Kind.HEALTH)))
     _rules_cache = (time.monotonic(), rules)
     # Specs are built from these rule objects (and their overrides): rebuild them too.
     _spec_cache.clear()
@@ -118,14 +118,6 @@ def watched_metric_names() -> frozenset[str]:
     watched = frozenset(names)
     _watched_cache = (time.monotonic(), watched)
     return watched
-
-
-def _applies(rule: Rule, source_id: int, tag_ids: set[int]) -> bool:
-    if rule.scope == Rule.Scope.ALL:
-        return True
-    if rule.scope == Rule.Scope.SOURCE:
-        return rule.source_id == source_id
-    return rule.tag_id in tag_ids
 
 
 # (rule, source) -> spec, valid as long as the rules cache that built it.
@@ -554,7 +546,7 @@ def sources_evaluate(
         source_data = data[source.pk]
         judging: set[int] = set()
         for rule in rules:
-            if not _applies(rule, source.pk, source_data.tag_ids):
+            if not rule.applies_to(source.pk, source_data.tag_ids):
                 continue
             spec = rule_spec(rule, source.pk)
             if spec is None:
@@ -657,7 +649,7 @@ def rule_preview(*, rule: Rule, limit: int = 25, now: datetime | None = None) ->
     sources = [
         source
         for source in Source.objects.filter(enabled=True).prefetch_related("tags").order_by("name")
-        if _applies(rule, source.pk, {tag.pk for tag in source.tags.all()})
+        if rule.applies_to(source.pk, {tag.pk for tag in source.tags.all()})
     ][:limit]
     if not sources:
         return []

@@ -19,11 +19,11 @@ from typing import Final
 
 import orjson
 from django.db import IntegrityError, transaction
-from django.db.models import Prefetch
 
 from alerts import engine
+from alerts.evaluation import with_thresholds
 from alerts.lifecycle import Finding, apply_finding
-from alerts.models import Alert, Rule, Threshold, ThresholdOverride
+from alerts.models import Alert, Rule
 from metrics.models import Source
 from metrics.services import SYSTEM_SOURCE_NAME
 from metrics.services import system_source as metrics_system_source
@@ -69,18 +69,7 @@ def health_rules() -> list[Rule]:
     global _rules_cache
     if _rules_cache is not None and time.monotonic() - _rules_cache[0] < RULES_TTL_SECONDS:
         return _rules_cache[1]
-    rules = list(
-        Rule.objects.filter(enabled=True, kind=Rule.Kind.HEALTH)
-        .select_related("tag")
-        .prefetch_related(
-            Prefetch(
-                "thresholds",
-                queryset=Threshold.objects.prefetch_related(
-                    Prefetch("overrides", queryset=ThresholdOverride.objects.all())
-                ),
-            )
-        )
-    )
+    rules = list(with_thresholds(Rule.objects.filter(enabled=True, kind=Rule.Kind.HEALTH)))
     _rules_cache = (time.monotonic(), rules)
     return rules
 
@@ -89,11 +78,7 @@ def rule_applies(rule: Rule, check: HealthCheck, source_id: int, tag_ids: set[in
     """Whether `rule` judges `check`, whose alerts belong to source `source_id`."""
     if rule.metric not in ("*", check.name, f"kind:{check.kind}"):
         return False
-    if rule.scope == Rule.Scope.SOURCE:
-        return rule.source_id == source_id
-    if rule.scope == Rule.Scope.TAG:
-        return rule.tag_id in tag_ids
-    return True
+    return rule.applies_to(source_id, tag_ids)
 
 
 def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:

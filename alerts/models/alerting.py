@@ -151,6 +151,14 @@ class Rule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def applies_to(self, source_id: int, tag_ids: set[int] | frozenset[int]) -> bool:
+        """Whether the rule's scope takes in this source (given the source's tag ids)."""
+        if self.scope == self.Scope.SOURCE:
+            return self.source_id == source_id
+        if self.scope == self.Scope.TAG:
+            return self.tag_id in tag_ids
+        return True
+
     def clean(self) -> None:
         if self.window <= timedelta(0):
             raise ValidationError({"window": "The window must be longer than zero."})
