@@ -1,9 +1,9 @@
 """Evaluating rules on sources: load the data in a few queries, judge, apply.
 
 The number of queries does not grow with the number of rules or sources evaluated
-together: series, windowed samples, events, heartbeats and open alerts are each read
-once for the whole set of sources, and only findings that matter (a breach, or an
-alert already open) touch alert rows. That is what lets one worker evaluate 1,000
+together (`alerts.loading` reads each kind of data once for the whole set of
+sources), and only findings that matter (a breach, or an alert already open) touch
+alert rows. That is what lets one worker evaluate 1,000
 sources x 25 rules within a beat cycle.
 """
 
@@ -13,14 +13,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from django.db import connection
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat
+from metrics.models import Source
 
 from . import engine
 from .lifecycle import (
@@ -35,17 +34,13 @@ from .lifecycle import (
     fingerprint,
     quiet_update,
 )
+from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql, source_data_load
 from .models import Alert, Rule, RuleSourceState, Threshold, ThresholdOverride
 
 # Rules change rarely and are read for every evaluation: each process keeps them for a
 # few seconds. An edit in the admin therefore applies within RULES_TTL_SECONDS.
 RULES_TTL_SECONDS = 5.0
 _rules_cache: tuple[float, list[Rule]] | None = None
-
-WINDOWED_KINDS = {Rule.Kind.RATE_OF_CHANGE, Rule.Kind.ANOMALY}
-HEARTBEAT = "heartbeat"
-EVENT_PREFIX = "event:"
-KILL_SWITCH_ON, KILL_SWITCH_OFF = "kill_switch_activated", "kill_switch_released"
 
 
 @dataclass
@@ -183,239 +178,6 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
     return spec
 
 
-@dataclass
-class SourceData:
-    """Everything the rules may look at for one source, loaded in bulk."""
-
-    tag_ids: set[int] = field(default_factory=set)
-    series: list[dict[str, Any]] = field(default_factory=list)
-    samples: dict[int, list[engine.Point]] = field(default_factory=lambda: defaultdict(list))
-    events: dict[str, list[engine.Point]] = field(default_factory=lambda: defaultdict(list))
-    newest_event: dict[str, datetime] = field(default_factory=dict)
-    heartbeat: datetime | None = None
-    kill_switch_active: bool = False
-    heartbeat_firing: bool = False
-    open_alerts: dict[str, OpenAlert] = field(default_factory=dict)
-    # (series id, aggregation, window) -> (value, samples), computed by the database
-    aggregates: dict[tuple[int, str, timedelta], tuple[float | None, int]] = field(
-        default_factory=dict
-    )
-
-
-def _load(sources: Sequence[Source], rules: list[Rule], now: datetime) -> dict[int, SourceData]:
-    ids = [source.pk for source in sources]
-    data = {source.pk: SourceData() for source in sources}
-    for source_id, tag_id in Source.tags.through.objects.filter(source_id__in=ids).values_list(
-        "source_id", "tag_id"
-    ):
-        data[source_id].tag_ids.add(tag_id)
-
-    metric_names = {rule.metric for rule in rules if rule.kind != Rule.Kind.EVENT} | {
-        rule.guard_metric for rule in rules if rule.guard_metric
-    }
-    series = MetricSeries.objects.filter(source_id__in=ids, name__in=metric_names).values(
-        "id", "source_id", "name", "labels", "labels_key", "last_ts", "last_value"
-    )
-    by_id: dict[int, dict[str, Any]] = {}
-    for series_row in series:
-        plain: dict[str, Any] = dict(series_row)
-        data[plain["source_id"]].series.append(plain)
-        by_id[plain["id"]] = plain
-
-    # Metrics these sources have series of: windows of the others need no query.
-    present_names = {row["name"] for row in by_id.values()}
-
-    # Window aggregates the database computes: one query per window, every aggregation
-    # of that window in it (a scan of the window's samples is the cost, not the maths).
-    if connection.vendor == "postgresql":
-        wanted: dict[timedelta, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        for rule in rules:
-            if _aggregated_in_sql(rule):
-                wanted[rule.window][rule.aggregation].add(rule.metric)
-        for window, names_by_aggregation in wanted.items():
-            if present_names.isdisjoint(set().union(*names_by_aggregation.values())):
-                continue  # none of these sources has such a series: nothing to scan
-            for series_id, count, values in _window_aggregates(
-                ids, names_by_aggregation, now - window
-            ):
-                row = by_id[series_id]
-                for aggregation, value in values.items():
-                    if row["name"] in names_by_aggregation[aggregation]:
-                        data[row["source_id"]].aggregates[(series_id, aggregation, window)] = (
-                            value,
-                            count,
-                        )
-
-    # Points only for rules that look at their shape (rate, change, anomaly), or where
-    # the database cannot aggregate (the embedded SQLite mode).
-    windowed = [
-        rule for rule in rules
-        if rule.kind in WINDOWED_KINDS
-        or (
-            rule.kind == Rule.Kind.THRESHOLD
-            and rule.aggregation != Rule.Aggregation.LAST
-            and not (connection.vendor == "postgresql" and _aggregated_in_sql(rule))
-        )
-    ]  # fmt: skip
-    windowed = [rule for rule in windowed if rule.metric in present_names]
-    if windowed:
-        names = {rule.metric for rule in windowed}
-        longest = max(rule.window for rule in windowed)
-        # Rate of change looks at the value just before the window too.
-        if any(rule.kind == Rule.Kind.RATE_OF_CHANGE for rule in windowed):
-            longest += timedelta(minutes=5)
-        since = now - longest
-        # A join, not a list of thousands of series ids: the query stays the same size.
-        # Samples up to 5 minutes ahead (a fast clock) count as now.
-        for series_id, ts, value in MetricSample.objects.filter(
-            series__source_id__in=ids, series__name__in=names, ts__gt=since
-        ).values_list("series_id", "ts", "value"):
-            data[by_id[series_id]["source_id"]].samples[series_id].append(
-                engine.Point(min(ts, now), value)
-            )
-
-    event_rules = [rule for rule in rules if rule.kind == Rule.Kind.EVENT]
-    newest_types = {KILL_SWITCH_ON, KILL_SWITCH_OFF} | {
-        rule.metric.removeprefix(EVENT_PREFIX)
-        for rule in rules
-        if rule.kind == Rule.Kind.ABSENCE and rule.metric.startswith(EVENT_PREFIX)
-    }
-    event_since = now - max(rule.window for rule in event_rules) if event_rules else None
-    event_types = {rule.metric for rule in event_rules}
-    for source_id, event_type, ts, newest in _events(ids, event_types, event_since, newest_types):
-        if newest:
-            data[source_id].newest_event[event_type] = ts
-        else:
-            data[source_id].events[event_type].append(engine.Point(min(ts, now), 1.0))
-    for source_data in data.values():
-        on = source_data.newest_event.get(KILL_SWITCH_ON)
-        off = source_data.newest_event.get(KILL_SWITCH_OFF)
-        source_data.kill_switch_active = on is not None and (off is None or off < on)
-
-    # A heartbeat is due `period + grace` after the last one: absence rules on
-    # "heartbeat" measure from then, so their value is the seconds overdue.
-    expected = {source.pk: source.heartbeat_period + source.heartbeat_grace for source in sources}
-    for source_id, last_seen in SourceHeartbeat.objects.filter(source_id__in=ids).values_list(
-        "source_id", "last_seen"
-    ):
-        data[source_id].heartbeat = last_seen + expected[source_id]
-    # Health alerts are opened and closed by the health runner, not judged here.
-    for alert_row in Alert.objects.filter(
-        source_id__in=ids, state__in=[Alert.State.PENDING, Alert.State.FIRING]
-    ).exclude(rule__kind=Rule.Kind.HEALTH).values(
-        "id", "source_id", "fingerprint", "severity", "state", "first_seen", "last_notified_at",
-        "inhibited", "acknowledged_at", "acknowledged_until", "threshold_value", "comparison",
-        "peak_value", "rule_id", "rule__kind", "rule__metric",
-    ):  # fmt: skip
-        fields: dict[str, Any] = dict(alert_row)
-        source_data = data[fields.pop("source_id")]
-        kind, metric = fields.pop("rule__kind"), fields.pop("rule__metric")
-        # (popped before the call: the subscript would be evaluated after it)
-        fp = fields.pop("fingerprint")
-        source_data.open_alerts[fp] = OpenAlert(**fields)
-        if kind == Rule.Kind.ABSENCE and metric == HEARTBEAT and fields["state"] == "firing":
-            source_data.heartbeat_firing = True
-    return data
-
-
-def _events(
-    source_ids: Sequence[int],
-    types: set[str],
-    since: datetime | None,
-    newest_types: set[str],
-) -> Iterable[tuple[int, str, datetime, bool]]:
-    """(source, type, ts, False) of each event of `types` since `since`, and (source, type,
-    newest ts, True) of each of `newest_types`: one query on PostgreSQL."""
-    table = Event._meta.db_table
-    if connection.vendor == "postgresql":
-        parts: list[str] = []
-        params: list[Any] = []
-        if since is not None and types:
-            parts.append(
-                f"SELECT source_id, type, ts, false FROM {table} "  # noqa: S608
-                "WHERE source_id = ANY(%s) AND type = ANY(%s) AND ts > %s"
-            )
-            params += [list(source_ids), sorted(types), since]
-        if newest_types:
-            parts.append(
-                f"SELECT source_id, type, max(ts), true FROM {table} "  # noqa: S608
-                "WHERE source_id = ANY(%s) AND type = ANY(%s) GROUP BY source_id, type"
-            )
-            params += [list(source_ids), sorted(newest_types)]
-        if not parts:
-            return []
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            return cursor.fetchall()
-    rows: list[tuple[int, str, datetime, bool]] = []
-    if since is not None and types:
-        rows += [
-            (source_id, kind, ts, False)
-            for source_id, kind, ts in Event.objects.filter(
-                source_id__in=source_ids, type__in=types, ts__gt=since
-            ).values_list("source_id", "type", "ts")
-        ]
-    if newest_types:
-        rows += [
-            (source_id, kind, newest, True)
-            for source_id, kind, newest in Event.objects.filter(
-                source_id__in=source_ids, type__in=newest_types
-            )
-            .values("source_id", "type")
-            .annotate(newest=Max("ts"))
-            .values_list("source_id", "type", "newest")
-        ]
-    return rows
-
-
-SQL_AGGREGATES = {
-    Rule.Aggregation.AVG: "avg(value)",
-    Rule.Aggregation.MIN: "min(value)",
-    Rule.Aggregation.MAX: "max(value)",
-    Rule.Aggregation.SUM: "sum(value)",
-    Rule.Aggregation.COUNT: "count(*)",
-    # Nearest rank, as the engine computes it.
-    Rule.Aggregation.P95: "percentile_disc(0.95) WITHIN GROUP (ORDER BY value)",
-    Rule.Aggregation.P99: "percentile_disc(0.99) WITHIN GROUP (ORDER BY value)",
-}
-
-
-def _aggregated_in_sql(rule: Rule) -> bool:
-    return rule.kind == Rule.Kind.THRESHOLD and rule.aggregation in SQL_AGGREGATES
-
-
-def _window_aggregates(
-    source_ids: Sequence[int], names_by_aggregation: dict[str, set[str]], since: datetime
-) -> list[tuple[int, int, dict[str, float | None]]]:
-    """(series id, samples, {aggregation: value}) of every matching series since `since`.
-
-    Each aggregation is computed only over the series of the metrics it is wanted for
-    (FILTER), so a percentile sorts only the windows that need one.
-    """
-    aggregations = sorted(names_by_aggregation)
-    columns = []
-    params: list[Any] = []
-    for aggregation in aggregations:
-        expression = SQL_AGGREGATES[Rule.Aggregation(aggregation)]
-        # FILTER belongs to the aggregate call; the cast (count is an integer) after it.
-        columns.append(f"({expression} FILTER (WHERE r.name = ANY(%s)))::float8")
-        params.append(sorted(names_by_aggregation[aggregation]))
-    every_name = sorted(set().union(*names_by_aggregation.values()))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT s.series_id, count(*), {', '.join(columns)} "  # noqa: S608 (fixed expressions)
-            f"FROM {MetricSample._meta.db_table} s "
-            f"JOIN {MetricSeries._meta.db_table} r ON r.id = s.series_id "
-            "WHERE r.source_id = ANY(%s) AND r.name = ANY(%s) AND s.ts > %s "
-            "GROUP BY s.series_id",
-            [*params, list(source_ids), every_name, since],
-        )
-        return [
-            (int(row[0]), int(row[1]), dict(zip(aggregations, row[2:], strict=True)))
-            for row in cursor.fetchall()
-        ]
-
-
 def _labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in wanted.items())
 
@@ -459,7 +221,7 @@ def _subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
             newest = max(stamps, default=None)
         yield Subject({}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else [])
         return
-    in_sql = connection.vendor == "postgresql" and _aggregated_in_sql(rule)
+    in_sql = connection.vendor == "postgresql" and aggregated_in_sql(rule)
     for row in data.series:
         if row["name"] != rule.metric or not _labels_match(rule.labels, row["labels"]):
             continue
@@ -537,7 +299,7 @@ def sources_evaluate(
         sources = [source for source in loaded if source.enabled]
     if not sources:
         return summary
-    data = _load(sources, rules, now)
+    data = source_data_load(sources, rules, now)
     # Read when a first finding needs them: most evaluations find nothing to apply.
     silences: list[SilenceMatcher] | None = None
     quiet: list[QuietUpdate] = []
@@ -653,7 +415,7 @@ def rule_preview(*, rule: Rule, limit: int = 25, now: datetime | None = None) ->
     ][:limit]
     if not sources:
         return []
-    data = _load(sources, [rule], now)
+    data = source_data_load(sources, [rule], now)
     rows = []
     for source in sources:
         spec = rule_spec(rule, source.pk)

@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Field, ForeignObjectRel, Q
 from django.utils import timezone
 
 from metrics.models import Source
@@ -138,7 +138,13 @@ class SilenceMatcher:
 
 
 def active_silences(now: datetime) -> list[SilenceMatcher]:
-    """The silences in force at `now` (three queries however many there are)."""
+    """The silences in force at `now` (one query on PostgreSQL, four elsewhere)."""
+    if connection.vendor == "postgresql":
+        return _active_silences_sql(now)
+    return _active_silences_orm(now)
+
+
+def _active_silences_orm(now: datetime) -> list[SilenceMatcher]:
     silences = (
         Silence.objects.filter(
             Q(ends_at__isnull=True) | Q(ends_at__gt=now),
@@ -157,6 +163,43 @@ def active_silences(now: datetime) -> list[SilenceMatcher]:
         )
         for silence in silences
     ]
+
+
+def _column_of(field: Field[Any, Any] | ForeignObjectRel) -> str:
+    if not isinstance(field, Field):  # a reverse relation: no column of its own
+        raise TypeError(f"{field} has no column")
+    return str(field.column)
+
+
+def _active_silences_sql(now: datetime) -> list[SilenceMatcher]:
+    # Read on every breach, often right in an ingestion request: one round trip, and
+    # no ORM query to build (which cost more than running it).
+    members = []
+    for relation, member in (
+        (Silence.sources, "source"),
+        (Silence.tags, "tag"),
+        (Silence.rules, "rule"),
+    ):
+        meta = relation.through._meta
+        column, owner = (_column_of(meta.get_field(name)) for name in (member, "silence"))
+        members.append(f"ARRAY(SELECT {column} FROM {meta.db_table} WHERE {owner} = s.id)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT s.min_severity, {', '.join(members)} FROM {Silence._meta.db_table} s "
+            f"LEFT JOIN {Alert._meta.db_table} a ON a.id = s.alert_id "
+            "WHERE s.starts_at <= %s AND (s.ends_at IS NULL OR s.ends_at > %s) "
+            "AND s.expired_at IS NULL AND (s.alert_id IS NULL OR a.state = ANY(%s))",
+            [now, now, [str(Alert.State.PENDING), str(Alert.State.FIRING)]],
+        )
+        return [
+            SilenceMatcher(
+                min_severity=min_severity,
+                source_ids=frozenset(source_ids),
+                tag_ids=frozenset(tag_ids),
+                rule_ids=frozenset(rule_ids),
+            )
+            for min_severity, source_ids, tag_ids, rule_ids in cursor.fetchall()
+        ]
 
 
 def is_silenced(

@@ -27,11 +27,13 @@ leave the CPUs alone, and starts the measurement over (up to --attempts times) w
 starts meanwhile; the last attempt only warns. Either would disturb this benchmark's
 figures, and this benchmark theirs.
 
-Each firing is split with the alert's `first_seen` (the worker's clock when the
-evaluation started; same machine, same clock): api (POST until its answer: validation,
-COPY, commit, queueing the task), wait (answer until the evaluation started: broker,
-worker pick-up, task prologue) and evaluate (evaluation start until the poll saw the
-committed row). The worker log gives the duration of every `evaluate_source` task.
+Each firing is split with the alert's `first_seen` (the clock of the process that
+evaluated, when the evaluation started; same machine, same clock): to evaluation (POST
+until the evaluation started: validation, COPY, commit, and for an evaluation by a
+worker also the broker and the worker's pick-up) and evaluate (evaluation start until
+the poll saw the committed row). Beside them, api is the POST until its answer, which
+holds the evaluation when it ran on arrival (TRADEWATCH_EVALUATE_ON_ARRIVAL). The
+worker log gives the duration of every `evaluate_source` task the worker ran.
 
     .venv/bin/python -m bench.alert_latency [--firings 400] [--load 0.5] ...
 
@@ -368,7 +370,7 @@ class Probe:
 class Firing:
     latency_ms: float  # t0 until the poll saw the firing alert
     api_ms: float  # t0 until the POST's answer
-    wait_ms: float  # answer until the evaluation started (the alert's first_seen)
+    start_ms: float  # t0 until the evaluation started (the alert's first_seen)
     evaluate_ms: float  # evaluation start until seen
 
 
@@ -435,7 +437,7 @@ class Prober:
         started = (first_seen.timestamp() - wall0) * 1000  # evaluation start, after t0
         api = (answered - t0) * 1000
         latency = (seen - t0) * 1000
-        return Firing(latency, api, started - api, latency - started)
+        return Firing(latency, api, started, latency - started)
 
     def reset(self, probe: Probe) -> bool:
         """Calm the source and wait until its alert resolved; False after `timeout` s."""
@@ -976,14 +978,14 @@ def measure(
         f"{stuck} resets that did not resolve within {args.timeout:.0f}s"
     )
     say(f"{key.replace('_', ' ')} (ms): {spread(latencies)}")
-    say(f"  api (POST until answered):        {spread([f.api_ms for f in firings])}")
-    say(f"  wait (answered until eval start): {spread([f.wait_ms for f in firings])}")
-    say(f"  evaluate (eval start until seen): {spread([f.evaluate_ms for f in firings])}")
+    say(f"  to evaluation (POST until eval start): {spread([f.start_ms for f in firings])}")
+    say(f"  evaluate (eval start until seen):      {spread([f.evaluate_ms for f in firings])}")
+    say(f"  api (POST until answered):             {spread([f.api_ms for f in firings])}")
     slowest = sorted(firings, key=lambda f: f.latency_ms)[-5:]
     say(
-        "  slowest (latency = api + wait + evaluate): "
+        "  slowest (latency = to evaluation + evaluate; api): "
         + "; ".join(
-            f"{f.latency_ms:.1f} = {f.api_ms:.1f} + {f.wait_ms:.1f} + {f.evaluate_ms:.1f}"
+            f"{f.latency_ms:.1f} = {f.start_ms:.1f} + {f.evaluate_ms:.1f}; {f.api_ms:.1f}"
             for f in reversed(slowest)
         )
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,11 +16,14 @@ from django.utils.module_loading import import_string
 
 from .retention import samples_prune
 
+logger = logging.getLogger(__name__)
+
 # Coalescing: while an evaluation of a source is queued and not yet started, further
 # batches of that source only find this flag set and queue nothing; and a source is
 # evaluated at most once per TRADEWATCH_EVALUATION_INTERVAL_MS (the first batch after a
-# quiet spell at once, the rest of a burst at the end of the interval). So a burst of
-# 100 batches causes a handful of evaluations, not 100.
+# quiet spell at once, in its own request when TRADEWATCH_EVALUATE_ON_ARRIVAL is on; the
+# rest of a burst by a worker at the end of the interval). So a burst of 100 batches
+# causes a handful of evaluations, not 100.
 EVALUATION_PENDING = "evaluation-pending:{source_id}"
 # When the source's last evaluation started: UNIX milliseconds, an integer (the Redis
 # cache stores integers as plain numbers, which the script below can read).
@@ -139,8 +143,37 @@ def source_changed_soon(source_id: int, *, derive: bool) -> None:
         last = stored / 1000 if isinstance(stored, int) else None
     interval = settings.TRADEWATCH_EVALUATION_INTERVAL_MS / 1000
     wait = 0.0 if last is None else max(0.0, last + interval - time.time())
+    if not wait and settings.TRADEWATCH_EVALUATE_ON_ARRIVAL and _evaluate_here(source_id):
+        return
     # By name: the alerts app builds on this one, not the other way round.
     current_app.send_task(EVALUATE_SOURCE_TASK, args=[source_id], countdown=wait or None)
+
+
+def _evaluate_here(source_id: int) -> bool:
+    """Evaluate the source in this process, now; False (and nothing lost) if that failed.
+
+    The first batch after a quiet spell is judged before its request is answered: no
+    hop through the broker and a worker's queue, which is most of the time from a
+    breaching sample to its alert. The rest of a burst still goes to a worker (the
+    caller queues it at the end of the interval), so a busy source costs its requests
+    one evaluation per interval at most.
+    """
+    try:
+        # The task's name is its import path; imported here, so the worker's task
+        # registry need not have been filled in this process.
+        task = import_string(EVALUATE_SOURCE_TASK)
+    except ImportError:  # the alerts app is not installed here
+        return False
+    try:
+        task.run(source_id)
+    except Exception:
+        # The batch is stored; its evaluation must still happen. The task cleared the
+        # flags when it started, so raise the derivation flag again (deriving once more
+        # than needed is harmless) and let the caller queue it for a worker.
+        logger.exception("evaluating source %s on arrival failed; queued instead", source_id)
+        cache.set(DERIVATION_NEEDED.format(source_id=source_id), 1, timeout=None)
+        return False
+    return True
 
 
 def claim_pending_work(source_id: int) -> bool:

@@ -304,6 +304,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=
 # A source is evaluated at most once per this interval while its data keeps coming; the
 # first batch after a quiet spell is evaluated at once.
 TRADEWATCH_EVALUATION_INTERVAL_MS: int = env.int("TRADEWATCH_EVALUATION_INTERVAL_MS", default=200)
+# The first batch after a quiet spell is evaluated in the request that brought it (a
+# breach becomes an alert before the answer), not by a worker; off: always by a worker.
+TRADEWATCH_EVALUATE_ON_ARRIVAL: bool = env.bool("TRADEWATCH_EVALUATE_ON_ARRIVAL", default=True)
 # The function (no arguments) giving the metric names rules read: a metric batch holding
 # none of them (nor equity, which derived metrics come from) queues no evaluation. Named
 # here so that ingestion need not import the alerts app; empty: every batch evaluates.

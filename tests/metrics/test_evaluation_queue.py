@@ -27,6 +27,12 @@ from metrics.tasks import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _evaluations_by_workers(settings: Any) -> None:
+    """What is queued is the subject here; evaluating on arrival is tested on its own."""
+    settings.TRADEWATCH_EVALUATE_ON_ARRIVAL = False
+
+
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)

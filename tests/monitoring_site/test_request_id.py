@@ -64,9 +64,13 @@ def test_it_answers_with_the_request_id(api_client: APIClient) -> None:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("on_arrival", [True, False], ids=["evaluated-on-arrival", "by-worker"])
 def test_it_carries_the_request_id_of_an_ingest_call_to_the_delivery_log_line(
-    tmp_path: Path,
+    tmp_path: Path, settings: Any, on_arrival: bool
 ) -> None:
+    # Evaluated by a worker (as the rest of a burst is), the id crosses two task hops:
+    # evaluation, then delivery; evaluated on arrival, one.
+    settings.TRADEWATCH_EVALUATE_ON_ARRIVAL = on_arrival
     broker_purge()
     _, key = source_create(name="request-id-bot")
     log = tmp_path / "worker.log"
@@ -109,11 +113,14 @@ def test_it_carries_the_request_id_of_an_ingest_call_to_the_delivery_log_line(
     assert delivery["task_id"]
     assert delivery["logger"] == "alerts.delivery"
     assert "ok=True" in delivery["message"]
-    # The evaluation that raised the alert ran under the same id, in another task.
     evaluation = [
         r for r in records
         if r.get("task_name") == "alerts.tasks.evaluate_source"
         and r.get("request_id") == "trace-ingest-0042"
     ]  # fmt: skip
-    assert evaluation, records
-    assert {evaluation[0]["task_id"]} != {delivery["task_id"]}
+    if on_arrival:
+        assert evaluation == []  # the request itself evaluated
+    else:
+        # The evaluation that raised the alert ran under the same id, in another task.
+        assert evaluation, records
+        assert {evaluation[0]["task_id"]} != {delivery["task_id"]}

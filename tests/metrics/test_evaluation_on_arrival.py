@@ -1,0 +1,135 @@
+"""The first batch after a quiet spell is evaluated in its own request; a burst's rest
+by a worker; a failed evaluation on arrival is handed to a worker, not lost."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from alerts import evaluation
+from alerts.evaluation import forget_rules_cache
+from alerts.models import Alert, Rule, Threshold
+from metrics.models import MetricSeries, Source
+from metrics.tasks import DERIVATION_NEEDED, EVALUATION_PENDING
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete("ingest")
+    yield client
+    client.delete("ingest")
+
+
+@pytest.fixture
+def deep_queue_rule(db: None) -> Rule:
+    rule = Rule.objects.create(name="Deep queue", metric="queue_depth")
+    Threshold.objects.create(rule=rule, severity=40, comparison=">", value=100)
+    forget_rules_cache()
+    return rule
+
+
+def queued(broker: redis.Redis) -> list[tuple[int, Any]]:
+    """(source id, countdown eta) of each evaluation waiting in the ingest queue."""
+    messages = [json.loads(message) for message in broker.lrange("ingest", 0, -1)]
+    assert all(m["headers"]["task"] == "alerts.tasks.evaluate_source" for m in messages)
+    return [(json.loads(base64.b64decode(m["body"]))[0][0], m["headers"]["eta"]) for m in messages]
+
+
+def post(client: APIClient, capture: Any, *samples: dict[str, Any]) -> None:
+    with capture(execute=True):
+        response = client.post(
+            "/api/v1/metrics",
+            json.dumps({"samples": list(samples)}),
+            content_type="application/json",
+        )
+    assert response.status_code == 202, response.content
+
+
+def test_a_breach_is_an_alert_before_its_request_is_answered(
+    source_client: APIClient,
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    assert settings.TRADEWATCH_EVALUATE_ON_ARRIVAL
+
+    post(source_client, django_capture_on_commit_callbacks, {"name": "queue_depth", "value": 500})
+
+    alert = Alert.objects.get(rule=deep_queue_rule, source=source)
+    assert alert.state == Alert.State.FIRING
+    assert alert.severity == 40
+    assert queued(broker) == []  # no worker was needed
+    assert cache.get(EVALUATION_PENDING.format(source_id=source.pk)) is None
+
+
+def test_the_rest_of_a_burst_goes_to_a_worker_at_the_end_of_the_interval(
+    source_client: APIClient,
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    post(source_client, django_capture_on_commit_callbacks, {"name": "queue_depth", "value": 5})
+    assert queued(broker) == []
+    for value in (600, 700, 800):
+        post(
+            source_client,
+            django_capture_on_commit_callbacks,
+            {"name": "queue_depth", "value": value},
+        )
+
+    # Evaluated once on arrival (nothing breached then); the breaching rest waits for
+    # one evaluation by a worker, due when the interval is over.
+    assert not Alert.objects.filter(rule=deep_queue_rule).exists()
+    [(source_id, eta)] = queued(broker)
+    assert source_id == source.pk
+    assert eta is not None
+
+
+def test_equity_is_derived_from_on_arrival(
+    source_client: APIClient,
+    source: Source,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    post(source_client, django_capture_on_commit_callbacks, {"name": "equity", "value": 1000})
+
+    derived = MetricSeries.objects.get(source=source, name="peak_equity")
+    assert derived.last_value == 1000
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) is None
+    assert queued(broker) == []
+
+
+def test_a_failed_evaluation_on_arrival_is_handed_to_a_worker(
+    source_client: APIClient,
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(evaluation, "sources_evaluate", broken)
+
+    post(source_client, django_capture_on_commit_callbacks, {"name": "equity", "value": 1000})
+
+    # The batch is stored and answered; its evaluation (derivation included) is queued.
+    assert MetricSeries.objects.get(source=source, name="equity").last_value == 1000
+    assert queued(broker) == [(source.pk, None)]
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
+    assert "evaluating source" in caplog.text
