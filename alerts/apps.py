@@ -18,6 +18,22 @@ class AlertsConfig(AppConfig):
             install_trading_pack, sender=self, dispatch_uid="tradewatch_install_trading_pack"
         )
         self._invalidate_routing_on_edits()
+        self._invalidate_rules_on_edits()
+
+    @staticmethod
+    def _invalidate_rules_on_edits() -> None:
+        """Rule, threshold and override edits reach every process's rules at once."""
+        from django.db.models.signals import post_delete, post_save
+
+        from .evaluation import rules_changed
+        from .models import Rule, Threshold, ThresholdOverride
+
+        def changed(**kwargs: object) -> None:
+            rules_changed()
+
+        for model in (Rule, Threshold, ThresholdOverride):
+            post_save.connect(changed, sender=model, weak=False)
+            post_delete.connect(changed, sender=model, weak=False)
 
     @staticmethod
     def _invalidate_routing_on_edits() -> None:

@@ -10,12 +10,14 @@ sources x 25 rules within a beat cycle.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -37,10 +39,14 @@ from .lifecycle import (
 from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql, source_data_load
 from .models import Alert, Rule, RuleSourceState, Threshold, ThresholdOverride
 
-# Rules change rarely and are read for every evaluation: each process keeps them for a
-# few seconds. An edit in the admin therefore applies within RULES_TTL_SECONDS.
-RULES_TTL_SECONDS = 5.0
-_rules_cache: tuple[float, list[Rule]] | None = None
+# Rules change rarely and are read for every evaluation, most of them in a request
+# that is waiting for its answer: each process keeps them until an edit bumps
+# RULES_GENERATION in the shared cache (read at every evaluation, one cache round trip),
+# so an edit applies at the next evaluation in every process. RULES_TTL_SECONDS bounds
+# how long a missed bump (a change made straight in the database) can go unnoticed.
+RULES_GENERATION = "rules-generation"
+RULES_TTL_SECONDS = 300.0
+_rules_cache: tuple[float, object, list[Rule]] | None = None
 
 
 @dataclass
@@ -54,12 +60,24 @@ class Summary:
 
 
 def forget_rules_cache() -> None:
-    """Make the next evaluation read rules afresh (tests, or right after an edit)."""
+    """Make this process's next evaluation read rules afresh (tests)."""
     global _rules_cache, _watched_cache
     _rules_cache = None
     _watched_cache = None
     _spec_cache.clear()
     _overrides_cache.clear()
+
+
+def rules_changed() -> None:
+    """Tell every process that rules, thresholds or overrides changed (on their saves).
+
+    This process forgets its copy at once; the others when the change is committed,
+    since a process reading the new generation before then would keep the old rules.
+    """
+    forget_rules_cache()
+    # A fresh token rather than a counter: a cleared cache can never bring an old
+    # generation back to life.
+    transaction.on_commit(lambda: cache.set(RULES_GENERATION, uuid.uuid4().hex, timeout=None))
 
 
 def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
@@ -77,10 +95,16 @@ def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
 def enabled_rules() -> list[Rule]:
     """Every enabled rule with its thresholds and their per-source overrides."""
     global _rules_cache
-    if _rules_cache is not None and time.monotonic() - _rules_cache[0] < RULES_TTL_SECONDS:
-        return _rules_cache[1]
+    # Read before the rules: an edit committed meanwhile then shows as a new generation.
+    generation = cache.get(RULES_GENERATION)
+    if (
+        _rules_cache is not None
+        and _rules_cache[1] == generation
+        and time.monotonic() - _rules_cache[0] < RULES_TTL_SECONDS
+    ):
+        return _rules_cache[2]
     rules = list(with_thresholds(Rule.objects.filter(enabled=True).exclude(kind=Rule.Kind.HEALTH)))
-    _rules_cache = (time.monotonic(), rules)
+    _rules_cache = (time.monotonic(), generation, rules)
     # Specs are built from these rule objects (and their overrides): rebuild them too.
     _spec_cache.clear()
     _overrides_cache.clear()
@@ -88,16 +112,18 @@ def enabled_rules() -> list[Rule]:
 
 
 # Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
-# watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Read in
-# every web process, so it is one light query, kept as long as the rules are: a rule
-# added for a new metric sees its data evaluated within RULES_TTL_SECONDS (and on beat).
+# watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Asked for
+# every batch, so it is one light query kept a few seconds, without even a cache round
+# trip: a rule added for a new metric sees its data evaluated within WATCHED_TTL_SECONDS
+# (and on beat meanwhile).
+WATCHED_TTL_SECONDS = 5.0
 _watched_cache: tuple[float, frozenset[str]] | None = None
 
 
 def watched_metric_names() -> frozenset[str]:
     """Names of the metrics some enabled rule reads (its metric, or its guard metric)."""
     global _watched_cache
-    if _watched_cache is not None and time.monotonic() - _watched_cache[0] < RULES_TTL_SECONDS:
+    if _watched_cache is not None and time.monotonic() - _watched_cache[0] < WATCHED_TTL_SECONDS:
         return _watched_cache[1]
     names: set[str] = set()
     for kind, metric, guard in (

@@ -30,7 +30,7 @@ from metrics.models import Source
 from metrics.permissions import IsSource
 
 from .errors import ErrorsView, errors_body, single_error
-from .parsers import BodyTooLarge, StrictJSONParser
+from .parsers import BodyTooLarge, StrictJSONParser, body_parsed
 from .throttling import SourceIngestThrottle
 
 ERROR_SCHEMA = inline_serializer(
@@ -119,7 +119,7 @@ class IngestView(SourceView):
             max_items=settings.TRADEWATCH_MAX_BATCH_ITEMS,
         )
         try:
-            items = self.validate(request.data, limits)
+            items = self.validate(body_parsed(request), limits)
         except validation.BatchTooLarge as exc:
             instrumentation.record_rejected(endpoint=self.endpoint, reason="too_large")
             return Response(

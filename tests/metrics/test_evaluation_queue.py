@@ -119,7 +119,7 @@ def test_it_watches_the_metric_of_a_new_rule_once_rules_are_read_again(
     assert "queue_depth" not in watched_metric_names()
     rule = Rule.objects.create(name="Deep queue", metric="queue_depth")
     Threshold.objects.create(rule=rule, severity=30, comparison=">", value=100)
-    forget_rules_cache()  # what RULES_TTL_SECONDS does in every process
+    forget_rules_cache()  # what WATCHED_TTL_SECONDS does in every process
 
     post_samples(
         source_client,
