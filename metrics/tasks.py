@@ -21,9 +21,9 @@ logger = logging.getLogger(__name__)
 # Coalescing: while an evaluation of a source is queued and not yet started, further
 # batches of that source only find this flag set and queue nothing; and a source is
 # evaluated at most once per TRADEWATCH_EVALUATION_INTERVAL_MS (the first batch after a
-# quiet spell at once, in its own request when TRADEWATCH_EVALUATE_ON_ARRIVAL is on; the
-# rest of a burst by a worker at the end of the interval). So a burst of 100 batches
-# causes a handful of evaluations, not 100.
+# quiet spell at once, in its own request when TRADEWATCH_EVALUATE_ON_ARRIVAL is on and
+# no derivation is due; the rest of a burst by a worker at the end of the interval). So
+# a burst of 100 batches causes a handful of evaluations, not 100.
 EVALUATION_PENDING = "evaluation-pending:{source_id}"
 # When the source's last evaluation started: UNIX milliseconds, an integer (the Redis
 # cache stores integers as plain numbers, which the script below can read).
@@ -143,7 +143,14 @@ def source_changed_soon(source_id: int, *, derive: bool) -> None:
         last = stored / 1000 if isinstance(stored, int) else None
     interval = settings.TRADEWATCH_EVALUATION_INTERVAL_MS / 1000
     wait = 0.0 if last is None else max(0.0, last + interval - time.time())
-    if not wait and settings.TRADEWATCH_EVALUATE_ON_ARRIVAL and _evaluate_here(source_id):
+    # Derivation reads the source's trades and equity of the whole retention window: a
+    # batch that calls for it (equity, trades) is evaluated by a worker, which derives
+    # first, so no request's answer waits on that and ingestion keeps its pace.
+    if (
+        not (wait or derive)
+        and settings.TRADEWATCH_EVALUATE_ON_ARRIVAL
+        and _evaluate_here(source_id)
+    ):
         return
     # By name: the alerts app builds on this one, not the other way round.
     current_app.send_task(EVALUATE_SOURCE_TASK, args=[source_id], countdown=wait or None)
@@ -152,11 +159,11 @@ def source_changed_soon(source_id: int, *, derive: bool) -> None:
 def _evaluate_here(source_id: int) -> bool:
     """Evaluate the source in this process, now; False (and nothing lost) if that failed.
 
-    The first batch after a quiet spell is judged before its request is answered: no
-    hop through the broker and a worker's queue, which is most of the time from a
-    breaching sample to its alert. The rest of a burst still goes to a worker (the
-    caller queues it at the end of the interval), so a busy source costs its requests
-    one evaluation per interval at most.
+    The first batch after a quiet spell (unless derived metrics are due) is judged
+    before its request is answered: no hop through the broker and a worker's queue,
+    which is most of the time from a breaching sample to its alert. The rest of a burst
+    still goes to a worker (the caller queues it at the end of the interval), so a busy
+    source costs its requests one evaluation per interval at most.
     """
     try:
         # The task's name is its import path; imported here, so the worker's task

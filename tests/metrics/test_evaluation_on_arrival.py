@@ -1,5 +1,6 @@
-"""The first batch after a quiet spell is evaluated in its own request; a burst's rest
-by a worker; a failed evaluation on arrival is handed to a worker, not lost."""
+"""The first batch after a quiet spell is evaluated in its own request; a burst's rest,
+and a batch that calls for derived metrics, by a worker; a failed evaluation on arrival
+is handed to a worker, not lost."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rest_framework.test import APIClient
 from alerts import evaluation
 from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, Rule, Threshold
+from alerts.tasks import evaluate_source
 from metrics.models import MetricSeries, Source
 from metrics.tasks import DERIVATION_NEEDED, EVALUATION_PENDING
 
@@ -98,7 +100,7 @@ def test_the_rest_of_a_burst_goes_to_a_worker_at_the_end_of_the_interval(
     assert eta is not None
 
 
-def test_equity_is_derived_from_on_arrival(
+def test_equity_goes_to_a_worker_which_derives_before_it_evaluates(
     source_client: APIClient,
     source: Source,
     broker: redis.Redis,
@@ -106,10 +108,15 @@ def test_equity_is_derived_from_on_arrival(
 ) -> None:
     post(source_client, django_capture_on_commit_callbacks, {"name": "equity", "value": 1000})
 
-    derived = MetricSeries.objects.get(source=source, name="peak_equity")
-    assert derived.last_value == 1000
+    # Derivation reads the whole retention window: not in the request.
+    assert not MetricSeries.objects.filter(source=source, name="peak_equity").exists()
+    assert queued(broker) == [(source.pk, None)]
+    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
+
+    evaluate_source.run(source.pk)  # what the worker does with it
+
+    assert MetricSeries.objects.get(source=source, name="peak_equity").last_value == 1000
     assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) is None
-    assert queued(broker) == []
 
 
 def test_a_failed_evaluation_on_arrival_is_handed_to_a_worker(
@@ -126,10 +133,9 @@ def test_a_failed_evaluation_on_arrival_is_handed_to_a_worker(
 
     monkeypatch.setattr(evaluation, "sources_evaluate", broken)
 
-    post(source_client, django_capture_on_commit_callbacks, {"name": "equity", "value": 1000})
+    post(source_client, django_capture_on_commit_callbacks, {"name": "queue_depth", "value": 500})
 
-    # The batch is stored and answered; its evaluation (derivation included) is queued.
-    assert MetricSeries.objects.get(source=source, name="equity").last_value == 1000
+    # The batch is stored and answered; its evaluation is queued.
+    assert MetricSeries.objects.get(source=source, name="queue_depth").last_value == 500
     assert queued(broker) == [(source.pk, None)]
-    assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
     assert "evaluating source" in caplog.text
