@@ -10,20 +10,19 @@ sources x 25 rules within a beat cycle.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from metrics.models import Source
 
 from . import engine
+from .generations import generation_bump, generation_current
 from .lifecycle import (
     Finding,
     OpenAlert,
@@ -40,10 +39,10 @@ from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql, sou
 from .models import Alert, Rule, RuleSourceState, Threshold, ThresholdOverride
 
 # Rules change rarely and are read for every evaluation, most of them in a request
-# that is waiting for its answer: each process keeps them until an edit bumps
-# RULES_GENERATION in the shared cache (read at every evaluation, one cache round trip),
-# so an edit applies at the next evaluation in every process. RULES_TTL_SECONDS bounds
-# how long a missed bump (a change made straight in the database) can go unnoticed.
+# that is waiting for its answer: each process keeps them until an edit is committed
+# (see `alerts.generations`; one cache round trip per evaluation), so an edit applies
+# at the next evaluation in every process. RULES_TTL_SECONDS bounds how long a change
+# made straight in the database can go unnoticed.
 RULES_GENERATION = "rules-generation"
 RULES_TTL_SECONDS = 300.0
 _rules_cache: tuple[float, object, list[Rule]] | None = None
@@ -69,15 +68,9 @@ def forget_rules_cache() -> None:
 
 
 def rules_changed() -> None:
-    """Tell every process that rules, thresholds or overrides changed (on their saves).
-
-    This process forgets its copy at once; the others when the change is committed,
-    since a process reading the new generation before then would keep the old rules.
-    """
+    """Tell every process that rules, thresholds or overrides changed (on their saves)."""
     forget_rules_cache()
-    # A fresh token rather than a counter: a cleared cache can never bring an old
-    # generation back to life.
-    transaction.on_commit(lambda: cache.set(RULES_GENERATION, uuid.uuid4().hex, timeout=None))
+    generation_bump(RULES_GENERATION)
 
 
 def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
@@ -96,7 +89,7 @@ def enabled_rules() -> list[Rule]:
     """Every enabled rule with its thresholds and their per-source overrides."""
     global _rules_cache
     # Read before the rules: an edit committed meanwhile then shows as a new generation.
-    generation = cache.get(RULES_GENERATION)
+    generation = generation_current(RULES_GENERATION, what="rules")
     if (
         _rules_cache is not None
         and _rules_cache[1] == generation

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max
 
+from .generations import generation_bump, generation_current
 from .models import Alert, AlertTransition, Channel, Notification, Policy
 from .payloads import alert_payload
 
@@ -42,8 +41,8 @@ EVENT_OF_TRANSITION: dict[str, str] = {
 DELIVER_TASK = "alerts.tasks.deliver"
 
 # Policies are read on every notifying transition; a per-process copy saves five
-# queries each time. Edits bump a generation number in the shared cache, so every
-# process sees them at its next transition, and the TTL bounds a missed bump.
+# queries each time. It is kept until an edit is committed (see `alerts.generations`),
+# and the TTL bounds a change made straight in the database.
 POLICIES_GENERATION = "routing-policies-generation"
 POLICIES_TTL_SECONDS = 30.0
 _policies_cache: tuple[float, object, list[RoutingPolicy]] | None = None
@@ -74,19 +73,22 @@ class RoutingPolicy:
         )
 
 
-def routing_changed() -> None:
-    """Tell every process that policies or channels changed (called on their saves)."""
+def forget_routing_cache() -> None:
+    """Make this process's next transition read policies afresh (tests)."""
     global _policies_cache
     _policies_cache = None
-    # A fresh token rather than a counter: a cleared cache can never bring an old
-    # generation back to life.
-    cache.set(POLICIES_GENERATION, uuid.uuid4().hex, timeout=None)
+
+
+def routing_changed() -> None:
+    """Tell every process that policies or channels changed (called on their saves)."""
+    forget_routing_cache()
+    generation_bump(POLICIES_GENERATION)
 
 
 def enabled_policies() -> list[RoutingPolicy]:
     """Every enabled policy with its matchers and enabled channels."""
     global _policies_cache
-    generation = cache.get(POLICIES_GENERATION)
+    generation = generation_current(POLICIES_GENERATION, what="routing policies")
     if (
         _policies_cache is not None
         and _policies_cache[1] == generation

@@ -295,4 +295,6 @@ def _queue_after_commit(source: Source, *, derive: bool) -> None:
     from .tasks import source_changed_soon
 
     source_id = source.pk
-    transaction.on_commit(lambda: source_changed_soon(source_id, derive=derive))
+    # Robust: the batch is stored by then, so it is answered 202 even if the cache or the
+    # broker is away; beat's evaluation of every source (every 15 s) catches up.
+    transaction.on_commit(lambda: source_changed_soon(source_id, derive=derive), robust=True)

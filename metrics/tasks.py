@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -55,8 +56,9 @@ return {0, -1}
 
 
 # redis-py clients by cache backend: Django builds a new one on every call, which costs
-# more than the round trip it makes (each copies a table of ~200 reply callbacks).
-_clients: dict[int, Any] = {}
+# more than the round trip it makes (each copies a table of ~200 reply callbacks). Weak
+# keys: a backend built anew (settings changed) never finds the client of an old one.
+_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def redis_cache_client() -> Any | None:
@@ -65,9 +67,9 @@ def redis_cache_client() -> Any | None:
     if not isinstance(backend, RedisCache):
         return None
     inner = backend._cache
-    client = _clients.get(id(inner))
+    client = _clients.get(inner)
     if client is None:
-        client = _clients[id(inner)] = inner.get_client(write=True)
+        client = _clients[inner] = inner.get_client(write=True)
     return client
 
 

@@ -39,11 +39,11 @@ def _fresh_cache_and_series_ids() -> Iterator[None]:
     """Each test starts with an empty cache (rate limits, flags) and no remembered series."""
     from django.core.cache import cache
 
-    from alerts.routing import routing_changed
+    from alerts.routing import forget_routing_cache
     from metrics.ingest import forget_series_cache
 
     cache.clear()
     forget_series_cache()
-    routing_changed()
+    forget_routing_cache()
     yield
     forget_series_cache()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -12,6 +13,8 @@ from rest_framework.throttling import BaseThrottle
 
 from metrics.authentication import SourcePrincipal
 from metrics.tasks import cache_key, redis_cache_client, redis_script
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 # Count one request and give the window's total, in one round trip (Django's incr on
@@ -40,16 +43,13 @@ class SourceIngestThrottle(BaseThrottle):
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         key = f"ingest-rate:{principal.source.pk}:{window}"
-        client = redis_cache_client()
-        if client is not None:
-            count = int(
-                redis_script(client, _COUNT)(keys=[cache_key(key)], args=[WINDOW_SECONDS * 2])
-            )
-        else:
-            try:
-                count = cache.incr(key)
-            except ValueError:  # first request of the window (or another process's race)
-                count = 1 if cache.add(key, 1, timeout=WINDOW_SECONDS * 2) else cache.incr(key)
+        try:
+            count = _count(key)
+        except Exception as exc:
+            # The cache is away (a Redis restart): the batch is let in uncounted rather
+            # than refused; a monitor that turns data away while it recovers loses it.
+            logger.warning("rate limit not checked: the cache is unavailable (%s)", exc)
+            return True
         if count <= settings.TRADEWATCH_INGEST_RATE_PER_MINUTE:
             return True
         self.retry_after = (window + 1) * WINDOW_SECONDS - now
@@ -57,3 +57,14 @@ class SourceIngestThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return max(1.0, self.retry_after)
+
+
+def _count(key: str) -> int:
+    """Count one request under `key` and return the window's total."""
+    client = redis_cache_client()
+    if client is not None:
+        return int(redis_script(client, _COUNT)(keys=[cache_key(key)], args=[WINDOW_SECONDS * 2]))
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # first request of the window (or another process's race)
+        return 1 if cache.add(key, 1, timeout=WINDOW_SECONDS * 2) else int(cache.incr(key))
