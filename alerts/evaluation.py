@@ -22,7 +22,7 @@ from django.utils import timezone
 from metrics.models import Source
 
 from . import engine
-from .generations import generation_bump, generation_current
+from .generations import KeptCopy
 from .lifecycle import (
     Finding,
     OpenAlert,
@@ -45,7 +45,9 @@ from .models import Alert, Rule, RuleSourceState, Threshold, ThresholdOverride
 # made straight in the database can go unnoticed.
 RULES_GENERATION = "rules-generation"
 RULES_TTL_SECONDS = 300.0
-_rules_cache: tuple[float, object, list[Rule]] | None = None
+_rules: KeptCopy[list[Rule]] = KeptCopy(
+    RULES_GENERATION, what="rules", ttl_seconds=RULES_TTL_SECONDS
+)
 
 
 @dataclass
@@ -60,8 +62,8 @@ class Summary:
 
 def forget_rules_cache() -> None:
     """Make this process's next evaluation read rules afresh (tests)."""
-    global _rules_cache, _watched_cache
-    _rules_cache = None
+    global _watched_cache
+    _rules.forget()
     _watched_cache = None
     _spec_cache.clear()
     _overrides_cache.clear()
@@ -70,7 +72,7 @@ def forget_rules_cache() -> None:
 def rules_changed() -> None:
     """Tell every process that rules, thresholds or overrides changed (on their saves)."""
     forget_rules_cache()
-    generation_bump(RULES_GENERATION)
+    _rules.changed()
 
 
 def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
@@ -87,17 +89,11 @@ def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
 
 def enabled_rules() -> list[Rule]:
     """Every enabled rule with its thresholds and their per-source overrides."""
-    global _rules_cache
-    # Read before the rules: an edit committed meanwhile then shows as a new generation.
-    generation = generation_current(RULES_GENERATION, what="rules")
-    if (
-        _rules_cache is not None
-        and _rules_cache[1] == generation
-        and time.monotonic() - _rules_cache[0] < RULES_TTL_SECONDS
-    ):
-        return _rules_cache[2]
+    return _rules.get(_enabled_rules_read)
+
+
+def _enabled_rules_read() -> list[Rule]:
     rules = list(with_thresholds(Rule.objects.filter(enabled=True).exclude(kind=Rule.Kind.HEALTH)))
-    _rules_cache = (time.monotonic(), generation, rules)
     # Specs are built from these rule objects (and their overrides): rebuild them too.
     _spec_cache.clear()
     _overrides_cache.clear()

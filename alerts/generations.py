@@ -11,12 +11,17 @@ With the cache away no copy is trusted: the caller reads afresh each time.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from django.core.cache import cache
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def generation_current(key: str, *, what: str) -> object:
@@ -37,3 +42,41 @@ def generation_bump(key: str) -> None:
     also has them read afresh).
     """
     transaction.on_commit(lambda: cache.set(key, uuid.uuid4().hex, timeout=None), robust=True)
+
+
+class KeptCopy(Generic[T]):
+    """One process's copy of some configuration, read again once an edit is committed.
+
+    `ttl_seconds` bounds how long a change made straight in the database, which bumps
+    no generation, can go unseen.
+    """
+
+    def __init__(self, key: str, *, what: str, ttl_seconds: float) -> None:
+        self.key = key
+        self.what = what
+        self.ttl_seconds = ttl_seconds
+        self._kept: tuple[float, object, T] | None = None
+
+    def get(self, read: Callable[[], T]) -> T:
+        """The kept copy while it is current; else what `read` returns, kept."""
+        # Read before the rows: an edit committed meanwhile then shows as a new token.
+        generation = generation_current(self.key, what=self.what)
+        kept = self._kept
+        if (
+            kept is not None
+            and kept[1] == generation
+            and time.monotonic() - kept[0] < self.ttl_seconds
+        ):
+            return kept[2]
+        value = read()
+        self._kept = (time.monotonic(), generation, value)
+        return value
+
+    def forget(self) -> None:
+        """Have this process read afresh next time (tests, or its own edit)."""
+        self._kept = None
+
+    def changed(self) -> None:
+        """An edit: this process reads afresh at once, every process once it commits."""
+        self.forget()
+        generation_bump(self.key)

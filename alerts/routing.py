@@ -9,7 +9,6 @@ the alert change and the send loses nothing, the sweeper finds the row.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from .generations import generation_bump, generation_current
+from .generations import KeptCopy
 from .models import Alert, AlertTransition, Channel, Notification, Policy
 from .payloads import alert_payload
 
@@ -45,7 +44,6 @@ DELIVER_TASK = "alerts.tasks.deliver"
 # and the TTL bounds a change made straight in the database.
 POLICIES_GENERATION = "routing-policies-generation"
 POLICIES_TTL_SECONDS = 30.0
-_policies_cache: tuple[float, object, list[RoutingPolicy]] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,29 +71,28 @@ class RoutingPolicy:
         )
 
 
+_policies: KeptCopy[list[RoutingPolicy]] = KeptCopy(
+    POLICIES_GENERATION, what="routing policies", ttl_seconds=POLICIES_TTL_SECONDS
+)
+
+
 def forget_routing_cache() -> None:
     """Make this process's next transition read policies afresh (tests)."""
-    global _policies_cache
-    _policies_cache = None
+    _policies.forget()
 
 
 def routing_changed() -> None:
     """Tell every process that policies or channels changed (called on their saves)."""
-    forget_routing_cache()
-    generation_bump(POLICIES_GENERATION)
+    _policies.changed()
 
 
 def enabled_policies() -> list[RoutingPolicy]:
     """Every enabled policy with its matchers and enabled channels."""
-    global _policies_cache
-    generation = generation_current(POLICIES_GENERATION, what="routing policies")
-    if (
-        _policies_cache is not None
-        and _policies_cache[1] == generation
-        and time.monotonic() - _policies_cache[0] < POLICIES_TTL_SECONDS
-    ):
-        return _policies_cache[2]
-    policies = [
+    return _policies.get(_enabled_policies_read)
+
+
+def _enabled_policies_read() -> list[RoutingPolicy]:
+    return [
         RoutingPolicy(
             id=policy.pk,
             min_severity=policy.min_severity,
@@ -112,8 +109,6 @@ def enabled_policies() -> list[RoutingPolicy]:
             "sources", "tags", "rules", "channels"
         )
     ]
-    _policies_cache = (time.monotonic(), generation, policies)
-    return policies
 
 
 def _channel_floors(channel_ids: Iterable[int]) -> dict[int, int]:

@@ -4,9 +4,6 @@ is handed to a worker, not lost."""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,16 +18,9 @@ from alerts.models import Alert, Rule, Threshold
 from alerts.tasks import evaluate_source
 from metrics.models import MetricSeries, Source
 from metrics.tasks import DERIVATION_NEEDED, EVALUATION_PENDING
+from tests.metrics.evaluation_queue import post_samples, queued_evaluations
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("ingest")
-    yield client
-    client.delete("ingest")
 
 
 @pytest.fixture
@@ -39,23 +29,6 @@ def deep_queue_rule(db: None) -> Rule:
     Threshold.objects.create(rule=rule, severity=40, comparison=">", value=100)
     forget_rules_cache()
     return rule
-
-
-def queued(broker: redis.Redis) -> list[tuple[int, Any]]:
-    """(source id, countdown eta) of each evaluation waiting in the ingest queue."""
-    messages = [json.loads(message) for message in broker.lrange("ingest", 0, -1)]
-    assert all(m["headers"]["task"] == "alerts.tasks.evaluate_source" for m in messages)
-    return [(json.loads(base64.b64decode(m["body"]))[0][0], m["headers"]["eta"]) for m in messages]
-
-
-def post(client: APIClient, capture: Any, *samples: dict[str, Any]) -> None:
-    with capture(execute=True):
-        response = client.post(
-            "/api/v1/metrics",
-            json.dumps({"samples": list(samples)}),
-            content_type="application/json",
-        )
-    assert response.status_code == 202, response.content
 
 
 def test_a_breach_is_an_alert_before_its_request_is_answered(
@@ -67,12 +40,16 @@ def test_a_breach_is_an_alert_before_its_request_is_answered(
 ) -> None:
     assert settings.TRADEWATCH_EVALUATE_ON_ARRIVAL
 
-    post(source_client, django_capture_on_commit_callbacks, {"name": "queue_depth", "value": 500})
+    post_samples(
+        source_client,
+        {"name": "queue_depth", "value": 500},
+        capture=django_capture_on_commit_callbacks,
+    )
 
     alert = Alert.objects.get(rule=deep_queue_rule, source=source)
     assert alert.state == Alert.State.FIRING
     assert alert.severity == 40
-    assert queued(broker) == []  # no worker was needed
+    assert queued_evaluations(broker) == []  # no worker was needed
     assert cache.get(EVALUATION_PENDING.format(source_id=source.pk)) is None
 
 
@@ -83,19 +60,23 @@ def test_the_rest_of_a_burst_goes_to_a_worker_at_the_end_of_the_interval(
     broker: redis.Redis,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    post(source_client, django_capture_on_commit_callbacks, {"name": "queue_depth", "value": 5})
-    assert queued(broker) == []
+    post_samples(
+        source_client,
+        {"name": "queue_depth", "value": 5},
+        capture=django_capture_on_commit_callbacks,
+    )
+    assert queued_evaluations(broker) == []
     for value in (600, 700, 800):
-        post(
+        post_samples(
             source_client,
-            django_capture_on_commit_callbacks,
             {"name": "queue_depth", "value": value},
+            capture=django_capture_on_commit_callbacks,
         )
 
     # Evaluated once on arrival (nothing breached then); the breaching rest waits for
     # one evaluation by a worker, due when the interval is over.
     assert not Alert.objects.filter(rule=deep_queue_rule).exists()
-    [(source_id, eta)] = queued(broker)
+    [(source_id, eta)] = queued_evaluations(broker)
     assert source_id == source.pk
     assert eta is not None
 
@@ -106,11 +87,13 @@ def test_equity_goes_to_a_worker_which_derives_before_it_evaluates(
     broker: redis.Redis,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    post(source_client, django_capture_on_commit_callbacks, {"name": "equity", "value": 1000})
+    post_samples(
+        source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
+    )
 
     # Derivation reads the whole retention window: not in the request.
     assert not MetricSeries.objects.filter(source=source, name="peak_equity").exists()
-    assert queued(broker) == [(source.pk, None)]
+    assert queued_evaluations(broker) == [(source.pk, None)]
     assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
 
     evaluate_source.run(source.pk)  # what the worker does with it
@@ -133,9 +116,13 @@ def test_a_failed_evaluation_on_arrival_is_handed_to_a_worker(
 
     monkeypatch.setattr(evaluation, "sources_evaluate", broken)
 
-    post(source_client, django_capture_on_commit_callbacks, {"name": "queue_depth", "value": 500})
+    post_samples(
+        source_client,
+        {"name": "queue_depth", "value": 500},
+        capture=django_capture_on_commit_callbacks,
+    )
 
     # The batch is stored and answered; its evaluation is queued.
     assert MetricSeries.objects.get(source=source, name="queue_depth").last_value == 500
-    assert queued(broker) == [(source.pk, None)]
+    assert queued_evaluations(broker) == [(source.pk, None)]
     assert "evaluating source" in caplog.text

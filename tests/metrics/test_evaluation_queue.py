@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -23,6 +19,7 @@ from metrics.tasks import (
     claim_pending_work,
     forget_watched_names_function,
 )
+from tests.metrics.evaluation_queue import post_samples, queued_sources
 
 pytestmark = pytest.mark.django_db
 
@@ -31,31 +28,6 @@ pytestmark = pytest.mark.django_db
 def _evaluations_by_workers(settings: Any) -> None:
     """What is queued is the subject here; evaluating on arrival is tested on its own."""
     settings.TRADEWATCH_EVALUATE_ON_ARRIVAL = False
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("ingest")
-    yield client
-    client.delete("ingest")
-
-
-def queued(broker: redis.Redis) -> list[int]:
-    """Source ids of the evaluations waiting in the ingest queue."""
-    messages = [json.loads(message) for message in broker.lrange("ingest", 0, -1)]
-    assert all(m["headers"]["task"] == "alerts.tasks.evaluate_source" for m in messages)
-    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
-
-
-def post_samples(client: APIClient, *samples: dict[str, Any], capture: Any) -> None:
-    with capture(execute=True):
-        response = client.post(
-            "/api/v1/metrics",
-            json.dumps({"samples": list(samples)}),
-            content_type="application/json",
-        )
-    assert response.status_code == 202, response.content
 
 
 def test_it_queues_no_evaluation_for_metrics_no_rule_watches(
@@ -70,7 +42,7 @@ def test_it_queues_no_evaluation_for_metrics_no_rule_watches(
         capture=django_capture_on_commit_callbacks,
     )
 
-    assert queued(broker) == []
+    assert queued_sources(broker) == []
     assert cache.get(EVALUATION_PENDING.format(source_id=source.pk)) is None
 
 
@@ -89,7 +61,7 @@ def test_it_queues_an_evaluation_for_a_metric_a_rule_watches(
         capture=django_capture_on_commit_callbacks,
     )
 
-    assert queued(broker) == [source.pk]
+    assert queued_sources(broker) == [source.pk]
     assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) is None
 
 
@@ -106,7 +78,7 @@ def test_it_always_queues_an_evaluation_with_derivation_for_equity(
         source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
     )
 
-    assert queued(broker) == [source.pk]
+    assert queued_sources(broker) == [source.pk]
     assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1
 
 
@@ -127,7 +99,7 @@ def test_it_watches_the_metric_of_a_new_rule_once_rules_are_read_again(
         capture=django_capture_on_commit_callbacks,
     )
 
-    assert queued(broker) == [source.pk]
+    assert queued_sources(broker) == [source.pk]
 
 
 def test_it_watches_the_guard_metric_of_a_rule_but_not_an_event_type(db: None) -> None:
@@ -163,7 +135,7 @@ def test_it_evaluates_every_batch_without_a_watched_names_function(
     finally:
         forget_watched_names_function()
 
-    assert queued(broker) == [source.pk]
+    assert queued_sources(broker) == [source.pk]
 
 
 def test_it_queues_one_evaluation_for_a_burst_and_a_fresh_one_once_claimed(
@@ -178,7 +150,7 @@ def test_it_queues_one_evaluation_for_a_burst_and_a_fresh_one_once_claimed(
             {"name": "leverage", "value": value},
             capture=django_capture_on_commit_callbacks,
         )
-    assert queued(broker) == [source.pk]
+    assert queued_sources(broker) == [source.pk]
 
     assert claim_pending_work(source.pk) is False
     assert isinstance(cache.get(LAST_EVALUATION.format(source_id=source.pk)), int)
@@ -186,5 +158,5 @@ def test_it_queues_one_evaluation_for_a_burst_and_a_fresh_one_once_claimed(
         source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
     )
 
-    assert queued(broker) == [source.pk, source.pk]
+    assert queued_sources(broker) == [source.pk, source.pk]
     assert claim_pending_work(source.pk) is True  # the equity asked for derivation
