@@ -15,6 +15,7 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.utils.module_loading import import_string
 
+from .arrival_budget import ArrivalBudget
 from .retention import samples_prune
 
 logger = logging.getLogger(__name__)
@@ -158,8 +159,30 @@ def source_changed_soon(source_id: int, *, derive: bool) -> None:
     current_app.send_task(EVALUATE_SOURCE_TASK, args=[source_id], countdown=wait or None)
 
 
+# Saved-up time of the budget below: a few evaluations in a row after a quiet spell.
+ARRIVAL_BURST_SECONDS = 0.1
+_budgets: dict[float, ArrivalBudget] = {}
+
+
+def arrival_budget() -> ArrivalBudget:
+    """This process's budget for evaluations on arrival (one per configured share)."""
+    share = settings.TRADEWATCH_EVALUATE_ON_ARRIVAL_SHARE
+    budget = _budgets.get(share)
+    if budget is None:
+        budget = _budgets.setdefault(
+            share, ArrivalBudget(share=share, burst_seconds=ARRIVAL_BURST_SECONDS)
+        )
+    return budget
+
+
+def forget_arrival_budget() -> None:
+    """Start this process's budget afresh (tests)."""
+    _budgets.clear()
+
+
 def _evaluate_here(source_id: int) -> bool:
-    """Evaluate the source in this process, now; False (and nothing lost) if that failed.
+    """Evaluate the source in this process, now; False (and nothing lost) if that failed
+    or this process's `arrival_budget` is spent: the caller then queues it for a worker.
 
     The first batch after a quiet spell (unless derived metrics are due) is judged
     before its request is answered: no hop through the broker and a worker's queue,
@@ -173,6 +196,10 @@ def _evaluate_here(source_id: int) -> bool:
         task = import_string(EVALUATE_SOURCE_TASK)
     except ImportError:  # the alerts app is not installed here
         return False
+    budget = arrival_budget()
+    if not budget.allows():
+        return False
+    started = time.perf_counter()
     try:
         task.run(source_id)
     except Exception:
@@ -182,6 +209,8 @@ def _evaluate_here(source_id: int) -> bool:
         logger.exception("evaluating source %s on arrival failed; queued instead", source_id)
         cache.set(DERIVATION_NEEDED.format(source_id=source_id), 1, timeout=None)
         return False
+    finally:
+        budget.spend(time.perf_counter() - started)
     return True
 
 

@@ -307,6 +307,11 @@ TRADEWATCH_EVALUATION_INTERVAL_MS: int = env.int("TRADEWATCH_EVALUATION_INTERVAL
 # The first batch after a quiet spell is evaluated in the request that brought it (a
 # breach becomes an alert before the answer), not by a worker; off: always by a worker.
 TRADEWATCH_EVALUATE_ON_ARRIVAL: bool = env.bool("TRADEWATCH_EVALUATE_ON_ARRIVAL", default=True)
+# At most this share of each web process's time goes to evaluations on arrival; beyond
+# it (many sources each sending now and then, under load) workers evaluate, merging.
+TRADEWATCH_EVALUATE_ON_ARRIVAL_SHARE: float = env.float(
+    "TRADEWATCH_EVALUATE_ON_ARRIVAL_SHARE", default=0.25
+)
 # The function (no arguments) giving the metric names rules read: a metric batch holding
 # none of them (nor equity, which derived metrics come from) queues no evaluation. Named
 # here so that ingestion need not import the alerts app; empty: every batch evaluates.

@@ -41,9 +41,11 @@ def _fresh_cache_and_series_ids() -> Iterator[None]:
 
     from alerts.routing import forget_routing_cache
     from metrics.ingest import forget_series_cache
+    from metrics.tasks import forget_arrival_budget
 
     cache.clear()
     forget_series_cache()
     forget_routing_cache()
+    forget_arrival_budget()
     yield
     forget_series_cache()

@@ -17,7 +17,12 @@ from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, Rule, Threshold
 from alerts.tasks import evaluate_source
 from metrics.models import MetricSeries, Source
-from metrics.tasks import DERIVATION_NEEDED, EVALUATION_PENDING
+from metrics.tasks import (
+    ARRIVAL_BURST_SECONDS,
+    DERIVATION_NEEDED,
+    EVALUATION_PENDING,
+    arrival_budget,
+)
 from tests.metrics.evaluation_queue import post_samples, queued_evaluations
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +131,26 @@ def test_a_failed_evaluation_on_arrival_is_handed_to_a_worker(
     assert MetricSeries.objects.get(source=source, name="queue_depth").last_value == 500
     assert queued_evaluations(broker) == [(source.pk, None)]
     assert "evaluating source" in caplog.text
+
+
+def test_a_process_whose_budget_is_spent_hands_evaluations_to_a_worker(
+    source_client: APIClient,
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    settings.TRADEWATCH_EVALUATE_ON_ARRIVAL_SHARE = 0.0  # nothing comes back
+    arrival_budget().spend(ARRIVAL_BURST_SECONDS)  # what many evaluations spent
+
+    post_samples(
+        source_client,
+        {"name": "queue_depth", "value": 500},
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    assert not Alert.objects.filter(rule=deep_queue_rule).exists()
+    assert queued_evaluations(broker) == [(source.pk, None)]
+    evaluate_source.run(source.pk)  # what the worker does with it
+    assert Alert.objects.get(rule=deep_queue_rule).state == Alert.State.FIRING
