@@ -121,8 +121,8 @@ def test_it_is_scraped_by_a_real_prometheus(live_tradewatch: str, tmp_path: Path
                 result = prometheus_query(
                     base, 'tradewatch_metric_drawdown_pct{source="grafana-bot"}'
                 )
-            except httpx.HTTPError:
-                return False
+            except (httpx.HTTPError, ValueError):
+                return False  # not listening yet, or "Service Unavailable" while it starts
             return bool(result["data"]["result"])
 
         assert wait_until(scraped, 60, 0.5), (tmp_path / "prometheus.log").read_text()[-2000:]
