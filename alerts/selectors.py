@@ -31,6 +31,13 @@ SEVERITY_LABELS: Final[dict[str, int]] = {
     str(label).lower(): int(value) for value, label in Severity.choices
 }
 
+# Tradewatch's watchdog (`health.selfmonitoring`): an INFO alert that fires always, by
+# design, for a dead man's switch outside Tradewatch. It is routed and delivered like any
+# alert, but where people read what is wrong (`tradewatch status`, health scores, the
+# dashboard's firing alerts) it is no problem and is left out.
+WATCHDOG_PACK: Final = "self"
+WATCHDOG_METRIC: Final = "watchdog"
+
 SilenceState = Literal["active", "scheduled", "expired"]
 SILENCE_FILTERS: Final = ("active", "scheduled", "expired", "all")
 
@@ -69,6 +76,16 @@ def _find_by_id_or_name(queryset: QuerySet[M], refs: Iterable[str]) -> tuple[lis
         elif row not in found:
             found.append(row)
     return found, missing
+
+
+def is_watchdog() -> Q:
+    """Alerts of Tradewatch's watchdog rule (see `WATCHDOG_PACK`)."""
+    return Q(rule__pack=WATCHDOG_PACK, rule__metric=WATCHDOG_METRIC)
+
+
+def without_watchdog(alerts: QuerySet[Alert]) -> QuerySet[Alert]:
+    """`alerts` but the watchdog's: what people count as problems."""
+    return alerts.exclude(is_watchdog())
 
 
 def sources_find(refs: Iterable[str]) -> tuple[list[Source], list[str]]:

@@ -1,11 +1,13 @@
 """Health statuses, source scores and the system rollup: pure functions on plain values.
 
-Decisions, in one place:
+One scoring for every reader: the health API (status and safety), the admin dashboard,
+a source's page, `tradewatch health` and the system rollup all judge a source here, so
+no two of them can disagree. Decisions, in one place:
 
 * Buckets: HEALTHY 80-100, DEGRADED 60-79, UNHEALTHY 30-59, CRITICAL below 30. A score
   is an integer 0-100 (rounded half up, clamped).
-* A source's score starts at 100 and loses points per signal; each loss names itself
-  as an issue (a problem) or a warning (worth a look), in words an operator reads:
+* Points: a source's score starts at 100 and loses points per signal; each loss names
+  itself as an issue (a problem) or a warning (worth a look), in words an operator reads:
   - responsiveness, up to 50: no heartbeat within 300 s costs 50 (an issue); a
     heartbeat older than half of that costs 10 (a warning). A source that never sent
     one is not judged (a warning says so): many systems only push metrics.
@@ -17,17 +19,56 @@ Decisions, in one place:
     (a warning).
   A dead bot (heartbeat and decisions lapsed) scores 35: UNHEALTHY; add a 10 % error
   rate and 3 errors in a row and it is CRITICAL (0).
-* The system rollup is the worst status among what it is given (sources and checks);
-  UNKNOWN (a check that never ran) does not count; nothing known at all is UNKNOWN.
+* Caps: some states are bad however well everything else goes, and no weighting of
+  points can say so (a kill switch on a bot that beats, decides and makes no errors
+  scored 100). Each such state holds the source at a status at best: the score is the
+  points or the top of that bucket (DEGRADED 79, UNHEALTHY 59, CRITICAL 29), whichever
+  is lower, so number, bucket and worst-first order agree. Each cap is an issue; caps
+  come first, worst first, then the points' issues:
+  - kill switch active (a `kill_switch_activated` newer than any `kill_switch_released`):
+    CRITICAL. Nothing trades until a person re-arms it ("kill switch active since 12:03
+    UTC (7 min)"); the trading pack alerts CRITICAL on it and the safety view says so.
+  - circuit breaker tripped, exchange connection lost (same on/off event pairs):
+    UNHEALTHY. The source cannot trade for now, but protects itself or reconnects on
+    its own.
+  - open positions over the limit: UNHEALTHY; above 80 % of it: DEGRADED. Exchange
+    latency over 5 s: DEGRADED.
+  - firing alerts on the source, by severity: EMERGENCY or CRITICAL: CRITICAL; ERROR:
+    UNHEALTHY; WARNING: DEGRADED ("CRITICAL alert firing: Drawdown — drawdown 22.1 %").
+    INFO and DEBUG are news, not problems: they weigh nothing. A rule's severity is the
+    operator's own judgement (editable in the admin); the score follows it rather than
+    second-guessing it, so a source with a CRITICAL alert firing is never better than
+    CRITICAL. What counts:
+    - acknowledged alerts count, and say who acknowledged them: acknowledging says
+      someone is on it, not that it is fixed;
+    - inhibited and silenced alerts count: inhibition and silences hold notifications
+      back, the problem is still there (and an inhibiting kill switch caps at CRITICAL
+      anyway). Health says how a source is, not who is told;
+    - pending alerts (waiting out their `for` duration) are warnings, without a cap;
+    - Tradewatch's watchdog is never given to the scoring (the selectors leave it out):
+      it fires always, by design, for a dead man's switch outside Tradewatch.
+* The safety view's status is the worst of the same caps without the alerts (HEALTHY
+  when none holds): a source's status is never better than its safety status.
+* Tradewatch's own source (`tradewatch`) sends no heartbeats nor decisions: it is judged
+  by its firing alerts alone (`own_score`: beat, workers, queues, failing notifications,
+  health checks without a source), and its always-firing INFO watchdog leaves it
+  HEALTHY. It joins the rollup only when an alert holds it below HEALTHY: no alert is
+  no proof that Tradewatch works (the dead man's switch says that).
+* The system rollup is the worst status among what it is given (sources, Tradewatch's
+  own problems, checks); UNKNOWN (a check that never ran) does not count; nothing known
+  at all is UNKNOWN.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
+
+from alerts.engine import Severity
 
 
 class Status(StrEnum):
@@ -102,6 +143,15 @@ def system_rollup(statuses: Iterable[Status]) -> Status:
     return worst(statuses)
 
 
+def describe_since(moment: datetime, now: datetime | None = None) -> str:
+    """When a state began, in words: "since 12:03 UTC (7 min)"; with the date past a day."""
+    age = None if now is None else (now - moment).total_seconds()
+    clock = "%H:%M" if age is not None and age < 86400 else "%Y-%m-%d %H:%M"
+    zone = moment.tzname()
+    text = f"since {moment.strftime(clock)}{f' {zone}' if zone else ''}"
+    return text if age is None else f"{text} ({describe_seconds(age)})"
+
+
 def describe_seconds(seconds: float) -> str:
     """A duration in words an operator reads at a glance: "45 s", "7 min", "3 h 20 min"."""
     seconds = max(0, round(seconds))
@@ -125,6 +175,22 @@ class ScoreLimits:
     consecutive_errors: int = 3
     error_rate_issue_pct: float = 5
     error_rate_warning_pct: float = 1
+    max_open_positions: int = 0  # 0: no limit
+    positions_degraded_pct: float = 80
+    exchange_latency_ms: float = 5000
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """One open (pending or firing) alert on a source, as health reads it."""
+
+    severity: int  # the alerts' severities: 10 DEBUG ... 60 EMERGENCY
+    rule: str
+    message: str = ""
+    firing: bool = True  # False: pending, waiting out its `for` duration
+    acknowledged: bool = False
+    acknowledged_by: str | None = None
+    inhibited: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +202,16 @@ class SourceSignals:
     cycles: int | None = None
     since_decision: float | None = None
     consecutive_errors: int | None = None
+    # States that hold since a moment (None: not holding), and when they were read.
+    read_at: datetime | None = None
+    kill_switch_since: datetime | None = None
+    breaker_tripped_since: datetime | None = None
+    connection_lost_since: datetime | None = None
+    open_positions: float | None = None
+    exchange_latency_ms: float | None = None
+    # The source's open alerts, worst first (the watchdog left out), and how many more.
+    alerts: Sequence[OpenAlert] = ()
+    more_alerts: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,15 +224,151 @@ class Score:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Cap:
+    """A state that alone holds a source at `status` at best, and says so in `issue`."""
+
+    status: Status
+    issue: str
+
+
 RESPONSIVENESS_WEIGHT: Final = 50
 ERROR_RATE_POINTS_PER_PCT: Final = 2.5
 ERROR_RATE_WEIGHT: Final = 25
 DECISION_WEIGHT: Final = 15
 CONSECUTIVE_ERRORS_WEIGHT: Final = 10
+# The highest score of each bucket a cap holds a source in.
+CEILINGS: Final = {Status.DEGRADED: 79, Status.UNHEALTHY: 59, Status.CRITICAL: 29}
+MESSAGE_LENGTH: Final = 160
+
+
+def alert_cap_status(severity: int) -> Status | None:
+    """The status a firing alert of `severity` holds its source at, at best (None: none)."""
+    if severity >= Severity.CRITICAL:
+        return Status.CRITICAL
+    if severity >= Severity.ERROR:
+        return Status.UNHEALTHY
+    if severity >= Severity.WARNING:
+        return Status.DEGRADED
+    return None
+
+
+def position_utilisation(open_positions: float | None, limit: int) -> float | None:
+    """Open positions as a percentage of the limit, to 0.1 (None: unknown or no limit)."""
+    if open_positions is None or limit <= 0:
+        return None
+    return round(open_positions / limit * 100, 1)
+
+
+def safety_caps(signals: SourceSignals, limits: ScoreLimits | None = None) -> list[Cap]:
+    """The caps of a source's safety states: kill switch, breaker, positions, exchange."""
+    limits = limits or ScoreLimits()
+    now = signals.read_at
+    caps: list[Cap] = []
+    if signals.kill_switch_since is not None:
+        since = describe_since(signals.kill_switch_since, now)
+        caps.append(Cap(Status.CRITICAL, f"kill switch active {since}"))
+    if signals.breaker_tripped_since is not None:
+        since = describe_since(signals.breaker_tripped_since, now)
+        caps.append(Cap(Status.UNHEALTHY, f"circuit breaker tripped {since}"))
+    if signals.connection_lost_since is not None:
+        since = describe_since(signals.connection_lost_since, now)
+        caps.append(Cap(Status.UNHEALTHY, f"exchange connection lost {since}"))
+    positions, limit = signals.open_positions, limits.max_open_positions
+    utilisation = position_utilisation(positions, limit)
+    if positions is not None and utilisation is not None:
+        if utilisation > 100:
+            caps.append(
+                Cap(Status.UNHEALTHY, f"{positions:g} open positions, over the limit of {limit}")
+            )
+        elif utilisation > limits.positions_degraded_pct:
+            caps.append(
+                Cap(Status.DEGRADED, f"positions at {utilisation:g} % of the limit of {limit}")
+            )
+    latency = signals.exchange_latency_ms
+    if latency is not None and latency > limits.exchange_latency_ms:
+        caps.append(
+            Cap(
+                Status.DEGRADED,
+                f"exchange latency {latency:.0f} ms (limit {limits.exchange_latency_ms:.0f} ms)",
+            )
+        )
+    return _worst_first(caps)
+
+
+def _severity_label(severity: int) -> str:
+    try:
+        return Severity(severity).name
+    except ValueError:
+        return f"severity {severity}"
+
+
+def describe_alert(alert: OpenAlert) -> str:
+    """An open alert in one line: "CRITICAL alert firing: Drawdown — drawdown 22.1 %"."""
+    state = "firing" if alert.firing else "pending"
+    text = f"{_severity_label(alert.severity)} alert {state}: {alert.rule}"
+    message = alert.message.strip()
+    if message and message != alert.rule:
+        if len(message) > MESSAGE_LENGTH:
+            message = message[: MESSAGE_LENGTH - 1].rstrip() + "\u2026"
+        text += f" \u2014 {message}"
+    notes = []
+    if alert.acknowledged:
+        notes.append(f"acknowledged by {alert.acknowledged_by}" if alert.acknowledged_by
+                     else "acknowledged")  # fmt: skip
+    if alert.inhibited:
+        notes.append("inhibited")
+    return f"{text} ({', '.join(notes)})" if notes else text
+
+
+def alert_caps(alerts: Sequence[OpenAlert], more_alerts: int = 0) -> tuple[list[Cap], list[str]]:
+    """The caps of firing alerts (WARNING and up), and warnings for pending ones."""
+    caps: list[Cap] = []
+    warnings: list[str] = []
+    for alert in alerts:
+        status = alert_cap_status(alert.severity)
+        if status is None:
+            continue  # INFO and DEBUG: news, not problems
+        if alert.firing:
+            caps.append(Cap(status, describe_alert(alert)))
+        else:
+            warnings.append(describe_alert(alert))
+    if more_alerts > 0:
+        warnings.append(f"{more_alerts} more open alert{'s' if more_alerts > 1 else ''}")
+    return _worst_first(caps), warnings
+
+
+def _worst_first(caps: list[Cap]) -> list[Cap]:
+    return sorted(caps, key=lambda cap: -cap.status.level)
+
+
+def _capped(points: float, caps: list[Cap], issues: list[str], warnings: list[str]) -> Score:
+    score = clamp_score(points)
+    status = bucket(score)
+    worst_cap = worst(cap.status for cap in caps)
+    if worst_cap.level > status.level:
+        score, status = min(score, CEILINGS[worst_cap]), worst_cap
+    ordered = _worst_first(caps)
+    return Score(score, status, [*(cap.issue for cap in ordered), *issues], warnings)
+
+
+def safety_status(signals: SourceSignals, limits: ScoreLimits | None = None) -> Score:
+    """The safety view's verdict: the worst of the safety caps (HEALTHY when none holds).
+
+    Its `score` is the top of that bucket; its issues are the caps, worst first.
+    """
+    caps = safety_caps(signals, limits)
+    return _capped(100, caps, [], [])
+
+
+def own_score(alerts: Sequence[OpenAlert], more_alerts: int = 0) -> Score:
+    """Tradewatch's own source: judged by its firing alerts alone (the watchdog left out)."""
+    caps, warnings = alert_caps(alerts, more_alerts)
+    return _capped(100, caps, [], warnings)
 
 
 def source_score(signals: SourceSignals, limits: ScoreLimits | None = None) -> Score:
-    """Score one source from its signals (see the module docstring for the points)."""
+    """Score one source: points for its signals, capped by its worst states and alerts."""
     limits = limits or ScoreLimits()
     penalty = 0.0
     issues: list[str] = []
@@ -206,5 +418,7 @@ def source_score(signals: SourceSignals, limits: ScoreLimits | None = None) -> S
         penalty += 3 * errors
         warnings.append(f"{errors} consecutive error{'s' if errors > 1 else ''}")
 
-    score = clamp_score(100 - penalty)
-    return Score(score=score, status=bucket(score), issues=issues, warnings=warnings)
+    caps, alert_warnings = alert_caps(signals.alerts, signals.more_alerts)
+    return _capped(
+        100 - penalty, [*safety_caps(signals, limits), *caps], issues, [*warnings, *alert_warnings]
+    )

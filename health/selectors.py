@@ -6,7 +6,9 @@ many sources there are; the judging is done by the pure functions of `scoring`.
 
 Signals a source may report, by name: `error_rate_pct` (errors per cycle, %), `cycles`
 (the cycles it covers), `consecutive_errors`, `open_positions`, `exchange_latency_ms`;
-decisions are trades and `decision` events.
+decisions are trades and `decision` events. A source's open alerts are read for all
+sources in one query, worst first, at most `LISTED_ALERTS` each with the count of the
+rest; Tradewatch's watchdog is never among them.
 """
 
 from __future__ import annotations
@@ -18,33 +20,54 @@ from datetime import datetime
 from typing import Any, Final
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, OuterRef, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from alerts.models import Alert
+from alerts.selectors import without_watchdog
 from metrics.models import Event, MetricSeries, Source, SourceHeartbeat, Trade
 
 from .alerting import system_source_name
 from .checks.activity import DECISION_EVENT
 from .models import HealthCheck
-from .scoring import Score, SourceSignals, Status, source_score, system_rollup, worst
+from .scoring import (
+    OpenAlert,
+    Score,
+    ScoreLimits,
+    SourceSignals,
+    Status,
+    own_score,
+    position_utilisation,
+    safety_status,
+    source_score,
+    system_rollup,
+)
 
 ERROR_RATE: Final = "error_rate_pct"
 CYCLES: Final = "cycles"
 CONSECUTIVE_ERRORS: Final = "consecutive_errors"
 OPEN_POSITIONS: Final = "open_positions"
 EXCHANGE_LATENCY: Final = "exchange_latency_ms"
-LATENCY_LIMIT_MS: Final = 5000.0
-POSITIONS_DEGRADED_PCT: Final = 80.0
 # (on, off) event pairs: the newer of the two says whether the state holds.
 KILL_SWITCH: Final = ("kill_switch_activated", "kill_switch_released")
 CIRCUIT_BREAKER: Final = ("circuit_breaker_tripped", "circuit_breaker_reset")
 CONNECTIVITY: Final = ("connectivity_lost", "connectivity_restored")
 _EVENT_TYPES: Final = (*KILL_SWITCH, *CIRCUIT_BREAKER, *CONNECTIVITY, DECISION_EVENT)
+# Open alerts named per source (worst first); the rest are counted.
+LISTED_ALERTS: Final = 5
+OPEN_STATES: Final = (Alert.State.PENDING, Alert.State.FIRING)
 
 
 def watched_sources() -> list[Source]:
     """Enabled sources, without Tradewatch's own (its health is the checks')."""
     return list(Source.objects.filter(enabled=True).exclude(name=system_source_name()))
+
+
+def score_limits() -> ScoreLimits:
+    """The scoring's limits, with the configured open positions limit."""
+    return ScoreLimits(max_open_positions=int(settings.TRADEWATCH_MAX_OPEN_POSITIONS))
 
 
 @dataclass
@@ -55,6 +78,8 @@ class SourceFacts:
     newest_trade: datetime | None = None
     newest_event: dict[str, datetime] = field(default_factory=dict)
     latest: dict[str, float] = field(default_factory=dict)
+    alerts: list[OpenAlert] = field(default_factory=list)  # worst first, at most LISTED_ALERTS
+    open_alerts: int = 0  # all of them, the watchdog left out
 
 
 def _newest(*moments: datetime | None) -> datetime | None:
@@ -103,7 +128,65 @@ def source_facts(sources: Sequence[Source]) -> dict[int, SourceFacts]:
             facts[source_id].latest[name] = value if current is None else max(current, value)
     for (source_id, name), total in sums.items():
         facts[source_id].latest[name] = total
+    names_of = {source.pk: source.name for source in sources}
+    for source_id, alerts, count in open_alerts_of(ids, names_of):
+        facts[source_id].alerts = alerts
+        facts[source_id].open_alerts = count
     return facts
+
+
+def open_alerts_of(
+    ids: Sequence[int], names: dict[int, str]
+) -> Iterable[tuple[int, list[OpenAlert], int]]:
+    """(source id, its worst open alerts, how many are open) for `ids`, in one query.
+
+    Worst first: firing before pending, then the most severe, the newest; the watchdog
+    left out. A message starting with its source's name ("eth-maker: drawdown ...") is
+    shown without it.
+    """
+    by = f"acknowledged_by__{get_user_model().USERNAME_FIELD}"
+    source = F("source_id")
+    worst_first = [F("state").asc(), F("severity").desc(), F("last_seen").desc(), F("id").desc()]
+    fields = ("source_id", "place", "of_source", "severity", "state", "rule__name", "message",
+              "acknowledged_at", by, "inhibited")  # fmt: skip
+    rows = (
+        without_watchdog(Alert.objects.filter(source_id__in=ids, state__in=OPEN_STATES))
+        .annotate(
+            # "firing" sorts before "pending".
+            place=Window(RowNumber(), partition_by=[source], order_by=worst_first),
+            of_source=Window(Count("id"), partition_by=[source]),
+        )
+        .filter(place__lte=LISTED_ALERTS)
+        .order_by()
+        .values(*fields)
+    )
+    found: dict[int, tuple[list[OpenAlert], int]] = {}
+    for row in sorted(rows, key=lambda row: (row["source_id"], row["place"])):
+        alerts, _ = found.setdefault(row["source_id"], ([], row["of_source"]))
+        prefix = f"{names.get(row['source_id'], '')}: "
+        message = row["message"] or ""
+        alerts.append(
+            OpenAlert(
+                severity=row["severity"],
+                rule=row["rule__name"],
+                message=message.removeprefix(prefix) if len(prefix) > 2 else message,
+                firing=row["state"] == Alert.State.FIRING,
+                acknowledged=row["acknowledged_at"] is not None,
+                acknowledged_by=row[by],
+                inhibited=row["inhibited"],
+            )
+        )
+    return ((source_id, alerts, count) for source_id, (alerts, count) in found.items())
+
+
+def _holds(found: SourceFacts, pair: tuple[str, str]) -> datetime | None:
+    """Since when the state of an (on, off) event pair holds (None: it does not)."""
+    on, off = found.newest_event.get(pair[0]), found.newest_event.get(pair[1])
+    return on if on is not None and (off is None or off < on) else None
+
+
+def _local(moment: datetime | None) -> datetime | None:
+    return None if moment is None else timezone.localtime(moment)
 
 
 def signals_of(found: SourceFacts, now: datetime) -> SourceSignals:
@@ -117,7 +200,24 @@ def signals_of(found: SourceFacts, now: datetime) -> SourceSignals:
         cycles=int(cycles) if cycles is not None else None,
         since_decision=None if decision is None else (now - decision).total_seconds(),
         consecutive_errors=int(errors) if errors is not None else None,
+        read_at=timezone.localtime(now),
+        kill_switch_since=_local(_holds(found, KILL_SWITCH)),
+        breaker_tripped_since=_local(_holds(found, CIRCUIT_BREAKER)),
+        connection_lost_since=_local(_holds(found, CONNECTIVITY)),
+        open_positions=found.latest.get(OPEN_POSITIONS),
+        exchange_latency_ms=found.latest.get(EXCHANGE_LATENCY),
+        alerts=tuple(found.alerts),
+        more_alerts=max(found.open_alerts - len(found.alerts), 0),
     )
+
+
+def score_of(
+    source: Source, found: SourceFacts, now: datetime, limits: ScoreLimits | None = None
+) -> Score:
+    """One source's score; Tradewatch's own source is judged by its alerts alone."""
+    if source.name == system_source_name():
+        return own_score(found.alerts, max(found.open_alerts - len(found.alerts), 0))
+    return source_score(signals_of(found, now), limits or score_limits())
 
 
 @dataclass(frozen=True)
@@ -126,6 +226,7 @@ class SourceHealth:
 
     source: Source
     score: Score
+    facts: SourceFacts = field(default_factory=SourceFacts, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,76 +236,87 @@ class SourceHealth:
         }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class HealthReading:
+    """Every watched source's health, worst first, and Tradewatch's own (None: not made yet)."""
+
+    sources: list[SourceHealth]
+    own: SourceHealth | None
+
+    @property
+    def statuses(self) -> list[Status]:
+        """What the system rollup takes from sources: theirs, and Tradewatch's own problems.
+
+        Tradewatch's own source adds a status only when an alert holds it below HEALTHY:
+        no alert firing on it is no evidence it works (that is the dead man's switch's
+        job), so a system that knows nothing else stays UNKNOWN.
+        """
+        own = self.own.score.status if self.own is not None else Status.HEALTHY
+        extra = [own] if own is not Status.HEALTHY else []
+        return [*(item.score.status for item in self.sources), *extra]
+
+
+def health_read(*, now: datetime | None = None) -> HealthReading:
+    """Score every enabled source, Tradewatch's own apart, in a fixed number of queries."""
+    now = now or timezone.now()
+    enabled = list(Source.objects.filter(enabled=True))
+    facts = source_facts(enabled)
+    limits = score_limits()
+    own = None
+    scored = []
+    for source in enabled:
+        found = facts[source.pk]
+        item = SourceHealth(source, score_of(source, found, now, limits), found)
+        if source.name == system_source_name():
+            own = item
+        else:
+            scored.append(item)
+    scored.sort(key=lambda item: (item.score.score, item.source.name))
+    return HealthReading(scored, own)
+
+
 def sources_health(*, now: datetime | None = None) -> list[SourceHealth]:
     """Every watched source's score, worst first."""
-    now = now or timezone.now()
-    sources = watched_sources()
-    facts = source_facts(sources)
-    scored = [
-        SourceHealth(source, source_score(signals_of(facts[source.pk], now))) for source in sources
-    ]
-    return sorted(scored, key=lambda item: (item.score.score, item.source.name))
+    return health_read(now=now).sources
 
 
-def _holds(found: SourceFacts, pair: tuple[str, str]) -> tuple[bool, datetime | None]:
-    on, off = found.newest_event.get(pair[0]), found.newest_event.get(pair[1])
-    return (on is not None and (off is None or off < on)), on
-
-
-def safety_of(found: SourceFacts, max_positions: int) -> dict[str, Any]:
+def safety_of(found: SourceFacts, limits: ScoreLimits, now: datetime) -> dict[str, Any]:
     """The safety view of one source: what holds, and the status it amounts to."""
-    statuses = [Status.HEALTHY]
-    issues: list[str] = []
-    kill, kill_since = _holds(found, KILL_SWITCH)
-    if kill:
-        statuses.append(Status.CRITICAL)
-        issues.append("kill switch active")
-    tripped, tripped_since = _holds(found, CIRCUIT_BREAKER)
-    if tripped:
-        statuses.append(Status.UNHEALTHY)
-        issues.append("circuit breaker tripped")
-    positions = found.latest.get(OPEN_POSITIONS)
-    utilisation = None
-    if positions is not None and max_positions > 0:
-        utilisation = round(positions / max_positions * 100, 1)
-        if utilisation > 100:
-            statuses.append(Status.UNHEALTHY)
-            issues.append(f"{positions:g} open positions, over the limit of {max_positions}")
-        elif utilisation > POSITIONS_DEGRADED_PCT:
-            statuses.append(Status.DEGRADED)
-            issues.append(f"positions at {utilisation:g} % of the limit of {max_positions}")
-    lost, lost_since = _holds(found, CONNECTIVITY)
+    verdict = safety_status(signals_of(found, now), limits)
+    kill_since = _holds(found, KILL_SWITCH)
+    tripped_since = _holds(found, CIRCUIT_BREAKER)
+    lost_since = _holds(found, CONNECTIVITY)
     connected = None
     if found.newest_event.get(CONNECTIVITY[0]) or found.newest_event.get(CONNECTIVITY[1]):
-        connected = not lost
-    if lost:
-        statuses.append(Status.UNHEALTHY)
-        issues.append("exchange connection lost")
-    latency = found.latest.get(EXCHANGE_LATENCY)
-    if latency is not None and latency > LATENCY_LIMIT_MS:
-        statuses.append(Status.DEGRADED)
-        issues.append(f"exchange latency {latency:.0f} ms (limit {LATENCY_LIMIT_MS:.0f} ms)")
+        connected = lost_since is None
+    positions = found.latest.get(OPEN_POSITIONS)
+    limit = limits.max_open_positions
     return {
-        "status": worst(statuses).label,
-        "issues": issues,
-        "kill_switch": {"active": kill, "since": kill_since if kill else None},
-        "circuit_breaker": {"tripped": tripped, "since": tripped_since if tripped else None},
-        "positions": {"open": positions, "limit": max_positions, "utilisation_pct": utilisation},
+        "status": verdict.status.label,
+        "issues": verdict.issues,
+        "kill_switch": {"active": kill_since is not None, "since": kill_since},
+        "circuit_breaker": {"tripped": tripped_since is not None, "since": tripped_since},
+        "positions": {
+            "open": positions,
+            "limit": limit,
+            "utilisation_pct": position_utilisation(positions, limit),
+        },
         "exchange": {
             "connected": connected,
-            "lost_since": lost_since if lost else None,
-            "latency_ms": latency,
+            "lost_since": lost_since,
+            "latency_ms": found.latest.get(EXCHANGE_LATENCY),
         },
     }
 
 
 def safety_view(*, now: datetime | None = None) -> list[dict[str, Any]]:
     """The safety view of every watched source."""
+    now = now or timezone.now()
     sources = watched_sources()
     facts = source_facts(sources)
-    limit = int(settings.TRADEWATCH_MAX_OPEN_POSITIONS)
+    limits = score_limits()
     return [
-        {"id": source.pk, "name": source.name, **safety_of(facts[source.pk], limit)}
+        {"id": source.pk, "name": source.name, **safety_of(facts[source.pk], limits, now)}
         for source in sources
     ]
 
@@ -221,17 +333,18 @@ def check_row(check: HealthCheck) -> dict[str, Any]:
 
 
 def system_status(*, now: datetime | None = None) -> dict[str, Any]:
-    """The rollup across sources and checks, with each source's score and each check."""
+    """The rollup across sources, Tradewatch itself and checks, with each one's status."""
     now = now or timezone.now()
-    sources = sources_health(now=now)
+    reading = health_read(now=now)
     checks = list(HealthCheck.objects.filter(enabled=True).select_related("source"))
     statuses: Iterable[Status] = [
-        *(item.score.status for item in sources),
+        *reading.statuses,
         *(Status(check.status) for check in checks),
     ]
     return {
         "status": system_rollup(statuses).label,
         "generated_at": now,
-        "sources": [item.as_dict() for item in sources],
+        "sources": [item.as_dict() for item in reading.sources],
+        "tradewatch": reading.own.as_dict() if reading.own is not None else None,
         "checks": [check_row(check) for check in checks],
     }

@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Alert, Severity
+from alerts.selectors import without_watchdog
 from health.models import HealthCheck
-from health.scoring import Status, source_score, system_rollup
-from health.selectors import signals_of, source_facts, watched_sources
+from health.scoring import Status, system_rollup
+from health.selectors import HealthReading, health_read
 from metrics.models import Source
 from metrics.queries import metric_query
 
@@ -73,8 +74,12 @@ def alert_row(alert: Alert) -> dict[str, Any]:
 
 
 def firing_alerts(*, limit: int = FIRING_LIMIT) -> dict[str, Any]:
-    """Firing alerts, most severe then newest first, and how many fire per severity."""
-    firing = Alert.objects.filter(state=Alert.State.FIRING)
+    """Firing alerts, most severe then newest first, and how many fire per severity.
+
+    Tradewatch's watchdog is left out: it always fires, for a dead man's switch, and is
+    no problem for the person reading the dashboard.
+    """
+    firing = without_watchdog(Alert.objects.filter(state=Alert.State.FIRING))
     counts = dict(firing.values_list("severity").annotate(n=Count("id")).order_by())
     rows = firing.select_related("rule", "source", "acknowledged_by").order_by(
         "-severity", "-last_seen", "-id"
@@ -105,40 +110,23 @@ def alerts_per_hour(*, now: datetime) -> list[dict[str, Any]]:
     return [{"hour": hour.isoformat(), "count": counted.get(hour, 0)} for hour in hours]
 
 
-def sources_overview(*, now: datetime) -> tuple[list[dict[str, Any]], list[Status]]:
+def sources_overview(reading: HealthReading) -> list[dict[str, Any]]:
     """Every watched source with its score, last heartbeat and open alerts, worst first."""
-    sources = watched_sources()
-    facts = source_facts(sources)
-    open_counts = Counter(
-        dict(
-            Alert.objects.filter(state__in=[Alert.State.PENDING, Alert.State.FIRING])
-            .values_list("source_id")
-            .annotate(n=Count("id"))
-            .order_by()
-        )
-    )
-    rows = []
-    statuses = []
-    for source in sources:
-        found = facts[source.pk]
-        score = source_score(signals_of(found, now))
-        statuses.append(score.status)
-        rows.append(
-            {
-                "id": source.pk,
-                "name": source.name,
-                "kind": source.kind,
-                "score": score.score,
-                "status": score.status.value,
-                "status_label": score.status.label,
-                "issues": [*score.issues, *score.warnings],
-                "heartbeat": _iso(found.heartbeat),
-                "open_alerts": open_counts.get(source.pk, 0),
-                "url": reverse("admin:metrics_source_change", args=[source.pk]),
-            }
-        )
-    rows.sort(key=lambda row: (row["score"], row["name"]))
-    return rows, statuses
+    return [
+        {
+            "id": item.source.pk,
+            "name": item.source.name,
+            "kind": item.source.kind,
+            "score": item.score.score,
+            "status": item.score.status.value,
+            "status_label": item.score.status.label,
+            "issues": [*item.score.issues, *item.score.warnings],
+            "heartbeat": _iso(item.facts.heartbeat),
+            "open_alerts": item.facts.open_alerts,
+            "url": reverse("admin:metrics_source_change", args=[item.source.pk]),
+        }
+        for item in reading.sources
+    ]
 
 
 def chart_points(
@@ -179,11 +167,13 @@ def dashboard_state(
 ) -> dict[str, Any]:
     """Everything the dashboard shows, JSON-ready: the page renders and polls this."""
     now = now or timezone.now()
-    sources, statuses = sources_overview(now=now)
+    reading = health_read(now=now)
+    sources = sources_overview(reading)
     checks = list(
         HealthCheck.objects.filter(enabled=True).values_list("name", "status").order_by("name")
     )
-    statuses += [Status(status) for _, status in checks]
+    statuses = [*reading.statuses, *(Status(status) for _, status in checks)]
+    own = reading.own.score if reading.own is not None else None
     rollup = system_rollup(statuses)
     by_status = Counter(status.value for status in statuses)
     ids = {row["id"] for row in sources}
@@ -201,6 +191,8 @@ def dashboard_state(
             "status_label": rollup.label,
             "counts": {status.value: by_status.get(status.value, 0) for status in Status},
             "unhealthy_checks": [name for name, status in checks if status != Status.HEALTHY],
+            # Tradewatch's own source's firing alerts (beat, workers, queues, delivery).
+            "tradewatch_issues": own.issues if own is not None else [],
         },
         "firing": firing_alerts(),
         "sources": sources,

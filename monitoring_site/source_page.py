@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from health.models import HealthCheck, HealthReport
-from health.scoring import source_score
-from health.selectors import signals_of, source_facts
+from health.selectors import score_of, source_facts
 from metrics.models import Source, SourceAPIKey
 from metrics.queries import source_snapshot
 
@@ -23,7 +22,7 @@ SNAPSHOT_METRICS_LIMIT: Final = 100
 def source_page(source: Source) -> dict[str, Any]:
     """The source's keys, score, health history, snapshot and open alerts."""
     now = timezone.now()
-    score = source_score(signals_of(source_facts([source])[source.pk], now))
+    score = score_of(source, source_facts([source])[source.pk], now)
     check_ids = list(HealthCheck.objects.filter(source=source).values_list("pk", flat=True))
     reports = list(
         HealthReport.objects.filter(health_check_id__in=check_ids)

@@ -7,6 +7,10 @@ checked by Nagios, Icinga, Sensu or a cron script without parsing any text:
     1  alerts firing, none at CRITICAL or above
     2  an alert firing at CRITICAL or EMERGENCY (acknowledged or not)
     3  the status could not be read (unknown source, database unreachable)
+
+Tradewatch's watchdog is not counted, listed nor part of the exit code: it fires always,
+by design, for a dead man's switch outside Tradewatch (which still gets its
+notifications); one line says it fires, when it does.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from typing import Any, Final
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.db import InterfaceError, OperationalError
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from alerts.models import Alert, Severity
+from alerts.selectors import is_watchdog, without_watchdog
 from metrics.cli.sources import source_ids
 from metrics.cli.text import (
     add_color_arguments,
@@ -44,8 +49,10 @@ SUMMARY: Final = "open alerts, most severe first (exit code for scripts)"
 EPILOG: Final = (
     "exit codes (the Nagios convention): 0 nothing firing (pending alerts may be open); "
     "1 alerts firing, none at CRITICAL or above; 2 an alert firing at CRITICAL or "
-    "EMERGENCY; 3 the status could not be read (unknown source, database down)"
+    "EMERGENCY; 3 the status could not be read (unknown source, database down). "
+    "Tradewatch's watchdog (always firing, for dead man's switches) is not counted"
 )
+WATCHDOG_LINE: Final = "Watchdog firing (Tradewatch alive; for dead man's switches, not counted)."
 OPEN_STATES: Final = (Alert.State.PENDING, Alert.State.FIRING)
 HEADERS: Final = ("SEVERITY", "STATE", "SOURCE", "RULE", "VALUE", "SINCE", "ACKNOWLEDGED BY")
 
@@ -96,12 +103,18 @@ def _acknowledged(row: OpenAlertRow) -> str:
 
 
 def format_status(
-    counts: Counts, rows: Sequence[OpenAlertRow], *, now: datetime, color: bool
+    counts: Counts,
+    rows: Sequence[OpenAlertRow],
+    *,
+    now: datetime,
+    color: bool,
+    watchdog_firing: bool = False,
 ) -> list[str]:
     """The summary by severity, then the table of `rows` (and how many were left out)."""
     total = sum(counts.values())
+    watchdog = [WATCHDOG_LINE] if watchdog_firing else []
     if not total:
-        return ["No open alerts."]
+        return ["No open alerts.", *watchdog]
     firing = sum(n for (_, state), n in counts.items() if state == "firing")
     lines = [f"Open alerts: {total} ({firing} firing, {total - firing} pending)"]
     by_severity: dict[int, int] = {}
@@ -132,16 +145,30 @@ def format_status(
     lines.extend(render_table(HEADERS, table, painter))
     if len(rows) < total:
         lines.append(f"... and {total - len(rows)} more (--limit 0 shows them all)")
-    return lines
+    return [*lines, *watchdog]
 
 
 # --- database -----------------------------------------------------------------------------
 
 
-def open_counts(source_ids: Sequence[int]) -> dict[tuple[int, str], int]:
-    alerts = Alert.objects.filter(state__in=OPEN_STATES)
+def _open(source_ids: Sequence[int]) -> QuerySet[Alert]:
+    """Open alerts of `source_ids` (all when empty), the watchdog left out."""
+    alerts = without_watchdog(Alert.objects.filter(state__in=OPEN_STATES))
     if source_ids:
         alerts = alerts.filter(source_id__in=source_ids)
+    return alerts
+
+
+def watchdog_firing(source_ids: Sequence[int]) -> bool:
+    """Whether Tradewatch's watchdog fires (on one of `source_ids`, when given)."""
+    alerts = Alert.objects.filter(is_watchdog(), state=Alert.State.FIRING)
+    if source_ids:
+        alerts = alerts.filter(source_id__in=source_ids)
+    return alerts.exists()
+
+
+def open_counts(source_ids: Sequence[int]) -> dict[tuple[int, str], int]:
+    alerts = _open(source_ids)
     return {
         (row["severity"], row["state"]): row["n"]
         for row in alerts.values("severity", "state").annotate(n=Count("id")).order_by()
@@ -150,9 +177,7 @@ def open_counts(source_ids: Sequence[int]) -> dict[tuple[int, str], int]:
 
 def open_alerts(source_ids: Sequence[int], *, limit: int | None) -> list[OpenAlertRow]:
     """Open alerts, most severe first, firing before pending, oldest first."""
-    alerts = Alert.objects.filter(state__in=OPEN_STATES)
-    if source_ids:
-        alerts = alerts.filter(source_id__in=source_ids)
+    alerts = _open(source_ids)
     by = f"acknowledged_by__{get_user_model().USERNAME_FIELD}"
     # "firing" sorts before "pending".
     query = alerts.order_by("-severity", "state", "first_seen", "id").values(
@@ -201,11 +226,13 @@ def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
         ids = source_ids(options["sources"], returncode=UNKNOWN)
         counts = open_counts(ids)
         rows = open_alerts(ids, limit=options["limit"] or None)
+        watchdog = watchdog_firing(ids)
     except (OperationalError, InterfaceError) as error:
         raise CommandError(
             f"Cannot read alerts from the database: {error}".strip(), returncode=UNKNOWN
         ) from None
     color = use_color(options["color"], out)
-    for line in format_status(counts, rows, now=timezone.now(), color=color):
+    lines = format_status(counts, rows, now=timezone.now(), color=color, watchdog_firing=watchdog)
+    for line in lines:
         out.write(line)
     return exit_code(counts)

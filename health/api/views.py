@@ -41,25 +41,37 @@ class HealthReadView(ErrorsView):
 
 
 WORDS = serializers.ListField(child=serializers.CharField())
+SOURCE_HEALTH_FIELDS: Final[dict[str, serializers.Field[Any, Any, Any, Any]]] = {
+    "id": serializers.IntegerField(),
+    "name": serializers.CharField(),
+    "kind": serializers.CharField(),
+    "score": serializers.IntegerField(
+        help_text="0-100: points for heartbeat, error rate, decisions and consecutive "
+        "errors, capped by the worst state (kill switch, breaker, exchange, positions) "
+        "and firing alert."
+    ),
+    "status": serializers.CharField(help_text=STATUS_HELP),
+    "issues": WORDS,
+    "warnings": WORDS,
+}
 STATUS_SCHEMA = inline_serializer(
     "HealthStatus",
     {
-        "status": serializers.CharField(help_text=f"The system rollup: {STATUS_HELP}"),
+        "status": serializers.CharField(
+            help_text=f"The system rollup, the worst of sources, Tradewatch itself and "
+            f"checks: {STATUS_HELP}"
+        ),
         "generated_at": serializers.DateTimeField(),
         "sources": serializers.ListField(
-            child=inline_serializer(
-                "SourceHealth",
-                {
-                    "id": serializers.IntegerField(),
-                    "name": serializers.CharField(),
-                    "kind": serializers.CharField(),
-                    "score": serializers.IntegerField(help_text="0-100."),
-                    "status": serializers.CharField(help_text=STATUS_HELP),
-                    "issues": WORDS,
-                    "warnings": WORDS,
-                },
-            ),
+            child=inline_serializer("SourceHealth", SOURCE_HEALTH_FIELDS),
             help_text="Every enabled source, worst score first.",
+        ),
+        "tradewatch": inline_serializer(
+            "OwnHealth",
+            SOURCE_HEALTH_FIELDS,
+            allow_null=True,
+            help_text="Tradewatch's own source, judged by its firing alerts (beat, workers, "
+            "queues, notifications; the watchdog left out). Null before it exists.",
         ),
         "checks": serializers.ListField(
             child=inline_serializer(

@@ -79,6 +79,9 @@ def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
     if sources and not options["checks"]:
         for line in render_table(("STATUS", "SOURCE", "SCORE", "DETAILS"), sources):
             out.write(line)
+    own = status.get("tradewatch")
+    if own and own["issues"]:
+        out.write(f"Tradewatch itself: {own['status']}: {'; '.join(own['issues'])}")
     out.write(f"System: {status['status']}")
     return EXIT_CODES[Status(status["status"].lower())]
 

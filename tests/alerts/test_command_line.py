@@ -26,7 +26,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 
 from alerts.cli.export import FIELDS
-from alerts.cli.status import OpenAlertRow, exit_code, format_status
+from alerts.cli.status import WATCHDOG_LINE, OpenAlertRow, exit_code, format_status
 from alerts.cli.tail import (
     Cursor,
     Filters,
@@ -36,7 +36,9 @@ from alerts.cli.tail import (
     format_transition,
     poll,
 )
+from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, AlertTransition, Rule, Severity
+from health.selfmonitoring import self_check, tradewatch_queues, worker_presence_record
 from metrics.cli.text import format_time
 from metrics.management.commands.tradewatch import Command
 from metrics.models import Source
@@ -435,6 +437,37 @@ def test_status_exits_0_with_only_pending_alerts(source: Source, rules: dict[str
     make_alert(rules["Drawdown"], source, severity=Severity.EMERGENCY, state="pending")
 
     assert tradewatch("status")[1] == 0
+
+
+def watchdog_fires() -> None:
+    """A healthy Tradewatch: every queue consumed, the self-check run, its watchdog firing."""
+    forget_rules_cache()
+    worker_presence_record(name="everything@host", queues=tradewatch_queues())
+    self_check()
+    watchdog = Alert.objects.get(rule__name="Tradewatch watchdog")
+    assert (watchdog.state, watchdog.severity) == (Alert.State.FIRING, Severity.INFO)
+
+
+@pytest.mark.django_db
+def test_status_exits_0_on_a_healthy_system_whose_watchdog_fires() -> None:
+    watchdog_fires()
+
+    assert tradewatch("status") == (f"No open alerts.\n{WATCHDOG_LINE}\n", 0)
+
+
+@pytest.mark.django_db
+def test_status_leaves_the_watchdog_out_of_its_counts_and_table(source: Source) -> None:
+    watchdog_fires()
+    make_alert(Rule.objects.get(name="Low win rate"), source, severity=Severity.WARNING)
+
+    output, code = tradewatch("status", "--no-color")
+
+    lines = output.splitlines()
+    assert lines[:3] == ["Open alerts: 1 (1 firing, 0 pending)", "  WARNING    1", ""]
+    assert [line.split()[:4] for line in lines[4:-1]] == [["WARNING", "firing", "alpha-bot", "Low"]]
+    assert lines[-1] == WATCHDOG_LINE
+    assert code == 1
+    assert tradewatch("status", "--source", "alpha-bot")[0].splitlines()[-1] != WATCHDOG_LINE
 
 
 @pytest.mark.django_db

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
 
 from health.scoring import (
+    OpenAlert,
     Score,
+    ScoreLimits,
     SourceSignals,
     Status,
     bucket,
     describe_seconds,
+    describe_since,
+    own_score,
+    safety_status,
     source_score,
     system_rollup,
 )
+
+NOW = datetime(2026, 3, 2, 12, 10, tzinfo=UTC)
+WELL: dict[str, Any] = {"heartbeat_age": 10.0, "since_decision": 60.0, "read_at": NOW}  # 100
+EMERGENCY, CRITICAL, ERROR, WARNING, INFO = 60, 50, 40, 30, 20
 
 
 @pytest.mark.parametrize(
@@ -103,3 +116,156 @@ def test_it_says_durations_in_words() -> None:
     assert describe_seconds(420) == "7 min"
     assert describe_seconds(3 * 3600 + 20 * 60) == "3 h 20 min"
     assert describe_seconds(50 * 3600) == "2 d 2 h"
+
+
+def test_it_says_since_when_a_state_holds() -> None:
+    assert describe_since(NOW - timedelta(minutes=7), NOW) == "since 12:03 UTC (7 min)"
+    assert describe_since(NOW - timedelta(days=2), NOW) == "since 2026-02-28 12:10 UTC (2 d 0 h)"
+    assert describe_since(NOW) == "since 2026-03-02 12:10 UTC"
+
+
+def test_it_caps_a_killed_tripped_disconnected_source_at_critical_naming_each_state() -> None:
+    signals = SourceSignals(
+        **WELL,
+        kill_switch_since=NOW - timedelta(minutes=7),
+        breaker_tripped_since=NOW - timedelta(minutes=6),
+        connection_lost_since=NOW - timedelta(minutes=5),
+    )
+
+    score = source_score(signals)
+
+    assert (score.score, score.status) == (29, Status.CRITICAL)
+    assert score.issues == [
+        "kill switch active since 12:03 UTC (7 min)",
+        "circuit breaker tripped since 12:04 UTC (6 min)",
+        "exchange connection lost since 12:05 UTC (5 min)",
+    ]
+    assert safety_status(signals).status is Status.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ({"breaker_tripped_since": NOW}, (59, Status.UNHEALTHY)),
+        ({"connection_lost_since": NOW}, (59, Status.UNHEALTHY)),
+        ({"open_positions": 11}, (59, Status.UNHEALTHY)),
+        ({"open_positions": 9}, (79, Status.DEGRADED)),
+        ({"exchange_latency_ms": 6000}, (79, Status.DEGRADED)),
+        ({"open_positions": 8, "exchange_latency_ms": 4000}, (100, Status.HEALTHY)),
+    ],
+)
+def test_it_caps_each_safety_state_at_its_status(
+    state: dict[str, Any], expected: tuple[int, Status]
+) -> None:
+    signals = SourceSignals(**WELL, **state)
+    score = source_score(signals, ScoreLimits(max_open_positions=10))
+    assert (score.score, score.status) == expected
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        (EMERGENCY, (29, Status.CRITICAL)),
+        (CRITICAL, (29, Status.CRITICAL)),
+        (ERROR, (59, Status.UNHEALTHY)),
+        (WARNING, (79, Status.DEGRADED)),
+        (INFO, (100, Status.HEALTHY)),
+        (10, (100, Status.HEALTHY)),
+    ],
+)
+def test_it_caps_a_source_by_the_severity_of_its_firing_alerts(
+    severity: int, expected: tuple[int, Status]
+) -> None:
+    alert = OpenAlert(severity, "Drawdown", "drawdown 22.1 % (limit 20 %)")
+    score = source_score(SourceSignals(**WELL, alerts=(alert,)))
+    assert (score.score, score.status) == expected
+    if severity >= WARNING:
+        label = {60: "EMERGENCY", 50: "CRITICAL", 40: "ERROR", 30: "WARNING"}[severity]
+        assert score.issues == [
+            f"{label} alert firing: Drawdown \u2014 drawdown 22.1 % (limit 20 %)"
+        ]
+    else:
+        assert (score.issues, score.warnings) == ([], [])
+
+
+def test_it_keeps_the_lower_of_the_points_and_the_cap() -> None:
+    dead: dict[str, Any] = {"heartbeat_age": 420.0, "since_decision": 2700.0}  # 35: UNHEALTHY
+    warning = OpenAlert(WARNING, "Low win rate")
+    score = source_score(SourceSignals(**dead, alerts=(warning,)))
+    assert (score.score, score.status) == (35, Status.UNHEALTHY)
+    assert score.issues[0] == "WARNING alert firing: Low win rate"  # caps first, then points
+    critical = OpenAlert(CRITICAL, "Heartbeat lapsed")
+    score = source_score(SourceSignals(**dead, alerts=(warning, critical)))
+    assert (score.score, score.status) == (29, Status.CRITICAL)
+    assert score.issues[:2] == [  # worst first
+        "CRITICAL alert firing: Heartbeat lapsed",
+        "WARNING alert firing: Low win rate",
+    ]
+
+
+def test_it_still_counts_acknowledged_and_inhibited_alerts_and_says_so() -> None:
+    alerts = (
+        OpenAlert(EMERGENCY, "Drawdown", acknowledged=True, acknowledged_by="alice"),
+        OpenAlert(ERROR, "Weekly drawdown", acknowledged=True, inhibited=True),
+    )
+    score = source_score(SourceSignals(**WELL, alerts=alerts))
+    assert (score.score, score.status) == (29, Status.CRITICAL)
+    assert score.issues == [
+        "EMERGENCY alert firing: Drawdown (acknowledged by alice)",
+        "ERROR alert firing: Weekly drawdown (acknowledged, inhibited)",
+    ]
+
+
+def test_it_only_warns_of_pending_alerts_and_of_those_not_listed() -> None:
+    pending = OpenAlert(EMERGENCY, "Drawdown", "drawdown 21 %", firing=False)
+    score = source_score(SourceSignals(**WELL, alerts=(pending,), more_alerts=3))
+    assert (score.score, score.status, score.issues) == (100, Status.HEALTHY, [])
+    assert score.warnings == [
+        "EMERGENCY alert pending: Drawdown \u2014 drawdown 21 %",
+        "3 more open alerts",
+    ]
+
+
+def test_it_shortens_a_long_alert_message() -> None:
+    alert = OpenAlert(WARNING, "Provider failures", "x" * 500)
+    [issue] = source_score(SourceSignals(**WELL, alerts=(alert,))).issues
+    assert len(issue) < 220
+    assert issue.endswith("x\u2026")
+
+
+def test_it_judges_tradewatchs_own_source_by_its_alerts_alone() -> None:
+    watchdog = OpenAlert(INFO, "Tradewatch watchdog", "Tradewatch is alive")
+    assert own_score([watchdog]) == Score(100, Status.HEALTHY, [], [])
+    absent = OpenAlert(CRITICAL, "Tradewatch workers absent", "0 workers consume this queue")
+    assert own_score([absent, watchdog]) == Score(
+        29,
+        Status.CRITICAL,
+        ["CRITICAL alert firing: Tradewatch workers absent \u2014 0 workers consume this queue"],
+        [],
+    )
+
+
+def test_a_sources_status_is_never_better_than_its_safety_status_nor_its_worst_alert() -> None:
+    states: list[dict[str, Any]] = [
+        {},
+        {"kill_switch_since": NOW},
+        {"breaker_tripped_since": NOW},
+        {"connection_lost_since": NOW},
+        {"open_positions": 9.0},
+        {"exchange_latency_ms": 9000.0},
+    ]
+    points_of: list[dict[str, Any]] = [
+        {},
+        {"heartbeat_age": 999.0},
+        {"error_rate_pct": 4.0, "consecutive_errors": 2},
+    ]
+    severities = [None, INFO, WARNING, ERROR, CRITICAL, EMERGENCY]
+    limits = ScoreLimits(max_open_positions=10)
+    for state, points, severity in itertools.product(states, points_of, severities):
+        alerts = () if severity is None else (OpenAlert(severity, "r"),)
+        signals = SourceSignals(**{**WELL, **points, **state}, alerts=alerts)
+        score = source_score(signals, limits)
+        assert bucket(score.score) is score.status
+        assert score.status.level >= safety_status(signals, limits).status.level
+        if severity is not None and severity >= CRITICAL:
+            assert score.status is Status.CRITICAL

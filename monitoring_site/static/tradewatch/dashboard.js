@@ -51,6 +51,9 @@
     if (state.system.unhealthy_checks.length) {
       box.appendChild(node("p", { className: "tw-note", text: "Checks not healthy: " + state.system.unhealthy_checks.join(", ") }));
     }
+    if (state.system.tradewatch_issues && state.system.tradewatch_issues.length) {
+      box.appendChild(node("p", { className: "tw-note", text: "Tradewatch itself: " + state.system.tradewatch_issues.join("; ") }));
+    }
     var severities = document.getElementById("tw-severities");
     severities.textContent = "";
     state.firing.by_severity.forEach(function (item) {
