@@ -46,16 +46,19 @@ Decisions, in one place:
 * Thresholds: `Comparison.holds(value, threshold)` is a plain float comparison (`==`
   and `!=` exact). A threshold *triggers* when its comparison holds against its value;
   the most severe triggering threshold wins (severities are unique within a rule).
-* Hysteresis: a threshold *holds on* while it triggers or, having a clear_value, its
-  comparison holds against clear_value. `firing` is matched by severity to the rule's
+* Hysteresis: each threshold is a switch of its own. It switches on when it triggers
+  and stays on while its comparison holds against its clear_value (without one: while
+  it triggers); the result is the most severe threshold that is on. A value that
+  triggers a threshold also passed every milder one of the same direction, so those
+  are on too: while an alert fires at severity S, every threshold of S's direction
+  up to S holds on by its clear value. `firing` is matched by severity to the rule's
   current threshold (an edited clear value applies at once, a removed severity is
-  forgotten). The result is the most severe triggering threshold, unless the firing
-  threshold is more severe than that (or none triggers) and still holds on: then the
-  firing one. Only the firing threshold's clear value counts; a threshold never
-  starts on its clear value. Drawdown WARNING > 10 (clear 8), EMERGENCY > 20 (clear
-  18): 10.1 WARNING, 20.1 EMERGENCY, 19 EMERGENCY, 15 WARNING, 9 WARNING, 7 ok; from
-  EMERGENCY straight to 9 is ok (WARNING was not the one firing). A clear value lies
-  on the releasing side (<= value for > / >=, >= value for < / <=), never on == / !=.
+  forgotten). A threshold never starts on its clear value, and the answer never
+  depends on which values in between were seen. Drawdown WARNING > 10 (clear 8),
+  EMERGENCY > 20 (clear 18): 10.1 WARNING, 20.1 EMERGENCY, 19 EMERGENCY, 15 WARNING,
+  9 WARNING, 7 ok; and from EMERGENCY straight to 9 is WARNING as well (20.1 passed
+  10 on its way up; 9 is above WARNING's clear value 8). A clear value lies on the
+  releasing side (<= value for > / >=, >= value for < / <=), never on == / !=.
 * Severities are monotonic by construction: within one direction (> / >=, or < / <=)
   a more extreme value triggers a superset of thresholds and holds on a superset, so
   it never gets a lower severity. A more severe threshold that is not more extreme
@@ -484,12 +487,22 @@ def _judge(
         if holds(value, bound):
             chosen = threshold
             break
-    if firing is not None:
-        tier = rule._by_severity.get(firing.severity)
-        if tier is not None and (chosen is None or tier[0].severity > chosen.severity):
-            current, holds, _, clear = tier
-            if clear is not None and holds(value, clear):
-                chosen = current
+    if firing is not None and firing.severity in rule._by_severity:
+        # The firing threshold and the milder ones of its direction were all passed on
+        # the way to it: the most severe of them still holding on its clear value wins
+        # over a milder triggering one (tiers run most severe first).
+        upward = rule._by_severity[firing.severity][0].comparison in _UPWARD
+        for threshold, holds, _, clear in rule._tiers:
+            if chosen is not None and threshold.severity <= chosen.severity:
+                break
+            if (
+                clear is not None
+                and threshold.severity <= firing.severity
+                and (threshold.comparison in _UPWARD) is upward
+                and holds(value, clear)
+            ):
+                chosen = threshold
+                break
     if chosen is None:
         return Evaluation("ok", value, None, None, samples)
     return Evaluation("breach", value, chosen, chosen.severity, samples)

@@ -362,8 +362,26 @@ def test_it_falls_back_to_the_triggering_tier_without_a_clear_value() -> None:
 def test_it_never_starts_an_alert_on_a_clear_value() -> None:
     # 9 lies in WARNING's clear band, but nothing fires yet.
     assert walk(DRAWDOWN, [9]) == ["ok"]
-    # From EMERGENCY straight to 9: EMERGENCY released (9 <= 18), WARNING was not firing.
-    assert walk(DRAWDOWN, [25, 9]) == ["emergency", "ok"]
+    assert walk(DRAWDOWN, [7, 9]) == ["ok", "ok"]
+
+
+def test_it_steps_down_to_the_milder_tier_whatever_values_came_in_between() -> None:
+    # 21 passed 10 on its way up, so WARNING is on as well: from EMERGENCY straight to
+    # 9 (above WARNING's clear value 8) steps down to WARNING, as 11 -> 21 -> 15 -> 9 does.
+    assert walk(DRAWDOWN, [11, 21, 15, 9]) == ["warning", "emergency", "warning", "warning"]
+    assert walk(DRAWDOWN, [11, 21, 9]) == ["warning", "emergency", "warning"]
+    assert walk(DRAWDOWN, [25, 9, 7.9]) == ["emergency", "warning", "ok"]
+
+
+def test_it_holds_on_only_the_milder_tiers_of_the_firing_ones_direction() -> None:
+    # A falling win rate and a rising loss count: firing on the rising one never holds
+    # the falling one on by its clear value (its value was never passed).
+    spec = RuleSpec(
+        RuleKind.THRESHOLD,
+        (Threshold(WARNING, LT, 5, clear_value=7), Threshold(EMERGENCY, GT, 20, clear_value=18)),
+    )
+    assert walk(spec, [25, 6]) == ["emergency", "ok"]
+    assert walk(spec, [4, 6]) == ["warning", "warning"]
 
 
 def test_it_lets_a_worse_tier_override_the_firing_one() -> None:
