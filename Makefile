@@ -39,6 +39,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.client_overhead
 	$(PY) -m bench.ingest
 	$(PY) -m bench.evaluation
+	$(PY) -m bench.derivation
 	$(PY) -m bench.alert_latency
 	$(PY) -m bench.delivery_latency
 

@@ -26,8 +26,9 @@ from metrics.models import Source
 from . import engine
 from .alert_page import alert_chart, alert_notifications, alert_timeline
 from .evaluation import rule_preview
-from .lifecycle import AlertClosed, SilenceMatcher, alert_acknowledge, alert_resolve
+from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
+from .silences import SilenceMatcher
 from .statistics import alert_statistics
 
 

@@ -8,10 +8,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from .lifecycle import is_silenced
 from .models import Alert, AlertTransition, Channel, Notification, Policy
 from .payloads import alert_payload
 from .routing import notifications_create
+from .silences import is_silenced
 
 # Bounded work per run: the next beat run takes the rest.
 BATCH = 200

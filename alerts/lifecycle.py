@@ -28,15 +28,16 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Field, ForeignObjectRel, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from metrics.models import Source
+from metrics.models import Event, Source
 
 from . import engine
 from .models import Alert, AlertTransition, Rule, Severity, Silence
 from .routing import transition_route
+from .silences import SilenceMatcher, is_silenced
 
 Kind = AlertTransition.Kind
 
@@ -99,6 +100,14 @@ def _record(
     tag_ids: frozenset[int] | None = None,
 ) -> AlertTransition:
     notify = kind in NOTIFYING and not alert.inhibited
+    silenced = notify and is_silenced(alert, now, silences, tag_ids=tag_ids)
+    if notify and not silenced and alert.announced_at is None:
+        if kind == Kind.FIRING:
+            alert.announced_at = now
+        else:
+            # A receiver opens its incident on `firing`: nothing else about an alert is
+            # sent before its firing was (it stays on the timeline).
+            notify = False
     transition = AlertTransition.objects.create(
         alert=alert,
         at=now,
@@ -108,7 +117,7 @@ def _record(
         actor=actor if actor is not None and actor.pk is not None else None,  # type: ignore[misc]
         details=details or {},
         notify=notify,
-        silenced=notify and is_silenced(alert, now, silences, tag_ids=tag_ids),
+        silenced=silenced,
     )
     if notify:
         # Silenced announcements count too: the repeat clock runs on, so a silence
@@ -117,112 +126,6 @@ def _record(
         # The outbox rows, in this same transaction: delivery can never miss a change.
         transition_route(alert, transition, tag_ids=set(tag_ids) if tag_ids is not None else None)
     return transition
-
-
-@dataclass(frozen=True)
-class SilenceMatcher:
-    """An active silence, in memory: what it matches (an empty set matches all)."""
-
-    min_severity: int
-    source_ids: frozenset[int]
-    tag_ids: frozenset[int]
-    rule_ids: frozenset[int]
-
-    def matches(self, *, severity: int, source_id: int, tag_ids: set[int], rule_id: int) -> bool:
-        return (
-            severity >= self.min_severity
-            and (not self.source_ids or source_id in self.source_ids)
-            and (not self.tag_ids or not self.tag_ids.isdisjoint(tag_ids))
-            and (not self.rule_ids or rule_id in self.rule_ids)
-        )
-
-
-def active_silences(now: datetime) -> list[SilenceMatcher]:
-    """The silences in force at `now` (one query on PostgreSQL, four elsewhere)."""
-    if connection.vendor == "postgresql":
-        return _active_silences_sql(now)
-    return _active_silences_orm(now)
-
-
-def _active_silences_orm(now: datetime) -> list[SilenceMatcher]:
-    silences = (
-        Silence.objects.filter(
-            Q(ends_at__isnull=True) | Q(ends_at__gt=now),
-            starts_at__lte=now,
-            expired_at__isnull=True,
-        )
-        .filter(Q(alert__isnull=True) | Q(alert__state__in=["pending", "firing"]))
-        .prefetch_related("sources", "tags", "rules")
-    )
-    return [
-        SilenceMatcher(
-            min_severity=silence.min_severity,
-            source_ids=frozenset(s.pk for s in silence.sources.all()),
-            tag_ids=frozenset(t.pk for t in silence.tags.all()),
-            rule_ids=frozenset(r.pk for r in silence.rules.all()),
-        )
-        for silence in silences
-    ]
-
-
-def _column_of(field: Field[Any, Any] | ForeignObjectRel) -> str:
-    if not isinstance(field, Field):  # a reverse relation: no column of its own
-        raise TypeError(f"{field} has no column")
-    return str(field.column)
-
-
-def _active_silences_sql(now: datetime) -> list[SilenceMatcher]:
-    # Read on every breach, often right in an ingestion request: one round trip, and
-    # no ORM query to build (which cost more than running it).
-    members = []
-    for relation, member in (
-        (Silence.sources, "source"),
-        (Silence.tags, "tag"),
-        (Silence.rules, "rule"),
-    ):
-        meta = relation.through._meta
-        column, owner = (_column_of(meta.get_field(name)) for name in (member, "silence"))
-        members.append(f"ARRAY(SELECT {column} FROM {meta.db_table} WHERE {owner} = s.id)")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT s.min_severity, {', '.join(members)} FROM {Silence._meta.db_table} s "
-            f"LEFT JOIN {Alert._meta.db_table} a ON a.id = s.alert_id "
-            "WHERE s.starts_at <= %s AND (s.ends_at IS NULL OR s.ends_at > %s) "
-            "AND s.expired_at IS NULL AND (s.alert_id IS NULL OR a.state = ANY(%s))",
-            [now, now, [str(Alert.State.PENDING), str(Alert.State.FIRING)]],
-        )
-        return [
-            SilenceMatcher(
-                min_severity=min_severity,
-                source_ids=frozenset(source_ids),
-                tag_ids=frozenset(tag_ids),
-                rule_ids=frozenset(rule_ids),
-            )
-            for min_severity, source_ids, tag_ids, rule_ids in cursor.fetchall()
-        ]
-
-
-def is_silenced(
-    alert: Alert,
-    now: datetime,
-    silences: Sequence[SilenceMatcher] | None = None,
-    *,
-    tag_ids: frozenset[int] | None = None,
-) -> bool:
-    """Whether an active silence matches the alert (source, its tags, rule, severity)."""
-    if silences is None:
-        silences = active_silences(now)
-    if not silences:
-        return False
-    if tag_ids is None:
-        tag_ids = frozenset(alert.source.tags.values_list("id", flat=True))
-    return any(
-        silence.matches(
-            severity=alert.severity, source_id=alert.source_id, tag_ids=set(tag_ids),
-            rule_id=alert.rule_id,
-        )
-        for silence in silences
-    )  # fmt: skip
 
 
 def _message(rule: Rule, source_name: str, alert: Alert) -> str:
@@ -253,7 +156,7 @@ def render_message(
     return f"{rule.name} on {source_name}: {shown}{limit}"[:1000]
 
 
-def _more_extreme(comparison: str, a: float | None, b: float | None) -> float | None:
+def more_extreme(comparison: str, a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     if b is None:
@@ -298,6 +201,10 @@ def apply_finding(finding: Finding) -> Alert | None:
         # opened one since, the insert fails on the constraint and updates theirs.
         alert = None if finding.known_closed else _open_alert(finding)
         if status == "breach":
+            if alert is None and not finding.known_closed and _kept_resolved(finding):
+                # A person resolved it since evaluation read it open: their resolve holds
+                # (the next evaluation judges whether it may end).
+                return None
             return _on_breach(finding, alert)
         if alert is None:
             return None
@@ -330,6 +237,12 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
             # The FIRING transition below announces it: stamped in the insert itself.
             last_notified_at=now if fire_now and not finding.inhibited else None,
         )
+        if (
+            fire_now
+            and not finding.inhibited
+            and not is_silenced(alert, now, finding.silences, tag_ids=finding.tag_ids)
+        ):
+            alert.announced_at = now
         try:
             # A savepoint: losing the race to another worker must not end our transaction.
             with transaction.atomic():
@@ -352,13 +265,10 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
     alert.count += 1
     alert.last_seen = now
     alert.value = value
-    alert.peak_value = _more_extreme(comparison or alert.comparison, alert.peak_value, value)
+    alert.peak_value = more_extreme(comparison or alert.comparison, alert.peak_value, value)
     alert.condition_cleared_at = None
     kinds: list[str] = []
-    if finding.inhibited != alert.inhibited:
-        alert.inhibited = finding.inhibited
-        fields.add("inhibited")
-        kinds.append(Kind.INHIBITED if finding.inhibited else Kind.UNINHIBITED)
+    _inhibition_follow(alert, finding, fields, kinds)
     if alert.state == Alert.State.PENDING and now - alert.first_seen >= rule.for_duration:
         alert.state = Alert.State.FIRING
         alert.fired_at = now
@@ -373,6 +283,36 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
     if threshold is not None:
         alert.threshold_value, alert.comparison = threshold_value, comparison
         fields |= {"threshold_value", "comparison"}
+    _due(alert, finding, fields, kinds)
+    alert.message = _message(rule, alert.source.name, alert)
+    _record_all(alert, finding, kinds, fields)
+    return alert
+
+
+def _inhibition_follow(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> None:
+    """Mark the alert inhibited, or no longer, as evaluation found it now."""
+    if finding.inhibited != alert.inhibited:
+        alert.inhibited = finding.inhibited
+        fields.add("inhibited")
+        kinds.append(Kind.INHIBITED if finding.inhibited else Kind.UNINHIBITED)
+
+
+def _due(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> None:
+    """Add what time has made due on a firing alert to `kinds`: its firing held back by
+    inhibition or a silence that no longer holds, an ended acknowledgement, a repeat."""
+    if alert.state != Alert.State.FIRING:
+        return
+    now = finding.now
+    if (
+        alert.announced_at is None
+        and not alert.inhibited
+        and Kind.FIRING not in kinds
+        and not is_silenced(alert, now, finding.silences, tag_ids=finding.tag_ids)
+    ):
+        # Announced now, as `firing` (with the severity it has now), not as a repeat or a
+        # change: a receiver opens its incident on `firing`.
+        kinds[:] = [k for k in kinds if k not in (Kind.SEVERITY_RAISED, Kind.SEVERITY_LOWERED)]
+        kinds.append(Kind.FIRING)
     if alert.is_acknowledged and alert.acknowledged_until and alert.acknowledged_until <= now:
         _clear_acknowledgement(alert)
         fields |= {
@@ -383,8 +323,9 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
         }
         kinds.append(Kind.ACKNOWLEDGEMENT_EXPIRED)
     if (
-        alert.state == Alert.State.FIRING
-        and not kinds
+        # A change recorded now that reaches people is news enough; one that does not
+        # (a lowered severity, inhibition ending) leaves a due repeat due.
+        not any(kind in NOTIFYING for kind in kinds)
         and not alert.is_acknowledged
         and not alert.inhibited
         and (
@@ -393,15 +334,18 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
         )
     ):
         kinds.append(Kind.REPEAT)
-    alert.message = _message(rule, alert.source.name, alert)
+
+
+def _record_all(alert: Alert, finding: Finding, kinds: list[str], fields: set[str]) -> None:
+    if not kinds and not fields:
+        return
     for kind in kinds:
         _record(
-            alert, kind, now, details=_details(finding), silences=finding.silences,
+            alert, kind, finding.now, details=_details(finding), silences=finding.silences,
             tag_ids=finding.tag_ids,
         )  # fmt: skip
-    fields.add("last_notified_at")
+    fields |= {"last_notified_at", "announced_at"}
     alert.save(update_fields=sorted(fields))
-    return alert
 
 
 def _on_clear(finding: Finding, alert: Alert, *, missing: bool) -> Alert:
@@ -417,17 +361,21 @@ def _on_clear(finding: Finding, alert: Alert, *, missing: bool) -> Alert:
             details={"before_firing": True},
         )  # fmt: skip
         return alert
+    fields: set[str] = set()
+    kinds: list[str] = []
+    _inhibition_follow(alert, finding, fields, kinds)
     if not missing and rule.keep_firing_for > timedelta(0):
         if alert.condition_cleared_at is None:
             alert.condition_cleared_at = now
-            alert.save(update_fields=["condition_cleared_at"])
-            _record(
-                alert, Kind.CONDITION_CLEARED, now, details=_details(finding),
-                silences=finding.silences,
-            )  # fmt: skip
-            return alert
+            fields.add("condition_cleared_at")
+            kinds.append(Kind.CONDITION_CLEARED)
         if now - alert.condition_cleared_at < rule.keep_firing_for:
+            # Still firing: what falls due on a firing alert falls due now too.
+            _due(alert, finding, fields, kinds)
+            _record_all(alert, finding, kinds, fields)
             return alert
+    # The resolve goes out as the inhibition stands now, not as it stood before.
+    _record_all(alert, finding, kinds, fields)
     resolution = Alert.Resolution.MISSING_DATA if missing else Alert.Resolution.CONDITION_CLEARED
     return _resolve(
         alert, now, resolution=resolution, details=_details(finding), silences=finding.silences
@@ -449,8 +397,11 @@ def _resolve(
     alert.resolved_by = by if by is not None and by.pk is not None else None  # type: ignore[assignment]
     _record(alert, Kind.RESOLVED, now, actor=by, details=details, silences=silences)
     alert.save(
-        update_fields=["state", "resolved_at", "resolution", "resolved_by", "last_notified_at"]
-    )
+        update_fields=[
+            "state", "resolved_at", "resolution", "resolved_by", "last_notified_at",
+            "keep_resolved", "keep_resolved_through",
+        ]
+    )  # fmt: skip
     # "Until resolved" silences end with their alert.
     Silence.objects.filter(alert=alert, expired_at__isnull=True).update(expired_at=now)
     return alert
@@ -517,10 +468,25 @@ def alert_resolve(
     now = now or timezone.now()
     with transaction.atomic():
         alert = (
-            Alert.objects.select_for_update(of=("self",)).select_related("source").get(pk=alert_id)
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("source", "rule")
+            .get(pk=alert_id)
         )
         if not alert.is_open:
             raise AlertClosed(f"Alert {alert_id} is resolved already.")
+        rule = alert.rule
+        # (Its condition cleared already, in `keep_firing_for`: the next breach is news.)
+        if rule.kind != Rule.Kind.HEALTH and alert.condition_cleared_at is None:
+            # Evaluation judges the same data again within seconds: without this, the
+            # problem the person just closed would open again as a new alert.
+            Alert.objects.filter(fingerprint=alert.fingerprint, keep_resolved=True).update(
+                keep_resolved=False
+            )
+            alert.keep_resolved = True
+            if rule.kind == Rule.Kind.EVENT:
+                alert.keep_resolved_through = Event.objects.filter(
+                    source_id=alert.source_id, type=rule.metric
+                ).aggregate(newest=Max("ts"))["newest"]
         return _resolve(
             alert, now, resolution=Alert.Resolution.BY_PERSON, by=by, details={"note": note}
         )
@@ -542,99 +508,38 @@ def alert_resolve_obsolete(*, alert_id: int, now: datetime | None = None) -> Ale
 
 
 @dataclass(frozen=True)
-class OpenAlert:
-    """What evaluation preloads of an open alert, to tell a quiet repeat from a change."""
+class KeptResolved:
+    """A problem a person resolved, kept resolved while it lasts (see `still_kept`)."""
 
     id: int
-    rule_id: int
     severity: int
-    state: str
-    first_seen: datetime
-    last_notified_at: datetime | None
-    inhibited: bool
-    acknowledged_at: datetime | None
-    acknowledged_until: datetime | None
-    threshold_value: float | None
-    comparison: str
-    peak_value: float | None
+    # Event rules: the newest event when it was resolved.
+    through: datetime | None
 
 
-@dataclass(frozen=True)
-class QuietUpdate:
-    """A breach that only moves counters: value, peak, count, last seen, message."""
+def still_kept(kept: KeptResolved, evaluation: engine.Evaluation, newest: datetime | None) -> bool:
+    """Whether a person's resolve still holds against what evaluation found now.
 
-    alert_id: int
-    value: float | None
-    peak_value: float | None
-    message: str
-
-
-def quiet_update(finding: Finding, current: OpenAlert, source_name: str) -> QuietUpdate | None:
-    """The update for a breach that changes nothing a person must hear about, or None.
-
-    Most evaluations of an open alert find the same problem again; those need no
-    row lock, no timeline entry and no notification, only one bulk UPDATE (see
-    `alerts_touch`). Anything else (severity, firing, repeat due, inhibition,
-    acknowledgement expiry, another threshold) takes the full path.
+    It holds while the same problem goes on: a breach no worse than the one resolved
+    (judged with its threshold's clear value, as if it still fired) and, for event
+    rules, no event newer than those the person saw (`newest`: the newest point
+    judged). A clear condition ends it, so the next breach is a new alert; so does a
+    worse severity or a new event, which are new problems. Too little data to judge
+    keeps it.
     """
-    evaluation, rule, now = finding.evaluation, finding.rule, finding.now
-    threshold = evaluation.threshold
-    if evaluation.status != "breach" or threshold is None or evaluation.severity is None:
-        return None
-    severity = int(evaluation.severity)
-    if severity != current.severity or finding.inhibited != current.inhibited:
-        return None
-    if threshold.value != current.threshold_value:
-        return None
-    if current.acknowledged_until is not None and current.acknowledged_until <= now:
-        return None
-    if current.state == Alert.State.PENDING:
-        if now - current.first_seen >= rule.for_duration:
-            return None
-    elif (
-        current.acknowledged_at is None
-        and not current.inhibited
-        and (
-            current.last_notified_at is None
-            or now - current.last_notified_at >= repeat_interval(severity)
-        )
-    ):
-        return None
-    comparison = threshold.comparison.value
-    return QuietUpdate(
-        alert_id=current.id,
-        value=evaluation.value,
-        peak_value=_more_extreme(comparison, current.peak_value, evaluation.value),
-        message=render_message(
-            rule, source_name, evaluation.value, threshold.value, comparison, severity
-        ),
-    )
+    if evaluation.status == "insufficient_data":
+        return True
+    if evaluation.status != "breach" or evaluation.severity is None:
+        return False
+    if int(evaluation.severity) > kept.severity:
+        return False
+    return not (kept.through is not None and newest is not None and newest > kept.through)
 
 
-def alerts_touch(updates: Sequence[QuietUpdate], now: datetime) -> None:
-    """Apply quiet updates in one statement; alerts resolved meanwhile are left alone."""
-    if not updates:
-        return
-    table = Alert._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {table} AS a SET count = a.count + 1, last_seen = %s, value = u.value, "
-                "peak_value = u.peak, message = u.message, condition_cleared_at = NULL "
-                "FROM unnest(%s::int8[], %s::float8[], %s::float8[], %s::text[]) "
-                "AS u(id, value, peak, message) WHERE a.id = u.id AND a.state <> 'resolved'",
-                [
-                    now,
-                    [u.alert_id for u in updates],
-                    [u.value for u in updates],
-                    [u.peak_value for u in updates],
-                    [u.message for u in updates],
-                ],
-            )
-        else:
-            cursor.executemany(
-                f"UPDATE {table} SET count = count + 1, last_seen = %s, value = %s, "
-                "peak_value = %s, message = %s, condition_cleared_at = NULL "
-                "WHERE id = %s AND state <> 'resolved'",
-                [(now, u.value, u.peak_value, u.message, u.alert_id) for u in updates],
-            )
+def kept_resolved_release(*, alert_id: int) -> None:
+    """End a person's resolve: the problem's next breach opens a new alert."""
+    Alert.objects.filter(pk=alert_id, keep_resolved=True).update(keep_resolved=False)
+
+
+def _kept_resolved(finding: Finding) -> bool:
+    return Alert.objects.filter(fingerprint=finding.fingerprint, keep_resolved=True).exists()

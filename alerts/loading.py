@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat
 
 from . import engine
-from .lifecycle import OpenAlert
+from .lifecycle import KeptResolved
 from .models import Alert, Rule
+from .quiet import OpenAlert
 
 WINDOWED_KINDS = {Rule.Kind.RATE_OF_CHANGE, Rule.Kind.ANOMALY}
 HEARTBEAT = "heartbeat"
@@ -34,7 +35,7 @@ KILL_SWITCH_ON, KILL_SWITCH_OFF = "kill_switch_activated", "kill_switch_released
 OPEN_ALERT_COLUMNS = (
     "id", "source_id", "fingerprint", "severity", "state", "first_seen", "last_notified_at",
     "inhibited", "acknowledged_at", "acknowledged_until", "threshold_value", "comparison",
-    "peak_value", "rule_id",
+    "peak_value", "rule_id", "announced_at", "condition_cleared_at",
 )  # fmt: skip
 OPEN_STATES = [Alert.State.PENDING, Alert.State.FIRING]
 
@@ -92,20 +93,22 @@ def _heartbeat_rows(ids: list[int]) -> Iterable[tuple[int, datetime]]:
 
 
 def _open_alert_rows(ids: list[int]) -> Iterable[tuple[Any, ...]]:
-    """OPEN_ALERT_COLUMNS, then the rule's kind and metric, of the open alerts of `ids`
-    other than health alerts."""
+    """OPEN_ALERT_COLUMNS, then `keep_resolved_through` and the rule's kind and metric, of
+    the open alerts of `ids` and those kept resolved by a person, other than health
+    alerts."""
     if _plain_sql():
         columns = ", ".join(f"a.{column}" for column in OPEN_ALERT_COLUMNS)
         return _rows(
-            f"SELECT {columns}, r.kind, r.metric FROM {Alert._meta.db_table} a "
-            f"JOIN {Rule._meta.db_table} r ON r.id = a.rule_id "
-            "WHERE a.source_id = ANY(%s) AND a.state = ANY(%s) AND r.kind <> %s",
+            f"SELECT {columns}, a.keep_resolved_through, r.kind, r.metric "
+            f"FROM {Alert._meta.db_table} a JOIN {Rule._meta.db_table} r ON r.id = a.rule_id "
+            "WHERE a.source_id = ANY(%s) AND (a.state = ANY(%s) OR a.keep_resolved) "
+            "AND r.kind <> %s",
             [ids, [str(state) for state in OPEN_STATES], str(Rule.Kind.HEALTH)],
         )
     return (
-        Alert.objects.filter(source_id__in=ids, state__in=OPEN_STATES)
+        Alert.objects.filter(Q(state__in=OPEN_STATES) | Q(keep_resolved=True), source_id__in=ids)
         .exclude(rule__kind=Rule.Kind.HEALTH)
-        .values_list(*OPEN_ALERT_COLUMNS, "rule__kind", "rule__metric")
+        .values_list(*OPEN_ALERT_COLUMNS, "keep_resolved_through", "rule__kind", "rule__metric")
     )
 
 
@@ -122,6 +125,7 @@ class SourceData:
     kill_switch_active: bool = False
     heartbeat_firing: bool = False
     open_alerts: dict[str, OpenAlert] = field(default_factory=dict)
+    kept_resolved: dict[str, KeptResolved] = field(default_factory=dict)
     # (series id, aggregation, window) -> (value, samples), computed by the database
     aggregates: dict[tuple[int, str, timedelta], tuple[float | None, int]] = field(
         default_factory=dict
@@ -223,10 +227,15 @@ def source_data_load(
     # Health alerts are opened and closed by the health runner, not judged here.
     for alert_row in _open_alert_rows(ids):
         fields: dict[str, Any] = dict(zip(OPEN_ALERT_COLUMNS, alert_row, strict=False))
-        kind, metric = alert_row[len(OPEN_ALERT_COLUMNS) :]
+        through, kind, metric = alert_row[len(OPEN_ALERT_COLUMNS) :]
         source_data = data[fields.pop("source_id")]
         # (popped before the call: the subscript would be evaluated after it)
         fp = fields.pop("fingerprint")
+        if fields["state"] == Alert.State.RESOLVED:
+            source_data.kept_resolved[fp] = KeptResolved(
+                id=fields["id"], severity=fields["severity"], through=through
+            )
+            continue
         source_data.open_alerts[fp] = OpenAlert(**fields)
         if kind == Rule.Kind.ABSENCE and metric == HEARTBEAT and fields["state"] == "firing":
             source_data.heartbeat_firing = True

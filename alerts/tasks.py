@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 
-from metrics.derived import trading_metrics_derive
+from metrics.derived import pending_derivations, trading_metrics_catch_up
 from metrics.models import Source
 from metrics.tasks import claim_pending_work
 
@@ -16,6 +17,10 @@ from .evaluation import all_sources_evaluate, source_evaluate
 
 logger = logging.getLogger(__name__)
 
+# Derivation's share of a task's time limit: a month of history to fold from scratch
+# (after an upgrade) goes on in the next runs; the evaluation after it must still fit.
+DERIVE_SECONDS = 20.0
+
 
 @shared_task(name="alerts.tasks.evaluate_source", time_limit=60, soft_time_limit=50)
 def evaluate_source(source_id: int) -> None:
@@ -24,8 +29,8 @@ def evaluate_source(source_id: int) -> None:
         source = Source.objects.filter(pk=source_id, enabled=True).first()
         if source is None:
             return
-        trading_metrics_derive(source=source)
-        source_evaluate(source_id=source_id, source=source)
+        derivation = trading_metrics_catch_up(source=source, budget_seconds=DERIVE_SECONDS)
+        source_evaluate(source_id=source_id, source=source, extremes=derivation.extremes)
         return
     # Disabled sources are skipped there too; no need to read the source row first.
     source_evaluate(source_id=source_id)
@@ -33,7 +38,17 @@ def evaluate_source(source_id: int) -> None:
 
 @shared_task(name="alerts.tasks.evaluate_all_sources", time_limit=120, soft_time_limit=110)
 def evaluate_all_sources() -> None:
-    """On beat: rules that depend on time passing (absence, staleness, `for`, expiry)."""
+    """On beat: rules that depend on time passing (absence, staleness, `for`, expiry);
+    first, derivation of batches whose hint was lost (the cache or broker was away)."""
+    started = time.monotonic()
+    for source in Source.objects.filter(pk__in=pending_derivations(), enabled=True):
+        budget = DERIVE_SECONDS - (time.monotonic() - started)
+        if budget <= 0:
+            break  # the rest stays requested, for the next run
+        try:
+            trading_metrics_catch_up(source=source, budget_seconds=budget)
+        except Exception:  # one source's failure must not stop every other evaluation
+            logger.exception("deriving the trading metrics of source %s failed", source.pk)
     summary = all_sources_evaluate()
     logger.info(
         "evaluated %d sources: %d evaluations, %d applied",

@@ -10,13 +10,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from .models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
+from .models import (
+    DerivationRequest,
+    Event,
+    MetricSample,
+    MetricSeries,
+    Source,
+    SourceHeartbeat,
+    Trade,
+)
 from .tasks import evaluation_wanted
-from .validation import EventIn, HeartbeatIn, Sample, TradeIn
+from .validation import EMPTY_LABELS_KEY, EventIn, HeartbeatIn, Sample, TradeIn
 
 SAMPLE_TABLE = MetricSample._meta.db_table
 SERIES_TABLE = MetricSeries._meta.db_table
@@ -113,17 +122,32 @@ def _copy_samples(rows: Sequence[tuple[int, datetime, float]]) -> None:
         _upsert_samples(rows)
 
 
+# PostgreSQL: rows in as three arrays (series ids, times, values).
+_UPSERT_SAMPLES = (
+    f"INSERT INTO {SAMPLE_TABLE} (series_id, ts, value) "
+    "SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[]) "
+    "ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value"
+)
+_UPDATE_LATEST = (
+    f"UPDATE {SERIES_TABLE} AS s SET last_ts = v.ts, last_value = v.value "
+    "FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[]) AS v(id, ts, value) "
+    "WHERE s.id = v.id AND (s.last_ts IS NULL OR s.last_ts <= v.ts)"
+)
+
+
+def _columns(rows: Sequence[tuple[int, datetime, float]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[], [], []]
+
+
+def _latest_rows(latest: dict[int, tuple[datetime, float]]) -> list[tuple[int, datetime, float]]:
+    return [(series_id, ts, value) for series_id, (ts, value) in sorted(latest.items())]
+
+
 def _upsert_samples(rows: Sequence[tuple[int, datetime, float]]) -> None:
     """Insert rows, replacing the value of a sample already stored at the same instant."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            ids, stamps, values = zip(*rows, strict=True)
-            cursor.execute(
-                f"INSERT INTO {SAMPLE_TABLE} (series_id, ts, value) "
-                "SELECT * FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[]) "
-                "ON CONFLICT (series_id, ts) DO UPDATE SET value = EXCLUDED.value",
-                [list(ids), list(stamps), list(values)],
-            )
+            cursor.execute(_UPSERT_SAMPLES, _columns(rows))
         else:
             cursor.executemany(
                 f"INSERT INTO {SAMPLE_TABLE} (series_id, ts, value) VALUES (%s, %s, %s) "
@@ -137,22 +161,69 @@ def _update_latest(latest: dict[int, tuple[datetime, float]]) -> None:
     ordered = sorted(latest.items())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(
-                f"UPDATE {SERIES_TABLE} AS s SET last_ts = v.ts, last_value = v.value "
-                "FROM unnest(%s::int8[], %s::timestamptz[], %s::float8[]) AS v(id, ts, value) "
-                "WHERE s.id = v.id AND (s.last_ts IS NULL OR s.last_ts <= v.ts)",
-                [
-                    [series_id for series_id, _ in ordered],
-                    [ts for _, (ts, _) in ordered],
-                    [value for _, (_, value) in ordered],
-                ],
-            )
+            cursor.execute(_UPDATE_LATEST, _columns(_latest_rows(latest)))
         else:
             cursor.executemany(
                 f"UPDATE {SERIES_TABLE} SET last_ts = %s, last_value = %s "
                 "WHERE id = %s AND (last_ts IS NULL OR last_ts <= %s)",
                 [(ts, value, series_id, ts) for series_id, (ts, value) in ordered],
             )
+
+
+def _rows_of(
+    series_ids: dict[tuple[str, str], int], samples: Sequence[Sample]
+) -> tuple[list[tuple[int, datetime, float]], dict[int, tuple[datetime, float]]]:
+    """The rows to store, and each series' newest (time, value) among them."""
+    # One row per (series, instant): within a batch the last sample wins, as across
+    # batches, so the primary key never sees the same instant twice from one COPY.
+    rows: dict[tuple[int, datetime], float] = {}
+    latest: dict[int, tuple[datetime, float]] = {}
+    # Unpacked, not read by attribute: this loop runs for every sample stored.
+    for name, _, labels_key, ts, raw_value in samples:
+        series_id = series_ids[(name, labels_key)]
+        # float(): the arrays sent to PostgreSQL must not mix ints and floats.
+        value = float(raw_value)
+        rows[(series_id, ts)] = value
+        newest = latest.get(series_id)
+        if newest is None or newest[0] <= ts:
+            latest[series_id] = (ts, value)
+    return [(series_id, ts, value) for (series_id, ts), value in rows.items()], latest
+
+
+def computed_samples_store(
+    *,
+    source: Source,
+    samples: Sequence[Sample],
+    also: tuple[str, Sequence[Any]] | None = None,
+) -> None:
+    """Store samples Tradewatch computed itself (derived metrics), in the caller's
+    transaction: an upsert (a value computed again replaces the first), no savepoint,
+    nothing queued. `also`: one more write statement (SQL, parameters), sent with them.
+
+    On PostgreSQL all of it is one statement, its parameters sent in binary: derivation
+    runs after every batch of equity or trades, and each round trip showed in its cost.
+    """
+    rows, latest = _rows_of(_resolve_series(source, samples), samples) if samples else ([], {})
+    if connection.vendor != "postgresql":
+        if rows:
+            _upsert_samples(rows)
+            _update_latest(latest)
+        if also is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(*also)
+        return
+    parts, params = [], []
+    if rows:
+        parts += [f"stored AS ({_UPSERT_SAMPLES})", f"latest AS ({_UPDATE_LATEST})"]
+        params += [*_columns(rows), *_columns(_latest_rows(latest))]
+    if also is not None:
+        parts.append(f"also AS ({also[0]})")
+        params += list(also[1])
+    if not parts:
+        return
+    with connection.cursor() as cursor:
+        # psycopg's own cursor: server-side binding, arrays in binary.
+        cursor.cursor.execute(f"WITH {', '.join(parts)} SELECT 1", params)
 
 
 def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool = True) -> int:
@@ -164,24 +235,21 @@ def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool =
     """
     with transaction.atomic():
         series_ids = _resolve_series(source, samples)
-        # One row per (series, instant): within a batch the last sample wins, as across
-        # batches, so the primary key never sees the same instant twice from one COPY.
-        rows: dict[tuple[int, datetime], float] = {}
-        latest: dict[int, tuple[datetime, float]] = {}
-        # Unpacked, not read by attribute: this loop runs for every sample stored.
-        for name, _, labels_key, ts, raw_value in samples:
-            series_id = series_ids[(name, labels_key)]
-            # float(): the arrays sent to PostgreSQL must not mix ints and floats.
-            value = float(raw_value)
-            rows[(series_id, ts)] = value
-            newest = latest.get(series_id)
-            if newest is None or newest[0] <= ts:
-                latest[series_id] = (ts, value)
-        _copy_samples([(series_id, ts, value) for (series_id, ts), value in rows.items()])
+        rows, latest = _rows_of(series_ids, samples)
+        _copy_samples(rows)
         _update_latest(latest)
+        touches_equity = (EQUITY_METRIC, EMPTY_LABELS_KEY) in series_ids
+        if touches_equity:
+            _derivation_request(
+                source,
+                since=min(
+                    sample.ts
+                    for sample in samples
+                    if sample.name == EQUITY_METRIC and sample.labels_key == EMPTY_LABELS_KEY
+                ),
+            )
         if evaluate:
             names = {name for name, _ in series_ids}
-            touches_equity = EQUITY_METRIC in names
             if touches_equity or evaluation_wanted(names):
                 _queue_after_commit(source, derive=touches_equity)
     return len(samples)
@@ -194,12 +262,16 @@ def trade_ingest(*, source: Source, trades: Sequence[TradeIn]) -> TradesStored:
         unique.setdefault(trade.trade_id, trade)
     with transaction.atomic():
         stored = _insert_new_trades(source, list(unique.values()), received_at=timezone.now())
-        _queue_after_commit(source, derive=stored > 0)
-    return TradesStored(accepted=stored, duplicates=len(trades) - stored)
+        if stored:
+            _derivation_request(source, since=min(stored))
+        _queue_after_commit(source, derive=bool(stored))
+    return TradesStored(accepted=len(stored), duplicates=len(trades) - len(stored))
 
 
-def _insert_new_trades(source: Source, trades: Sequence[TradeIn], *, received_at: datetime) -> int:
-    """Insert trades whose id is new for the source; return how many were inserted."""
+def _insert_new_trades(
+    source: Source, trades: Sequence[TradeIn], *, received_at: datetime
+) -> list[datetime]:
+    """Insert trades whose id is new for the source; return the times of those inserted."""
     columns = "source_id, trade_id, symbol, side, quantity, price, pnl, fee, ts, received_at"
     conflict = "ON CONFLICT (source_id, trade_id) DO NOTHING"
     with connection.cursor() as cursor:
@@ -208,7 +280,7 @@ def _insert_new_trades(source: Source, trades: Sequence[TradeIn], *, received_at
                 f"INSERT INTO {TRADE_TABLE} ({columns}) "
                 "SELECT %s, t.*, %s FROM unnest(%s::text[], %s::text[], %s::text[], "
                 "%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::timestamptz[]) "
-                f"AS t {conflict} RETURNING 1",
+                f"AS t {conflict} RETURNING ts",
                 [
                     source.pk,
                     received_at,
@@ -222,8 +294,8 @@ def _insert_new_trades(source: Source, trades: Sequence[TradeIn], *, received_at
                     [t.ts for t in trades],
                 ],
             )
-            return len(cursor.fetchall())
-        inserted = 0
+            return [ts for (ts,) in cursor.fetchall()]
+        inserted: list[datetime] = []
         for t in trades:
             cursor.execute(
                 f"INSERT INTO {TRADE_TABLE} ({columns}) VALUES "
@@ -241,7 +313,8 @@ def _insert_new_trades(source: Source, trades: Sequence[TradeIn], *, received_at
                     received_at,
                 ],
             )
-            inserted += cursor.rowcount
+            if cursor.rowcount:
+                inserted.append(t.ts)
         return inserted
 
 
@@ -288,6 +361,13 @@ def heartbeat_record(*, source: Source, heartbeat: HeartbeatIn) -> SourceHeartbe
             current.save(update_fields=fields)
         _queue_after_commit(source, derive=False)
     return current
+
+
+def _derivation_request(source: Source, *, since: datetime) -> None:
+    """Record, in the batch's transaction, that equity or trades from `since` on were
+    stored: derivation takes it (`metrics.derived`), even if the hint queued after commit
+    is lost with the cache or the broker."""
+    DerivationRequest.objects.create(source=source, since=since)
 
 
 def _queue_after_commit(source: Source, *, derive: bool) -> None:

@@ -260,3 +260,54 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id}:{self.key}"
+
+
+class DerivationRequest(models.Model):
+    """A batch of equity or trades stored since the source's derived metrics were last
+    brought up to date: written in the batch's own transaction, so no batch can be
+    missed (whatever happens to the cache or the broker), and taken by derivation.
+
+    `since` is the batch's earliest time: a batch older than what derivation has seen
+    (late, out of order, or a replayed instant) makes it start again from a checkpoint.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.source_id} since {self.since.isoformat()}"
+
+
+class DerivedState(models.Model):
+    """The running state of a source's derived trading metrics (`metrics.ledger.Ledger`)."""
+
+    source = models.OneToOneField(
+        Source, on_delete=models.CASCADE, primary_key=True, related_name="derived_state"
+    )
+    ledger = models.JSONField(default=dict)
+    # The ledger's newest input, as a column: derivation reads what came after it in the
+    # same statement that takes the state.
+    as_of = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.source_id} derived state"
+
+
+class DerivedCheckpoint(models.Model):
+    """The ledger as of a grid time (an hour): where derivation starts again when a late
+    sample lands before its newest input, and the equity Sharpe and Sortino sample."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField()
+    equity = models.FloatField(null=True, blank=True)
+    ledger = models.JSONField()
+
+    class Meta:
+        constraints = [
+            # Serves "the newest checkpoint before t" and "those of the last 30 days".
+            models.UniqueConstraint(fields=["source", "at"], name="derived_checkpoint_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}@{self.at.isoformat()}"

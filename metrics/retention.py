@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from .models import Event, IdempotentRequest, MetricSample, Trade
+from .models import DerivedCheckpoint, Event, IdempotentRequest, MetricSample, Trade
 
 CHUNK_ROWS = 10_000
 
@@ -89,8 +89,8 @@ def delete_in_chunks(
 def samples_prune(
     *, now: datetime | None = None, progress: Progress | None = None
 ) -> dict[str, int]:
-    """Delete samples, trades and events past the metric retention, and stale idempotency
-    records; return how many rows of each went."""
+    """Delete samples, trades and events past the metric retention, stale idempotency
+    records and derivation checkpoints; return how many rows of each went."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.TRADEWATCH_METRIC_RETENTION_DAYS)
     return {
@@ -102,5 +102,10 @@ def samples_prune(
             "created_at",
             now - timedelta(hours=settings.TRADEWATCH_IDEMPOTENCY_HOURS),
             progress=progress,
+        ),
+        # A day past the samples: a late sample at the retention's edge still finds a
+        # checkpoint before it to fold again from.
+        "derived_checkpoints": delete_older_than(
+            DerivedCheckpoint, "at", cutoff - timedelta(days=1), progress=progress
         ),
     }

@@ -1,8 +1,9 @@
 """Derived trading metrics: pure functions from trades and equity to plain numbers.
 
-Nothing here touches Django or I/O. Ingestion turns stored trades and equity samples
-into `Trade` / `EquityPoint` values, calls `derive_metrics`, and stores each returned
-item as a metric sample under its name (the keys of `METRICS`).
+Nothing here touches Django or I/O. These are the definitions over a whole history;
+`metrics.ledger` computes the same one input at a time (and `metrics.derived` stores
+each result as a metric sample under its name, the keys of `METRICS`), at each input's
+own time: `now` below is then the newest input's time.
 
 Conventions and decisions, in one place:
 
@@ -499,6 +500,9 @@ def derive_metrics(
     risk_free_rate: float = 0.0,
 ) -> dict[str, float]:
     """Return every metric of `METRICS` that the data defines, keyed by metric name.
+
+    The whole-history definition: `metrics.ledger.Ledger` folds to the same values
+    (tests/metrics/test_ledger.py holds them equal).
 
     Undefined metrics (no equity yet, no closed trade, too few returns) are left
     out rather than reported as NaN. `trades` should be the source's whole history

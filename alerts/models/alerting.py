@@ -269,6 +269,24 @@ class Alert(models.Model):
         default=False, help_text="Muted by another alert (e.g. an active kill switch)."
     )
     last_notified_at = models.DateTimeField(null=True, blank=True)
+    announced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its `firing` was first sent (not held back by inhibition or a "
+        "silence). Nothing else about the alert is sent before it.",
+    )
+    keep_resolved = models.BooleanField(
+        default=False,
+        db_default=False,  # rows written in plain SQL (bulk loads) get it too
+        help_text="Resolved by a person: no new alert of this problem opens until its "
+        "condition clears, it gets worse, or (event rules) a new event arrives.",
+    )
+    keep_resolved_through = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Event rules: the newest event when it was resolved (older ones are "
+        "what the person resolved).",
+    )
 
     class Meta:
         ordering = ["-last_seen", "-id"]
@@ -294,6 +312,10 @@ class Alert(models.Model):
             models.Index(fields=["rule", "state"], name="alert_rule_state"),
             models.Index(fields=["-first_seen"], name="alert_first_seen"),
             models.Index(fields=["fingerprint"], name="alert_fingerprint"),
+            # Evaluation reads these with the open alerts of its sources: a few rows.
+            models.Index(
+                fields=["source"], condition=Q(keep_resolved=True), name="alert_kept_resolved"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -422,7 +444,10 @@ class RuleSourceState(models.Model):
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="rule_states")
     labels_key = models.CharField(max_length=4000, default="{}")
     history = models.CharField(
-        max_length=64, default="", help_text="Newest last: 1 the condition held, 0 it did not."
+        max_length=64,
+        default="",
+        help_text="Newest last: 0 the condition did not hold, else the severity that held, "
+        "in tens (3 WARNING ... 6 EMERGENCY).",
     )
     evaluated_at = models.DateTimeField()
 

@@ -404,7 +404,16 @@ def test_it_inhibits_drawdown_alerts_while_the_kill_switch_is_active(
     step(source, 12, 2)
     alert.refresh_from_db()
     assert not alert.inhibited
-    assert [kind for kind, _, _ in timeline(alert)] == ["firing", "uninhibited"]
+    # Its first notification is `firing`, sent once the kill switch is released (a
+    # receiver opening incidents on `firing` would never open one for a `repeat`).
+    assert [(t.kind, t.notify) for t in AlertTransition.objects.filter(alert=alert)] == [
+        ("firing", False),
+        ("uninhibited", False),
+        ("firing", True),
+    ]
+    assert alert.announced_at == AlertTransition.objects.filter(alert=alert).last().at
+    step(source, 12, 3)
+    assert AlertTransition.objects.filter(alert=alert).count() == 3
 
 
 def test_it_inhibits_staleness_alerts_while_the_heartbeat_alert_fires(
@@ -565,3 +574,201 @@ def test_it_aggregates_windows_in_the_database_as_the_engine_does(
     assert engine.aggregate(
         engine.Aggregation(aggregation), points, now=timezone.now(), window=timedelta(minutes=5)
     ) == pytest.approx(expected)
+
+
+# --- wrong answers found from outside, kept as cases ---------------------------------
+
+
+def test_it_steps_down_to_warning_from_emergency_straight_to_a_value_above_its_clear(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule(thresholds=DRAWDOWN)
+
+    step(source, 11, 0)
+    step(source, 21, 1)
+    step(source, 9, 2)  # below EMERGENCY's 18 but above WARNING's clear value 8
+
+    [alert] = open_alerts(source)
+    assert (alert.state, alert.severity) == ("firing", WARNING)
+    step(source, 7.9, 3)
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolution) == ("resolved", "cleared")
+
+
+def test_it_keeps_an_event_alert_resolved_by_hand_until_a_new_event_arrives(
+    source: Source, make_rule: MakeRule, admin_user: User
+) -> None:
+    make_rule(
+        "kill_switch_activated", [(CRITICAL, ">=", 1, None)], kind=Rule.Kind.EVENT,
+        window=timedelta(minutes=15),
+    )  # fmt: skip
+    send_event(source, "kill_switch_activated", ts=later(-60))
+    evaluate(source, now=later(0))
+    [alert] = open_alerts(source)
+
+    alert_resolve(alert_id=alert.pk, by=admin_user, note="reset by hand on the exchange")
+    for at in (15, 30, 300):  # the event is still inside the rule's 15 minutes
+        evaluate(source, now=later(at))
+
+    assert open_alerts(source) == []
+    assert not AlertTransition.objects.filter(kind="firing").exclude(alert=alert).exists()
+
+    send_event(source, "kill_switch_activated", ts=later(310))
+    evaluate(source, now=later(311))
+    [again] = open_alerts(source)
+    assert again.pk != alert.pk
+    assert timeline(again) == [("firing", CRITICAL, True)]
+
+
+def test_it_keeps_a_threshold_alert_resolved_by_hand_until_the_data_cleared(
+    source: Source, make_rule: MakeRule, admin_user: User
+) -> None:
+    make_rule(thresholds=DRAWDOWN)
+    step(source, 12, 0)
+    [alert] = open_alerts(source)
+
+    alert_resolve(alert_id=alert.pk, by=admin_user)
+    step(source, 12, 1)
+    step(source, 9, 2)  # above WARNING's clear value: the same problem goes on
+    step(source, 11, 3)
+    assert open_alerts(source) == []
+
+    step(source, 7, 4)  # cleared
+    step(source, 12, 5)  # a new breach: a new alert
+    [again] = open_alerts(source)
+    assert again.pk != alert.pk
+
+
+def test_it_opens_a_new_alert_when_a_problem_resolved_by_hand_gets_worse(
+    source: Source, make_rule: MakeRule, admin_user: User
+) -> None:
+    make_rule(thresholds=DRAWDOWN)
+    step(source, 12, 0)
+    [alert] = open_alerts(source)
+    alert_resolve(alert_id=alert.pk, by=admin_user)
+
+    step(source, 25, 1)
+
+    [worse] = open_alerts(source)
+    assert (worse.severity, timeline(worse)) == (EMERGENCY, [("firing", EMERGENCY, True)])
+
+
+def test_it_announces_an_alert_first_held_back_by_a_silence_as_firing(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule()
+    silence = Silence.objects.create(reason="deploy", starts_at=later(-60), ends_at=later(3600))
+    step(source, 12, 0)
+    step(source, 12, 10)
+    silence.expired_at = later(15)
+    silence.save()
+
+    step(source, 12, 20)
+
+    [alert] = open_alerts(source)
+    assert [
+        (t.kind, t.notify, t.silenced) for t in AlertTransition.objects.filter(alert=alert)
+    ] == [("firing", True, True), ("firing", True, False)]
+    step(source, 12, 30)
+    assert AlertTransition.objects.filter(alert=alert).count() == 2
+
+
+def test_it_sends_no_resolve_of_an_alert_whose_firing_was_never_sent(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule()
+    silence = Silence.objects.create(reason="deploy", starts_at=later(-60), ends_at=later(3600))
+    step(source, 12, 0)
+    silence.expired_at = later(15)
+    silence.save()
+
+    step(source, 5, 20)  # resolved before anything about it was sent
+
+    [alert] = Alert.objects.filter(source=source)
+    assert [
+        (t.kind, t.notify, t.silenced) for t in AlertTransition.objects.filter(alert=alert)
+    ] == [("firing", True, True), ("resolved", False, False)]
+
+
+# --- found by the reference model (test_lifecycle_model.py), kept as cases ----------
+
+
+def test_it_holds_a_pending_alert_by_its_clear_value(source: Source, make_rule: MakeRule) -> None:
+    make_rule(thresholds=DRAWDOWN, for_duration=timedelta(seconds=60))
+
+    step(source, 10.5, 0)
+    step(source, 8.5, 30)  # not above 10, but above WARNING's clear value 8: still on
+    step(source, 8.5, 60)
+
+    [alert] = open_alerts(source)
+    assert (alert.state, alert.severity) == ("firing", WARNING)
+
+
+def test_it_holds_a_threshold_on_by_its_clear_value_while_m_of_n_waits(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule(thresholds=DRAWDOWN, m_of_n_m=3, m_of_n_n=3)
+
+    for at, value in enumerate([10.5, 10.5, 8.5]):
+        step(source, value, at)
+
+    [alert] = open_alerts(source)
+    assert alert.severity == WARNING
+
+
+def test_it_repeats_and_announces_while_keep_firing_for_runs(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule(thresholds=DRAWDOWN, keep_firing_for=timedelta(seconds=600))
+    step(source, 21, 0)  # EMERGENCY: every 10 s
+    step(source, 7, 1)  # cleared, keeps firing
+    step(source, 7, 30)
+
+    [alert] = open_alerts(source)
+    assert [kind for kind, _, notify in timeline(alert) if notify] == ["firing", "repeat"]
+    # Its thresholds went off at 7: 19 turns WARNING on, not EMERGENCY again.
+    step(source, 19, 31)
+    alert.refresh_from_db()
+    assert alert.severity == WARNING
+
+
+def test_it_sends_a_due_repeat_with_a_change_that_is_not_sent(
+    source: Source, make_rule: MakeRule
+) -> None:
+    make_rule(thresholds=DRAWDOWN)
+    step(source, 20.5, 0)
+    step(source, 8.5, 300)  # lowered to WARNING (not sent), and WARNING's 300 s are up
+
+    [alert] = open_alerts(source)
+    assert [kind for kind, _, _ in timeline(alert)][-2:] == ["severity_lowered", "repeat"]
+
+
+def test_it_resolves_as_the_kill_switch_stands_now(source: Source, make_rule: MakeRule) -> None:
+    make_rule(inhibited_by=Rule.InhibitedBy.KILL_SWITCH)
+    step(source, 12, 0)  # firing, sent
+    send_event(source, "kill_switch_activated", ts=later(1))
+    step(source, 12, 2)  # inhibited
+    send_event(source, "kill_switch_released", ts=later(3))
+
+    step(source, 0, 4)
+
+    [alert] = Alert.objects.filter(source=source)
+    assert [(kind, notify) for kind, _, notify in timeline(alert)][-2:] == [
+        ("uninhibited", False),
+        ("resolved", True),
+    ]
+
+
+def test_it_holds_no_resolve_made_after_the_condition_cleared(
+    source: Source, make_rule: MakeRule, admin_user: User
+) -> None:
+    make_rule(thresholds=DRAWDOWN, keep_firing_for=timedelta(seconds=600))
+    step(source, 16, 0)
+    step(source, 0, 1)  # cleared: the problem is over, the alert keeps firing a while
+    [alert] = open_alerts(source)
+    alert_resolve(alert_id=alert.pk, by=admin_user)
+
+    step(source, 10.5, 2)  # a new breach: a new alert
+
+    [again] = open_alerts(source)
+    assert again.pk != alert.pk

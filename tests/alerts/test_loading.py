@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from alerts import lifecycle, loading
+from alerts import loading, silences
 from alerts.loading import source_data_load
 from alerts.models import Alert, Rule, Severity, Silence
 from metrics.ingest import heartbeat_record, metric_ingest
@@ -99,16 +99,16 @@ def test_the_plain_sql_silences_are_the_orm_silences() -> None:
     silence(starts_at=now + HOUR, ends_at=now + 2 * HOUR)  # not yet
     silence(ends_at=now + HOUR, expired_at=now - timedelta(minutes=5))  # ended by hand
 
-    by_sql = lifecycle._active_silences_sql(now)
-    by_orm = lifecycle._active_silences_orm(now)
+    by_sql = silences._active_silences_sql(now)
+    by_orm = silences._active_silences_orm(now)
 
-    def key(m: lifecycle.SilenceMatcher) -> tuple[object, ...]:
+    def key(m: silences.SilenceMatcher) -> tuple[object, ...]:
         return (m.min_severity, sorted(m.source_ids), sorted(m.tag_ids), sorted(m.rule_ids))
 
     assert sorted(by_sql, key=key) == sorted(by_orm, key=key)
     assert len(by_sql) == 3
     assert (
-        lifecycle.SilenceMatcher(
+        silences.SilenceMatcher(
             Severity.ERROR, frozenset({source.pk}), frozenset({tag.pk}), frozenset({rule.pk})
         )
         in by_sql

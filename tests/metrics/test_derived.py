@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -13,10 +13,13 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from alerts.tasks import evaluate_source
-from metrics.derived import trading_metrics_derive
-from metrics.models import MetricSeries, Source
+from alerts.models import Alert
+from alerts.tasks import evaluate_all_sources, evaluate_source
+from metrics.derived import Derivation, trading_metrics_derive
+from metrics.ingest import metric_ingest
+from metrics.models import DerivationRequest, DerivedCheckpoint, DerivedState, MetricSeries, Source
 from metrics.tasks import DERIVATION_NEEDED
+from metrics.validation import Sample
 from tests.processes import celery_worker, process_environment, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +55,7 @@ def test_it_derives_drawdown_pnl_and_win_rate_from_trades_and_equity(
         {**eth, "id": "3", "side": "buy", "quantity": 2, "price": 45, "pnl": -5, "fee": 0},
     ]})  # fmt: skip
 
-    values = trading_metrics_derive(source=source, now=timezone.now())
+    values = trading_metrics_derive(source=source).values
 
     stored = latest(source)
     # peak 1200, now 900: (1200 - 900) / 1200 = 25 %
@@ -72,12 +75,11 @@ def test_it_derives_drawdown_pnl_and_win_rate_from_trades_and_equity(
     assert "equity" not in values
 
 
-def test_it_derives_nothing_but_zero_counts_for_a_source_without_data(source: Source) -> None:
-    values = trading_metrics_derive(source=source)
+def test_it_derives_nothing_for_a_source_without_data(source: Source) -> None:
+    derivation = trading_metrics_derive(source=source)
 
-    assert values["trade_count"] == 0
-    assert "drawdown_pct" not in values
-    assert "win_rate_pct" not in values
+    assert (derivation.values, derivation.as_of, derivation.inputs) == ({}, None, 0)
+    assert not MetricSeries.objects.filter(source=source).exists()
 
 
 def test_it_queues_one_evaluation_for_a_burst_of_batches(
@@ -133,3 +135,92 @@ def test_it_skips_a_disabled_source(source: Source) -> None:
     evaluate_source.run(source.pk)
 
     assert not MetricSeries.objects.filter(source=source).exists()
+
+
+def test_it_alerts_on_a_drawdown_trough_inside_one_batch(
+    source_client: APIClient, source: Source, django_capture_on_commit_callbacks: object
+) -> None:
+    # The pack's drawdown rule judges the newest value; the trough (10.9 %) came and went
+    # inside the batch, and must still be seen.
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    start = timezone.now() - timedelta(seconds=30)
+    with django_capture_on_commit_callbacks(execute=True):  # type: ignore[operator]
+        post(source_client, "/api/v1/metrics", {"samples": [
+            {"name": "equity", "value": value, "ts": (start + timedelta(seconds=i)).isoformat()}
+            for i, value in enumerate([1000.0, 1100.0, 980.0, 1090.0])
+        ]})  # fmt: skip
+
+    evaluate_source.run(source.pk)
+    broker.delete("ingest")
+
+    [alert] = Alert.objects.filter(source=source, rule__name="Drawdown")
+    assert alert.peak_value == pytest.approx((1100 - 980) / 1100 * 100)
+    assert (alert.state, alert.resolution) == ("resolved", "cleared")
+    assert list(alert.timeline.values_list("kind", "notify")) == [
+        ("firing", True),
+        ("resolved", True),
+    ]
+
+
+def equity_batch(source: Source, points: list[tuple[timedelta, float]], base: datetime) -> None:
+    metric_ingest(
+        source=source,
+        samples=[Sample("equity", {}, "{}", base + offset, value) for offset, value in points],
+        evaluate=False,
+    )
+
+
+def test_it_folds_a_late_batch_in_from_the_checkpoint_before_it(source: Source) -> None:
+    base = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
+    minute = timedelta(minutes=1)
+    equity_batch(source, [(minute * k, 1000.0 + k) for k in range(0, 240, 10)], base)
+    trading_metrics_derive(source=source)
+    # One checkpoint per hour the inputs reached (an input on the hour belongs to it).
+    stamps = list(DerivedCheckpoint.objects.filter(source=source).values_list("at", flat=True))
+    assert stamps == [base + timedelta(hours=h) for h in (0, 1, 2, 3)]
+
+    # At 2:35: a crash to 500, arriving late.
+    equity_batch(source, [(timedelta(minutes=155), 500.0)], base)
+    derivation = trading_metrics_derive(source=source)
+
+    assert derivation.rebuilt_from == base + timedelta(hours=2)
+    # From the 2:00 checkpoint: 2:10 to 3:50 and the late one, not all 25 inputs.
+    assert derivation.inputs == 12
+    assert derivation.values["max_drawdown_pct"] == pytest.approx((1150 - 500) / 1150 * 100)
+    # The same as folding everything again from scratch.
+    DerivedState.objects.filter(source=source).delete()
+    DerivedCheckpoint.objects.filter(source=source).delete()
+    assert trading_metrics_derive(source=source).values == derivation.values
+
+
+def test_it_derives_on_beat_what_no_hint_announced(source: Source) -> None:
+    # Stored while the cache was away: no flag was raised, no task queued; the batch's
+    # own request row is what beat's evaluation finds.
+    equity_batch(source, [(timedelta(0), 1000.0), (timedelta(seconds=1), 850.0)],
+                 timezone.now() - timedelta(seconds=5))  # fmt: skip
+
+    evaluate_all_sources.run()
+
+    assert latest(source)["drawdown_pct"] == pytest.approx(15.0)
+    assert not DerivationRequest.objects.filter(source=source).exists()
+
+
+def test_it_folds_a_long_history_in_slices_that_each_end_between_instants(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = timezone.now() - timedelta(hours=3)
+    equity_batch(source, [(timedelta(minutes=k), 1000.0 - (k % 7) * 3) for k in range(100)], base)
+    whole = trading_metrics_derive(source=source)
+    DerivedState.objects.filter(source=source).delete()
+    DerivedCheckpoint.objects.filter(source=source).delete()
+    monkeypatch.setattr("metrics.derived.SLICE_INPUTS", 30)
+
+    slices: list[Derivation] = []
+    while not slices or not slices[-1].complete:
+        slices.append(trading_metrics_derive(source=source))
+
+    # 30 read each time, the last instant read left for the next slice: it is only
+    # certain to be whole once read again with what follows.
+    assert [d.inputs for d in slices] == [29, 29, 29, 13]
+    assert slices[-1].values == whole.values
+    assert not DerivationRequest.objects.filter(source=source).exists()

@@ -7,7 +7,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from metrics.models import Event, IdempotentRequest, MetricSample, MetricSeries, Source, Trade
+from metrics.models import (
+    DerivedCheckpoint,
+    Event,
+    IdempotentRequest,
+    MetricSample,
+    MetricSeries,
+    Source,
+    Trade,
+)
 from metrics.retention import delete_older_than, samples_prune
 
 pytestmark = pytest.mark.django_db
@@ -52,10 +60,19 @@ def test_it_prunes_every_kind_of_old_row(source: Source) -> None:
         source=source, key="k", endpoint="metrics", body_sha256="", status_code=202,
         response={}, created_at=now - timedelta(hours=25),
     )  # fmt: skip
+    # Kept a day longer than samples: a late sample at the edge restarts from one.
+    for age in (32, 30.5):
+        DerivedCheckpoint.objects.create(
+            source=source, at=now - timedelta(days=age), equity=1.0, ledger={}
+        )
 
     counts = samples_prune(now=now)
 
-    assert counts == {"samples": 1, "trades": 1, "events": 1, "idempotency_records": 1}
+    assert counts == {
+        "samples": 1, "trades": 1, "events": 1, "idempotency_records": 1,
+        "derived_checkpoints": 1,
+    }  # fmt: skip
+    assert DerivedCheckpoint.objects.get().at == now - timedelta(days=30.5)
     assert list(MetricSample.objects.values_list("value", flat=True)) == [2.0]
     assert Trade.objects.get().trade_id == "1"
     assert Event.objects.get().ts == recent

@@ -1,0 +1,292 @@
+"""Judging one series of one source against one rule, and applying what was found.
+
+`alerts.evaluation` loads the data of many sources at once (`alerts.loading`) and hands
+each series a rule looks at to `Pass.judge`: the engine's verdict, then the rule's guard,
+M-of-N and a person's resolve that still holds, then the lifecycle (a quiet bulk update
+when nothing a person must hear about changed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import connection
+
+from metrics.models import Source
+
+from . import engine
+from .lifecycle import Finding, apply_finding, fingerprint, kept_resolved_release, still_kept
+from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql
+from .models import Rule, RuleSourceState
+from .quiet import OpenAlert, QuietUpdate, open_alert_of, quiet_update
+from .silences import SilenceMatcher, active_silences
+
+
+@dataclass
+class Summary:
+    """What one evaluation pass did, for logs and benchmarks."""
+
+    sources: int = 0
+    evaluations: int = 0
+    applied: int = 0
+    by_status: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in wanted.items())
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One series a rule judges: its points, or the database's aggregate of its window."""
+
+    labels: dict[str, str]
+    labels_key: str
+    points: list[engine.Point]
+    aggregate: tuple[float | None, int] | None = None
+
+    def judge(
+        self, spec: engine.RuleSpec, now: datetime, firing: engine.Threshold | None
+    ) -> engine.Evaluation:
+        if self.aggregate is not None:
+            value, samples = self.aggregate
+            return engine.evaluate_aggregate(spec, value, samples, firing=firing)
+        return engine.evaluate(spec, self.points, now=now, firing=firing)
+
+
+def subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
+    """Each series the rule judges on this source."""
+    if rule.kind == Rule.Kind.EVENT:
+        yield Subject({}, "{}", data.events.get(rule.metric, []))
+        return
+    if rule.kind == Rule.Kind.ABSENCE:
+        if rule.metric == HEARTBEAT:
+            newest = data.heartbeat
+        elif rule.metric.startswith(EVENT_PREFIX):
+            newest = data.newest_event.get(rule.metric.removeprefix(EVENT_PREFIX))
+        else:
+            stamps = [
+                row["last_ts"]
+                for row in data.series
+                if row["name"] == rule.metric
+                and row["last_ts"] is not None
+                and _labels_match(rule.labels, row["labels"])
+            ]
+            newest = max(stamps, default=None)
+        yield Subject({}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else [])
+        return
+    in_sql = connection.vendor == "postgresql" and aggregated_in_sql(rule)
+    for row in data.series:
+        if row["name"] != rule.metric or not _labels_match(rule.labels, row["labels"]):
+            continue
+        if rule.kind == Rule.Kind.THRESHOLD and rule.aggregation == Rule.Aggregation.LAST:
+            points = (
+                [engine.Point(min(row["last_ts"], now), row["last_value"])]
+                if row["last_ts"] is not None and row["last_value"] is not None
+                else []
+            )
+        elif in_sql:
+            key = (row["id"], rule.aggregation, rule.window)
+            yield Subject(row["labels"], row["labels_key"], [], data.aggregates.get(key, (None, 0)))
+            continue
+        else:
+            points = data.samples.get(row["id"], [])
+        yield Subject(row["labels"], row["labels_key"], points)
+
+
+def _firing_threshold(
+    open_alert: OpenAlert | None, spec: engine.RuleSpec
+) -> engine.Threshold | None:
+    """The threshold an open alert holds on, so hysteresis keeps it until its clear value:
+    from its first breach (pending too), until its condition cleared (in
+    `keep_firing_for`, its thresholds are off: only a new breach turns one on again)."""
+    if open_alert is None or open_alert.condition_cleared_at is not None:
+        return None
+    return _threshold_of(open_alert.severity, spec)
+
+
+def _threshold_of(severity: int, spec: engine.RuleSpec) -> engine.Threshold | None:
+    return next((t for t in spec.thresholds if int(t.severity) == severity), None)
+
+
+def _m_of_n_state(rule: Rule, source_id: int, labels_key: str, now: datetime) -> RuleSourceState:
+    state, _ = RuleSourceState.objects.get_or_create(
+        rule=rule, source_id=source_id, labels_key=labels_key, defaults={"evaluated_at": now}
+    )
+    return state
+
+
+def _m_of_n_holding(state: RuleSourceState) -> int | None:
+    """The severity whose threshold was on at the last evaluation (None: none was)."""
+    last = state.history[-1:]
+    return int(last) * 10 if last not in ("", "0") else None
+
+
+def _m_of_n(rule: Rule, state: RuleSourceState, severity: int | None, now: datetime) -> bool:
+    """Record this evaluation (the severity on, or none) and say whether M of N held."""
+    assert rule.m_of_n_m is not None
+    assert rule.m_of_n_n is not None
+    # One character an evaluation: 0 nothing held, else the severity held, in tens.
+    mark = "0" if severity is None else str(severity // 10)
+    state.history = (state.history + mark)[-rule.m_of_n_n :]
+    state.evaluated_at = now
+    state.save(update_fields=["history", "evaluated_at"])
+    return engine.condition_held([c != "0" for c in state.history], rule.m_of_n_m, rule.m_of_n_n)
+
+
+def _guard_passes(rule: Rule, data: SourceData) -> bool:
+    """Whether the rule's guard metric (e.g. trade_count >= 10) allows judging now."""
+    if not rule.guard_metric:
+        return True
+    minimum = rule.guard_minimum if rule.guard_minimum is not None else 0.0
+    for row in data.series:
+        if row["name"] == rule.guard_metric and row["labels_key"] == "{}":
+            return row["last_value"] is not None and row["last_value"] >= minimum
+    return False
+
+
+def _inhibited(rule: Rule, data: SourceData) -> bool:
+    if rule.inhibited_by == Rule.InhibitedBy.KILL_SWITCH:
+        return data.kill_switch_active
+    if rule.inhibited_by == Rule.InhibitedBy.HEARTBEAT:
+        return data.heartbeat_firing
+    return False
+
+
+# metric -> [(time, value)]: where a derived metric was lowest and highest among the
+# inputs just derived (`metrics.derived.Derivation.extremes`).
+Extremes = Mapping[str, Sequence[tuple[datetime, float]]]
+
+
+def worse_values(
+    rule: Rule, spec: engine.RuleSpec, subject: Subject, extremes: Extremes | None
+) -> list[float]:
+    """Values of `extremes` a rule on the newest value must judge before it: the highest
+    (for > / >= thresholds) and lowest (< / <=) of the metric, where worse than now."""
+    if (
+        not extremes
+        or rule.kind != Rule.Kind.THRESHOLD
+        or rule.aggregation != Rule.Aggregation.LAST
+        or subject.labels_key != "{}"
+        or not subject.points
+    ):
+        return []
+    points = extremes.get(rule.metric)
+    if not points:
+        return []
+    newest = subject.points[-1].value
+    comparisons = {t.comparison for t in spec.thresholds}
+    worse = []
+    if comparisons & {engine.Comparison.GT, engine.Comparison.GTE}:
+        highest = max(value for _, value in points)
+        if highest > newest:
+            worse.append(highest)
+    if comparisons & {engine.Comparison.LT, engine.Comparison.LTE}:
+        lowest = min(value for _, value in points)
+        if lowest < newest:
+            worse.append(lowest)
+    return worse
+
+
+class Pass:
+    """One evaluation pass: what it found, and what it put off to the end."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.summary = Summary()
+        # Read when a first finding needs them: most evaluations find nothing to apply.
+        self.silences: list[SilenceMatcher] | None = None
+        self.quiet: list[QuietUpdate] = []
+
+    def judge(
+        self,
+        source: Source,
+        source_data: SourceData,
+        rule: Rule,
+        spec: engine.RuleSpec,
+        subject: Subject,
+        *,
+        worse: float | None = None,
+    ) -> None:
+        """Judge one series (or, with `worse`, that value of it) and apply what it found."""
+        now, summary = self.now, self.summary
+        labels_key = subject.labels_key
+        fp = fingerprint(rule.pk, source.pk, labels_key)
+        open_alert = source_data.open_alerts.get(fp)
+        kept = None if open_alert else source_data.kept_resolved.get(fp)
+        m_of_n = None
+        if rule.m_of_n_m is not None:
+            m_of_n = _m_of_n_state(rule, source.pk, labels_key, now)
+        if kept is not None:
+            # Judged as if it still fired, so hysteresis decides when it cleared.
+            firing = _threshold_of(kept.severity, spec)
+        elif open_alert is None and m_of_n is not None:
+            # A threshold switched on by the last evaluation stays on until its clear
+            # value, alert or not (M of N may not have let one open yet).
+            holding = _m_of_n_holding(m_of_n)
+            firing = None if holding is None else _threshold_of(holding, spec)
+        else:
+            firing = _firing_threshold(open_alert, spec)
+        if worse is None:
+            evaluation = subject.judge(spec, now, firing)
+        else:
+            evaluation = engine.evaluate(spec, [engine.Point(now, worse)], now=now, firing=firing)
+        if not _guard_passes(rule, source_data):
+            evaluation = engine.Evaluation(
+                status="insufficient_data", value=None, threshold=None,
+                severity=None, samples=evaluation.samples,
+            )  # fmt: skip
+        summary.evaluations += 1
+        summary.by_status[evaluation.status] += 1
+        if m_of_n is not None and evaluation.status in ("breach", "ok"):
+            on = int(evaluation.severity) if evaluation.severity is not None else None
+            held = _m_of_n(rule, m_of_n, on, now)
+            if not held and evaluation.status == "breach":
+                evaluation = engine.Evaluation(
+                    status="ok", value=evaluation.value, threshold=None,
+                    severity=None, samples=evaluation.samples,
+                )  # fmt: skip
+        if kept is not None:
+            newest = max((p.ts for p in subject.points), default=None)
+            if still_kept(kept, evaluation, newest):
+                return  # a person resolved this problem, and it goes on
+            kept_resolved_release(alert_id=kept.id)
+            del source_data.kept_resolved[fp]
+            summary.applied += 1
+        # Nothing open and nothing wrong: no row to touch.
+        if (
+            open_alert is None
+            and evaluation.status != "breach"
+            and not (evaluation.status == "no_data" and rule.missing_data == Rule.MissingData.ALERT)
+        ):
+            return
+        if self.silences is None:
+            self.silences = active_silences(now)
+        finding = Finding(
+            rule=rule,
+            source_id=source.pk,
+            labels=subject.labels,
+            labels_key=labels_key,
+            evaluation=evaluation,
+            now=now,
+            inhibited=_inhibited(rule, source_data),
+            silences=self.silences,
+            source=source,
+            tag_ids=frozenset(source_data.tag_ids),
+            known_closed=open_alert is None,
+        )
+        summary.applied += 1
+        if worse is None and open_alert is not None:
+            update = quiet_update(finding, open_alert, source.name)
+            if update is not None:
+                self.quiet.append(update)
+                return
+        alert = apply_finding(finding)
+        if worse is not None:
+            # The newest value is judged next, against what this judgement left.
+            source_data.open_alerts.pop(fp, None)
+            if alert is not None and alert.is_open:
+                source_data.open_alerts[fp] = open_alert_of(alert)
