@@ -1,8 +1,9 @@
 """Rule evaluation: 1,000 sources x 32 rules, fresh data each cycle, on one process.
 
 Creates a throw-away database, installs the rule packs `migrate` installs (trading and
-self-monitoring) plus one custom rule, gives every source fresh samples, events and heartbeats before each cycle, then
-times `all_sources_evaluate()` - what beat's periodic evaluation runs on one worker.
+self-monitoring) plus one custom rule, gives every source fresh samples, events and
+heartbeats before each cycle, then times `all_sources_evaluate()` - what beat's periodic
+evaluation runs on one worker.
 
     .venv/bin/python -m bench.evaluation [--sources 1000] [--cycles 5]
 
