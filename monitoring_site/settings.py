@@ -335,10 +335,16 @@ TRADEWATCH_MAX_OPEN_POSITIONS: int = env.int("TRADEWATCH_MAX_OPEN_POSITIONS", de
 # all decrypt, so a key can be rotated). Unset, it is derived from SECRET_KEY, which
 # `check --deploy` refuses (tradewatch.E003): rotating SECRET_KEY would lose the secrets.
 TRADEWATCH_ENCRYPTION_KEYS: list[str] = env.list("TRADEWATCH_ENCRYPTION_KEY", default=[])
-# HTTP channels refuse loopback, private, link-local and metadata addresses; networks
-# listed here (CIDR, e.g. 10.0.0.0/8 for an internal receiver) are let through.
+# Channels (HTTP, Apprise, SMTP) refuse loopback, private, link-local and metadata
+# addresses; networks listed here (CIDR, e.g. 10.0.0.0/8 for an internal receiver or
+# 127.0.0.1/32 for a local mail relay) are let through, metadata never.
 TRADEWATCH_DELIVERY_ALLOWED_NETWORKS: list[str] = env.list(
     "TRADEWATCH_DELIVERY_ALLOWED_NETWORKS", default=[]
+)
+# Apprise schemes whose deliveries the destination check cannot see (desktop, local
+# syslog, custom plugins), allowed anyway; e.g. "syslog".
+TRADEWATCH_APPRISE_UNCHECKED_SCHEMES: list[str] = env.list(
+    "TRADEWATCH_APPRISE_UNCHECKED_SCHEMES", default=[]
 )
 # Seconds one HTTP delivery may take, connect and answer together (at most 15).
 TRADEWATCH_DELIVERY_TIMEOUT_SECONDS: float = min(

@@ -1,19 +1,21 @@
 """Apprise channel: any service Apprise knows (MS Teams, Pushover, ntfy, …) by URL.
 
-Apprise makes its own HTTP requests, with its own client, so the transport's
-connect-time SSRF guard cannot reach them. What can be done is done here: the URL's host
-is checked when Apprise's URL names one (an IP literal always, a host name for the
-self-hosted kinds whose host is a server rather than a token), on save and again before
-each send. A name re-pointed at a private address between that check and Apprise's own
-connect is not caught; channels that must be watertight use the webhook kind.
+Apprise makes its own connections (requests, smtplib, ...), so the destination check
+runs twice here. On save, the URL's server, for the schemes whose URL names one (found
+from Apprise's own plugin metadata: a `host` token), is resolved and every address it
+resolves to must be allowed, like a webhook's; schemes that talk to a fixed cloud API
+have nothing to check then. On every send, each socket Apprise opens is vetted after
+DNS, on the address it connects to (`alerts.channels.guard`), whatever the scheme: a
+name re-pointed at loopback, a redirect, or a host Apprise builds from other parts of
+the URL cannot reach inside either. Schemes that deliver without a network connection
+the guard can see (the desktop and local syslog ones, custom plugins) are refused unless
+listed in `TRADEWATCH_APPRISE_UNCHECKED_SCHEMES`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
-import socket
 import time
 from typing import Any, ClassVar
 
@@ -22,34 +24,15 @@ from django.conf import settings
 
 from alerts.channels import formatting
 from alerts.channels.base import ChannelKind, DeliveryResult, NotificationMessage
-from alerts.channels.destinations import address_is_refused, resolve
+from alerts.channels.destinations import host_refusal
+from alerts.channels.guard import vetted_connections
 
-# Kinds whose URL host is a server an operator runs; for the others (tgram://, slack://,
-# pover://) Apprise's "host" is often a token, which must not be sent to DNS.
-SELF_HOSTED_SCHEMES = frozenset(
-    {
-        "json",
-        "jsons",
-        "xml",
-        "xmls",
-        "form",
-        "forms",
-        "apprise",
-        "apprises",
-        "gotify",
-        "gotifys",
-        "ntfy",
-        "ntfys",
-        "mmost",
-        "mmosts",
-        "rocket",
-        "rockets",
-        "ncloud",
-        "nclouds",
-        "matrix",
-        "matrixs",
-    }
-)
+# What Apprise's metadata calls the `host` token when it is a server to connect to (not
+# "Domain", a sender's mail domain, nor "Agent ID", which only sits where a host would).
+_SERVER_TOKEN_NAMES = frozenset({"Hostname", "Host", "API Hostname"})
+# Plugin modes in which the URL's "host" is a topic or token for the service's own
+# cloud (ntfy://topic, notica://token), never sent to DNS.
+_CLOUD_MODES = frozenset({"cloud", "official"})
 _STATUS = re.compile(r"error=(\d{3})\b")
 
 
@@ -73,7 +56,7 @@ class AppriseChannel(ChannelKind):
         plugin = _plugin(url)
         if plugin is None:
             raise cls.invalid({"url": "Apprise does not recognise this URL."})
-        refusal = host_refusal(plugin, url)
+        refusal = scheme_refusal(plugin) or destination_refusal(plugin)
         if refusal:
             raise cls.invalid({"url": refusal})
 
@@ -84,7 +67,8 @@ class AppriseChannel(ChannelKind):
         plugin = _plugin(url)
         if plugin is None:
             return _failure(started, "Apprise does not recognise the channel's URL.", True)
-        refusal = host_refusal(plugin, url)
+        # The setting may have changed since the channel was saved.
+        refusal = scheme_refusal(plugin)
         if refusal:
             return _failure(started, refusal, True)
         seconds = float(settings.TRADEWATCH_DELIVERY_TIMEOUT_SECONDS)
@@ -92,15 +76,20 @@ class AppriseChannel(ChannelKind):
         plugin.socket_read_timeout = seconds
         notifier = apprise.Apprise(asset=_asset())
         notifier.add(plugin)
-        result = notifier.notify(
-            title=formatting.title(message),
-            body=formatting.text(message),
-            notify_type=_notify_type(message),
-            body_format=apprise.NotifyFormat.TEXT,
-            timeout=seconds,
-            log_level=logging.WARNING,
-        )
+        with vetted_connections() as vetted:
+            result = notifier.notify(
+                title=formatting.title(message),
+                body=formatting.text(message),
+                notify_type=_notify_type(message),
+                body_format=apprise.NotifyFormat.TEXT,
+                timeout=seconds,
+                log_level=logging.WARNING,
+            )
         duration_ms = (time.perf_counter() - started) * 1000
+        if vetted.refusals:
+            # Whatever Apprise made of the aborted connection, it went nowhere, and
+            # retrying would not change where it goes.
+            return _failure(started, "Destination refused: " + vetted.refusals[0], True)
         if result:
             return DeliveryResult(ok=True, duration_ms=duration_ms)
         complaints = [str(entry.message) for entry in result.logs()][-3:]
@@ -118,34 +107,83 @@ class AppriseChannel(ChannelKind):
         )
 
 
-def host_refusal(plugin: Any, url: str) -> str | None:
-    """Why the URL's host may not be notified, or None when it may (or is not a host)."""
-    host = getattr(plugin, "host", None)
-    if not isinstance(host, str) or not host:
+def scheme_refusal(plugin: Any) -> str | None:
+    """Why the plugin's deliveries cannot be vetted, or None when they can.
+
+    Apprise gives a local service (desktop notifications, the local syslog) no URL
+    identity, and those deliver through libraries below Python's sockets; a custom
+    plugin is code nobody here has read. Either is let through only when an operator
+    lists its scheme.
+    """
+    scheme = _scheme(plugin)
+    # The class's category: some plugins (bark://) reuse `category` on the instance.
+    if type(plugin).category == "native" and plugin.url_id() is not None:
         return None
-    host = host.strip("[]")
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        reason = address_is_refused(literal)
-        return None if reason is None else f"{host} is {reason}; channels may not deliver there."
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in SELF_HOSTED_SCHEMES:
+    if scheme in {s.strip().lower() for s in settings.TRADEWATCH_APPRISE_UNCHECKED_SCHEMES}:
         return None
-    port = getattr(plugin, "port", None)
-    try:
-        addresses = resolve(host, int(port) if port else 443)
-    except (socket.gaierror, UnicodeError, ValueError):
-        return f"The host {host} does not resolve."
-    for address in addresses:
-        reason = address_is_refused(address)
-        if reason is not None:
-            return (
-                f"{host} resolves to {address}, which is {reason}; channels may not deliver there."
-            )
+    return (
+        f"{scheme}:// delivers without a network connection Tradewatch can check; it is "
+        "allowed only when listed in TRADEWATCH_APPRISE_UNCHECKED_SCHEMES."
+    )
+
+
+def destination_refusal(plugin: Any) -> str | None:
+    """Why a server the URL names may not be reached, or None (checked on save)."""
+    for host, port in servers(plugin):
+        refusal = host_refusal(host, port)
+        if refusal is not None:
+            return refusal
     return None
+
+
+def servers(plugin: Any) -> list[tuple[str, int]]:
+    """The servers (host, port) the URL itself names, as Apprise parsed it.
+
+    Empty for services with a fixed cloud API: their host is Apprise's, and the
+    connect-time guard still vets the address it resolves to.
+    """
+    found: list[tuple[str, int]] = []
+    token = next(
+        (
+            spec
+            for name, spec in plugin.template_tokens.items()
+            if name == "host" or spec.get("map_to") == "host"
+        ),
+        None,
+    )
+    host = getattr(plugin, "host", None)
+    if (
+        token is not None
+        and _token_name(token) in _SERVER_TOKEN_NAMES
+        and isinstance(host, str)
+        and host
+        and getattr(plugin, "mode", None) not in _CLOUD_MODES
+    ):
+        found.append((host, _port(plugin, 443 if plugin.secure else 80)))
+    # The e-mail kinds (mailto://, deltachat://) name a mail domain as host and reach
+    # the SMTP server Apprise looked up for it or that `?smtp=` names.
+    smtp = getattr(plugin, "smtp_host", None)
+    if isinstance(smtp, str) and smtp:
+        found.append((smtp, _port(plugin, 25)))
+    return found
+
+
+def _token_name(token: dict[str, Any]) -> str:
+    # Apprise's names are lazy translations; `text` is the untranslated one.
+    name = token.get("name")
+    return str(getattr(name, "text", name))
+
+
+def _port(plugin: Any, default: int) -> int:
+    port = getattr(plugin, "port", None)
+    return port if isinstance(port, int) and 0 < port < 65536 else default
+
+
+def _scheme(plugin: Any) -> str:
+    schema = getattr(plugin, "schema", None) or getattr(plugin, "protocol", None) or "?"
+    if isinstance(schema, (tuple, list)):
+        schema = schema[0]
+    return str(schema).lower()
 
 
 def _plugin(url: str) -> Any:

@@ -86,19 +86,65 @@ def destination_check(url: str) -> None:
         raise ValidationError("The URL has no host.", code="host")
     if port is None:
         port = 443 if parts.scheme == "https" else 80
+    refusal = host_refusal(host, port)
+    if refusal is not None:
+        raise ValidationError(refusal, code="refused")
+
+
+def host_refusal(host: str, port: int) -> str | None:
+    """Why a channel may not connect to `host`, as a sentence for the operator, or None.
+
+    Any spelling the C library reads as an IP literal (`0x7f000001`, `2130706433`,
+    `0177.0.0.1`, `127.1`, `[::ffff:127.0.0.1]`) is judged as the address it is; a name
+    must resolve, and every address it resolves to must be allowed.
+    """
+    host = _unbracketed(host.strip())
+    if not host:
+        return "The host is missing."
     try:
         addresses = resolve(host, port)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ValidationError(f"The host {host} does not resolve.", code="unresolved") from exc
+    except (socket.gaierror, UnicodeError, ValueError):
+        return f"The host {host} does not resolve."
     for address in addresses:
         reason = address_is_refused(address)
         if reason is not None:
-            raise ValidationError(
-                f"{host} resolves to {address}, which is {reason}; channels may not "
-                "deliver there (an operator can allow a network with "
-                "TRADEWATCH_DELIVERY_ALLOWED_NETWORKS).",
-                code="refused",
-            )
+            return refused_message(host, address, reason)
+    return None
+
+
+def refused_message(host: str, address: IPAddress, reason: str) -> str:
+    """The sentence naming a refused destination and the setting that can allow it."""
+    what = (
+        f"{host} is {reason}"
+        if host == str(address)
+        else (f"{host} resolves to {address}, which is {reason}")
+    )
+    allow = (
+        ""
+        if reason == "the cloud metadata service"
+        else " (an operator can allow a network with TRADEWATCH_DELIVERY_ALLOWED_NETWORKS)"
+    )
+    return f"{what}; channels may not deliver there{allow}."
+
+
+def numeric_address(host: str) -> IPAddress | None:
+    """`host` read as an IP literal, in any spelling the C library accepts, or None.
+
+    No DNS: `AI_NUMERICHOST` asks the resolver only to parse, so "0x7f000001" and
+    "127.1" come back as 127.0.0.1 while a name comes back as None.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            _unbracketed(host), None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
+    except (socket.gaierror, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0])
+
+
+def _unbracketed(host: str) -> str:
+    # "[::1]" in a URL is "::1" to the resolver.
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def _refusal(address: IPAddress) -> str | None:

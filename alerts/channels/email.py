@@ -1,4 +1,10 @@
-"""Email channel: SMTP through Django's backend, a text part and an HTML part."""
+"""Email channel: SMTP through Django's backend, a text part and an HTML part.
+
+The SMTP server is a destination like a webhook's: its host is checked on save (an
+internal relay is let through by `TRADEWATCH_DELIVERY_ALLOWED_NETWORKS`), and smtplib's
+connection is vetted again after DNS on every send, so "send test" cannot be used to
+probe internal ports.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from django.core.validators import validate_email
 
 from alerts.channels import formatting
 from alerts.channels.base import ChannelKind, DeliveryResult, NotificationMessage
+from alerts.channels.destinations import host_refusal
+from alerts.channels.guard import vetted_connections
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -68,6 +76,10 @@ class EmailChannel(ChannelKind):
             errors["username"] = "Must be text."
         if username and not secrets.get("password"):
             errors["password"] = "A password is required with a username."  # noqa: S105 (a message, not a secret)
+        if "host" not in errors and "port" not in errors:
+            refusal = host_refusal(str(host), int(port))
+            if refusal is not None:
+                errors["host"] = refusal
         if errors:
             raise cls.invalid(errors)
 
@@ -98,8 +110,10 @@ class EmailChannel(ChannelKind):
             headers={"X-Tradewatch-Notification": message.webhook_id},
         )
         email.attach_alternative(self.html_part(message), "text/html")
+        vetted = None
         try:
-            email.send()
+            with vetted_connections() as vetted:
+                email.send()
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _text in exc.recipients.values()]
             return _failure(
@@ -122,6 +136,11 @@ class EmailChannel(ChannelKind):
                 answer=answer,
             )
         except (smtplib.SMTPException, OSError) as exc:
+            if vetted is not None and vetted.refusals:
+                # Nothing was sent, and a retry would knock at the same door.
+                return _failure(
+                    started, "Destination refused: " + vetted.refusals[0], permanent=True
+                )
             return _failure(started, f"SMTP delivery failed: {type(exc).__name__}: {exc}")
         return DeliveryResult(ok=True, duration_ms=(time.perf_counter() - started) * 1000)
 
