@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from django.core.exceptions import ValidationError
 from pytest_django.fixtures import Settings
 
-from alerts.channels.destinations import address_is_refused, destination_check
+from alerts.channels import guard
+from alerts.channels.destinations import (
+    address_is_refused,
+    destination_check,
+    host_refusal,
+    numeric_address,
+)
+from tests.alerts.channels.conftest import Listener
 
 
 @pytest.mark.usefixtures("nothing_allowed")
@@ -102,3 +111,73 @@ def test_it_accepts_loopback_when_its_network_is_allowed() -> None:
     # tests/settings.py allows 127.0.0.0/8 and ::1 for the local receivers.
     destination_check("http://127.0.0.1:9/hook")
     destination_check("http://localhost:9/hook")
+
+
+@pytest.mark.usefixtures("nothing_allowed")
+@pytest.mark.parametrize(
+    "host",
+    [
+        "0x7f000001",
+        "2130706433",
+        "0177.0.0.1",
+        "127.1",
+        "0x7f.1",
+        "[::ffff:127.0.0.1]",
+        "::ffff:7f00:1",
+        "[0:0:0:0:0:0:0:1]",
+        "localhost",
+    ],
+)
+def test_it_reads_every_spelling_of_loopback_as_loopback(host: str) -> None:
+    refusal = host_refusal(host, 25)
+
+    assert refusal is not None
+    assert "a loopback address" in refusal
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("0x7f000001", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("[::1]", "::1"),
+        ("1.1", "1.0.0.1"),
+    ],
+)
+def test_it_reads_numeric_spellings_without_dns(host: str, address: str) -> None:
+    assert str(numeric_address(host)) == address
+    assert numeric_address("localhost") is None
+
+
+@pytest.mark.usefixtures("nothing_allowed")
+def test_the_connect_guard_refuses_what_a_socket_would_reach_inside() -> None:
+    ipv4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ipv6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        assert guard.refusal(ipv4, ("93.184.215.14", 443)) is None
+        assert "loopback" in (guard.refusal(ipv4, ("127.0.0.1", 80)) or "")
+        assert "loopback" in (guard.refusal(ipv4, ("0x7f000001", 80)) or "")
+        assert "metadata" in (guard.refusal(ipv4, ("169.254.169.254", 80)) or "")
+        assert "loopback" in (guard.refusal(ipv6, ("::ffff:127.0.0.1", 80, 0, 0)) or "")
+        # A name would be resolved inside the call, out of the guard's sight.
+        assert "resolve by itself" in (guard.refusal(ipv4, ("localhost", 80)) or "")
+        assert "family" in (guard.refusal(unix, "/run/postgresql/.s.PGSQL.5432") or "")
+    finally:
+        for opened in (ipv4, ipv6, unix):
+            opened.close()
+
+
+@pytest.mark.usefixtures("nothing_allowed")
+def test_the_connect_guard_only_acts_inside_its_scope(listener: Listener) -> None:
+    # Outside a delivery the rest of the process (PostgreSQL, Redis on loopback) is free.
+    with socket.create_connection(("127.0.0.1", listener.port)):
+        pass
+    with guard.vetted_connections() as vetted, pytest.raises(guard.ConnectionVetoed):
+        socket.create_connection(("127.0.0.1", listener.port))
+
+    assert listener.connections() == 1
+    assert vetted.refusals == [
+        "127.0.0.1 is a loopback address; channels may not deliver there (an operator can "
+        "allow a network with TRADEWATCH_DELIVERY_ALLOWED_NETWORKS)."
+    ]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
+from django.core.exceptions import ValidationError
+from pytest_django.fixtures import Settings
+
+from alerts.channels import destinations
 from alerts.channels.email import EmailChannel
+from tests.alerts.channels.conftest import Listener
 from tests.alerts.channels.receivers import Inbox, alert_payload, free_port, notification
 
 
@@ -89,3 +96,66 @@ def test_it_retries_when_the_smtp_server_is_away() -> None:
     assert not result.ok
     assert not result.permanent
     assert "SMTP delivery failed" in result.error
+
+
+@pytest.mark.usefixtures("nothing_allowed")
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("10.0.0.1", "a private address"),
+        ("169.254.169.254", "the cloud metadata service"),
+        ("127.0.0.1", "a loopback address"),
+        ("localhost", "a loopback address"),
+        ("0x7f000001", "a loopback address"),
+        ("2130706433", "a loopback address"),
+        ("[::1]", "a loopback address"),
+        ("fe80::1", "a link-local address"),
+    ],
+)
+def test_it_refuses_an_smtp_server_inside_on_save(host: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        EmailChannel.validate(config(25, host=host), {})
+
+    [message] = caught.value.message_dict["host"]
+    assert reason in message
+    assert "channels may not deliver there" in message
+
+
+@pytest.mark.usefixtures("nothing_allowed")
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "0x7f000001", "127.1"])
+def test_it_does_not_even_connect_to_an_smtp_port_inside(listener: Listener, host: str) -> None:
+    result = EmailChannel(config(listener.port, host=host), {}).send(notification())
+
+    assert not result.ok
+    assert result.permanent
+    assert "127.0.0.1 is a loopback address" in result.error
+    assert listener.connections() == 0
+
+
+@pytest.mark.usefixtures("nothing_allowed")
+def test_it_refuses_a_name_rebound_inside_after_the_save_time_check(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        destinations, "resolve", lambda host, port: [ipaddress.ip_address("93.184.215.14")]
+    )
+    EmailChannel.validate(config(inbox.port, host="localhost"), {})
+
+    result = EmailChannel(config(inbox.port, host="localhost"), {}).send(notification())
+
+    assert not result.ok
+    assert result.permanent
+    assert result.error.startswith("Destination refused: 127.0.0.1 is a loopback address")
+    assert inbox.envelopes == []
+
+
+def test_an_internal_relay_is_let_through_by_the_allowed_networks(
+    inbox: Inbox, settings: Settings
+) -> None:
+    settings.TRADEWATCH_DELIVERY_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+
+    EmailChannel.validate(config(inbox.port, host="localhost"), {})
+    result = EmailChannel(config(inbox.port, host="localhost"), {}).send(notification())
+
+    assert result.ok, result.error
+    assert len(inbox.envelopes) == 1

@@ -17,7 +17,7 @@ DISCORD = "https://discord.com/api/webhooks/1234567890/tokenXyZ9"
 EMAIL: dict[str, Any] = {
     "to": ["risk@example.com"],
     "from_address": "tradewatch@example.com",
-    "host": "smtp.example.com",
+    "host": "127.0.0.1",  # loopback is allowed in the test settings
     "port": 587,
     "use_tls": True,
 }
