@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every later middleware's and view's log lines carry the request id.
     "monitoring_site.logcontext.RequestIdMiddleware",
+    # Oversized API requests are refused in the API's JSON error shape, before any work.
+    "metrics.api.limits.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -203,7 +205,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Adds every error answer a view can give (auth, limits, throttling, outages).
+    "DEFAULT_SCHEMA_CLASS": "metrics.schema.TradewatchAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -299,6 +302,9 @@ TRADEWATCH_METRIC_RETENTION_DAYS: int = env.int("TRADEWATCH_METRIC_RETENTION_DAY
 TRADEWATCH_IDEMPOTENCY_HOURS: int = env.int("TRADEWATCH_IDEMPOTENCY_HOURS", default=24)
 # A body larger than this is refused with 413 before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=16 * 1024 * 1024)
+# An API URL (path and query) longer than this is refused with 414; below gunicorn's
+# own request-line limit, so the answer is the API's JSON error.
+TRADEWATCH_MAX_URL_BYTES: int = env.int("TRADEWATCH_MAX_URL_BYTES", default=2048)
 
 # --- Alerts -----------------------------------------------------------------------
 # A source is evaluated at most once per this interval while its data keeps coming; the

@@ -865,5 +865,5 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
         "cursor", "page_size",
     }  # fmt: skip
     assert set(schema["paths"]["/api/v1/alerts/{alert_id}/acknowledge"]["post"]["responses"]) == {
-        "200", "400", "401", "403", "404", "409"
+        "200", "400", "401", "403", "404", "406", "409", "413", "414", "415", "503"
     }  # fmt: skip

@@ -425,7 +425,7 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
     assert {p["name"] for p in query["parameters"]} == {
         "source", "name", "labels", "start", "end", "step", "aggregation"
     }  # fmt: skip
-    assert set(query["responses"]) == {"200", "400", "401", "403"}
+    assert set(query["responses"]) == {"200", "400", "401", "403", "406", "414", "503"}
     assert (
         schema["components"]["schemas"]["MetricQuerySeries"]["properties"]["points"]["items"][
             "maxItems"
