@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 from metrics.derived import trading_metrics_derive
 from metrics.models import Source, Trade
 
-
 pytestmark = pytest.mark.django_db
 
 # The bound the README documents (metrics.validation.MAX_TRADE_MAGNITUDE).
