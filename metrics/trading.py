@@ -553,8 +553,9 @@ def derive_metrics(
                 "exposure_pct": exposure_pct(notionals, equity),
                 "leverage": leverage(notionals, equity),
             }
-    # Sums of extreme but finite input can still overflow; such a figure is not a
-    # measurement, so it is dropped with the undefined ones.
+    # Sums of extreme but finite input could overflow; such a figure is not a
+    # measurement, so it is dropped with the undefined ones. Ingestion bounds every
+    # trade value (`validation.MAX_TRADE_MAGNITUDE`), so the PnL sums never get there.
     return {
         name: float(value)
         for name, value in result.items()

@@ -34,6 +34,12 @@ MAX_CONTEXT_BYTES = 16_384
 MAX_FUTURE = timedelta(minutes=5)
 # A batch with thousands of bad items answers with the first ones: enough to fix it.
 MAX_REPORTED_ERRORS = 100
+# The largest magnitude of a trade's pnl, fee, quantity, price and notional (quantity x
+# price). A quadrillion is beyond any real fill, and it keeps every sum the derived
+# metrics fold (total, daily and weekly PnL, positions) finite for any realistic number of
+# trades (it would take 10^293 of them to overflow a float): a PnL figure is never
+# lost to an overflow.
+MAX_TRADE_MAGNITUDE = 1e15
 
 SAMPLE_FIELDS = frozenset({"name", "value", "ts", "labels"})
 TRADE_FIELDS = frozenset({"id", "symbol", "side", "quantity", "price", "pnl", "fee", "ts"})
@@ -147,6 +153,15 @@ def _number(value: Any, field: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise _ItemError(field, "must be a finite number (no NaN or infinity)")
+    return number
+
+
+def _trade_value(value: Any, field: str) -> float:
+    number = _number(value, field)
+    if abs(number) > MAX_TRADE_MAGNITUDE:
+        raise _ItemError(
+            field, f"must be at most {MAX_TRADE_MAGNITUDE:g} in magnitude, got {number:g}"
+        )
     return number
 
 
@@ -326,14 +341,20 @@ def _trade(item: Any, limits: Limits) -> TradeIn:
     side = item["side"]
     if side not in TRADE_SIDES:
         raise _ItemError("side", "must be 'buy' or 'sell'")
-    quantity = _number(item["quantity"], "quantity")
+    quantity = _trade_value(item["quantity"], "quantity")
     if quantity <= 0:
         raise _ItemError("quantity", "must be greater than 0 (the side gives the direction)")
-    price = _number(item["price"], "price")
+    price = _trade_value(item["price"], "price")
     if price <= 0:
         raise _ItemError("price", "must be greater than 0")
-    pnl = None if item.get("pnl") is None else _number(item["pnl"], "pnl")
-    fee = 0.0 if item.get("fee") is None else _number(item["fee"], "fee")
+    if quantity * price > MAX_TRADE_MAGNITUDE:
+        raise _ItemError(
+            "quantity",
+            f"quantity x price (the notional, {quantity * price:g}) must be at most "
+            f"{MAX_TRADE_MAGNITUDE:g}",
+        )
+    pnl = None if item.get("pnl") is None else _trade_value(item["pnl"], "pnl")
+    fee = 0.0 if item.get("fee") is None else _trade_value(item["fee"], "fee")
     ts = parse_timestamp(item.get("ts"), "ts", limits)
     return TradeIn(trade_id, symbol, side, quantity, price, pnl, fee, ts)
 

@@ -57,8 +57,9 @@ class ClientConfig:
     # A server asking for a longer pause than this through Retry-After is not obeyed beyond it.
     max_retry_after: float = 60.0
     # 5xx answers to one batch before it is given up (a batch the server keeps failing on
-    # must not block everything behind it). Connection failures retry without limit:
-    # those say nothing about the batch, and the queue bound already limits memory.
+    # must not block everything behind it). Connection failures, and 503 with Retry-After
+    # (Tradewatch's database is away), retry without limit: those say nothing about the
+    # batch, and the queue bound already limits memory.
     max_server_error_attempts: int = 10
     # How long interpreter exit may wait for queued data to be delivered.
     exit_timeout: float = 2.0

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
 # Item kinds: the first element of every queued tuple. Plain ints, not an Enum, because
 # the calling thread builds one tuple per call and an attribute lookup costs time there.
@@ -31,6 +31,10 @@ Item = tuple[object, ...]
 Payload = dict[str, object]
 
 TRADE_SIDES: Final = frozenset({"buy", "sell"})
+# The server refuses a whole batch holding a trade whose pnl, fee, quantity, price or
+# notional is beyond this magnitude; checked here too so that one such trade is dropped
+# on its own instead of taking its batch with it.
+MAX_TRADE_MAGNITUDE: Final = 1e15
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +94,20 @@ def to_payload(item: Item) -> Payload:
             "id": _trade_id(trade_id),
             "symbol": _text(symbol, "symbol"),
             "side": _side(side),
-            "quantity": _number(quantity, "quantity"),
-            "price": _number(price, "price"),
+            "quantity": _trade_value(quantity, "quantity"),
+            "price": _trade_value(price, "price"),
             "ts": _timestamp(ts),
         }
+        notional = abs(cast(float, payload["quantity"]) * cast(float, payload["price"]))
+        if notional > MAX_TRADE_MAGNITUDE:
+            raise InvalidItem(
+                "quantity", f"quantity x price must be at most {MAX_TRADE_MAGNITUDE:g}"
+            )
         # Absent rather than null: the server derives nothing from a missing pnl.
         if pnl is not None:
-            payload["pnl"] = _number(pnl, "pnl")
+            payload["pnl"] = _trade_value(pnl, "pnl")
         if fee is not None:
-            payload["fee"] = _number(fee, "fee")
+            payload["fee"] = _trade_value(fee, "fee")
         return payload
     if kind == HEARTBEAT:
         _, ts, status, info = item
@@ -163,6 +172,13 @@ def _number(value: object, field: str) -> float:
         raise InvalidItem(field, f"expected a number, got {value!r:.80}") from None
     if not math.isfinite(number):
         raise InvalidItem(field, f"expected a finite number, got {number!r}")
+    return number
+
+
+def _trade_value(value: object, field: str) -> float:
+    number = _number(value, field)
+    if abs(number) > MAX_TRADE_MAGNITUDE:
+        raise InvalidItem(field, f"must be at most {MAX_TRADE_MAGNITUDE:g} in magnitude")
     return number
 
 

@@ -44,7 +44,8 @@ class Sender:
     partial ones at the end of the pass. Between passes it sleeps `flush_interval`
     unless a full batch is already waiting or `wake` is set (by flush() or event()).
 
-    Delivery of one batch: 2xx settles it; 413 splits it in half; 429 waits Retry-After;
+    Delivery of one batch: 2xx settles it; 413 splits it in half; 429, and 503 with a
+    Retry-After (the server's database is away), wait Retry-After and try again; other
     5xx, timeouts and connection failures back off exponentially with jitter, reusing
     the batch's Idempotency-Key so a retry after a lost answer is not stored twice;
     other 4xx (400 bad batch, 401 bad key) drop it, since sending it again cannot help.
@@ -181,6 +182,12 @@ class Sender:
                         if response.retry_after is not None
                         else self._backoff(failures)
                     )
+                elif status == 503 and response.retry_after is not None:
+                    # Unavailable for now (its database is away) and saying when to come
+                    # back: the batch is not at fault, so this is not one of the server
+                    # errors that give it up; wait as told, as for 429.
+                    self._problem("unavailable", _http_error(endpoint, response), count)
+                    delay = min(response.retry_after, self._config.max_retry_after)
                 elif status >= 500 or status == 408:
                     server_errors += 1
                     self._problem("server-error", _http_error(endpoint, response), count)

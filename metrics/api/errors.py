@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+import psycopg
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -16,9 +17,12 @@ from rest_framework.views import APIView
 
 logger = logging.getLogger(__name__)
 
-# Seconds a client is asked to wait when the database is unavailable: about what a
-# PostgreSQL restart or fail-over takes.
-UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+# Django's own, and psycopg's where the ingest path uses the raw cursor (COPY).
+DATABASE_AWAY = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+# What a client is told to wait when the database cannot be reached (a restart or a
+# fail-over takes seconds); the client library retries then, with the same
+# Idempotency-Key, so the batch is stored once when the database is back.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 ERRORS_SCHEMA = inline_serializer(
     "Errors",
@@ -52,24 +56,12 @@ def single_error(message: str, field: str | None = None) -> dict[str, Any]:
     return errors_body([{"index": None, "field": field, "message": message}])
 
 
-def unavailable_response() -> Response:
-    """503 for a database that cannot be reached: the client should retry, not give up."""
-    return Response(
-        single_error("The database is unavailable; retry later."),
-        status=503,
-        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
-    )
-
-
 class ErrorsView(APIView):
     """An API view whose framework errors (401, 403, 404, 415, 429...) use that shape."""
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, OperationalError | InterfaceError):
-            # Connection refused, the server restarting, a connection dropped: the
-            # request's transaction did not commit, so the client should send it again.
-            logger.warning("API request refused: the database is unavailable (%s)", exc)
-            return unavailable_response()
+        if isinstance(exc, DATABASE_AWAY):
+            return database_unavailable(exc)
         response = super().handle_exception(exc)
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         if detail is not None:
@@ -84,4 +76,19 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
         json.dumps(single_error(f"No API endpoint at {request.path}.", "url")),
         status=404,
         content_type="application/json",
+    )
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """503 with Retry-After for a database that cannot be reached or dropped the
+    connection: the request was not at fault and its transaction was rolled back
+    whole, so sending it again later is right (a 500 says the opposite)."""
+    logger.warning("database unavailable, answered 503: %s", exc)
+    return Response(
+        single_error(
+            "The database is unavailable; nothing of this request was stored: "
+            f"send it again in {DATABASE_RETRY_AFTER_SECONDS} seconds."
+        ),
+        status=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
     )

@@ -104,6 +104,7 @@ class IngestView(SourceView):
             413: "too_large",
             415: "content_type",
             429: "throttled",
+            503: "unavailable",
         }.get(response.status_code, "other")
         instrumentation.record_rejected(endpoint=self.endpoint, reason=reason)
         return response
@@ -186,6 +187,7 @@ INGEST_RESPONSES = {
     415: ERROR_SCHEMA,
     422: ERROR_SCHEMA,
     429: ERROR_SCHEMA,
+    503: ERROR_SCHEMA,
 }
 
 

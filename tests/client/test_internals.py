@@ -49,6 +49,10 @@ def test_it_counts_items_pushed_out_of_a_full_queue() -> None:
         ((TRADE, 0.0, "t", "BTC/USDT", "long", 1.0, 1.0, None, None), "side"),
         ((TRADE, 0.0, "t", "BTC/USDT", "buy", 1.0, 1.0, math.nan, None), "pnl"),
         ((TRADE, 0.0, 1.5, "BTC/USDT", "buy", 1.0, 1.0, None, None), "id"),
+        # beyond the server's bound on trade values (1e15): refused alone, not its batch
+        ((TRADE, 0.0, "t", "BTC/USDT", "sell", 1.0, 1.0, 1.7e308, None), "pnl"),
+        ((TRADE, 0.0, "t", "BTC/USDT", "sell", 1.0, 1.0, None, -2e15), "fee"),
+        ((TRADE, 0.0, "t", "BTC/USDT", "buy", 1e8, 1e8, None, None), "quantity"),
         ((EVENT, 0.0, "error", "", ["not", "a", "mapping"]), "context"),
     ],
 )

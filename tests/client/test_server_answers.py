@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -134,3 +135,24 @@ def test_it_gives_up_on_a_batch_the_server_keeps_failing(
     stats = client.stats()
     assert stats["dropped_failed"] == 1
     assert stats["sent"] == 1
+
+
+def test_it_waits_out_a_503_with_retry_after_without_giving_the_batch_up(
+    receiver: ReceiverProcess, make_client: MakeClient
+) -> None:
+    # Tradewatch answers 503 + Retry-After while its database is away: more of them
+    # than the server errors a batch may take before it is given up.
+    receiver.script(*[{"status": 503, "retry_after": 0.3}] * 3)
+    client = make_client(receiver.url, max_server_error_attempts=2)
+
+    client.record("equity", 1.0)
+
+    assert client.flush(timeout=10)
+    requests = receiver.requests()
+    assert len(requests) == 4
+    assert len({r["idempotency_key"] for r in requests}) == 1
+    gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(requests)]
+    assert min(gaps) >= 0.25  # as long as Retry-After says, not the 20 ms backoff
+    assert len(receiver.metrics()) == 1
+    stats = client.stats()
+    assert (stats["sent"], stats["dropped_failed"]) == (1, 0)
