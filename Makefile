@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format services bench clean
+.PHONY: run dev test lint format services bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Tradewatch needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -16,9 +16,15 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-## run: web (gunicorn), a Celery worker and beat in the foreground; Ctrl-C stops them
+## run: web (gunicorn), a Celery worker and beat in the foreground; Ctrl-C stops them.
+## DEBUG off, secrets generated once into var/secrets/, loopback only; a crashed
+## process is restarted.
 run: $(VENV)/.runtime
 	$(PY) -m monitoring_site.launcher
+
+## dev: the same with DEBUG on (Django's debug pages; never for real money)
+dev: $(VENV)/.runtime
+	DEBUG=True $(PY) -m monitoring_site.launcher
 
 ## test: the whole suite against PostgreSQL and Redis (started if installed but stopped)
 test: $(VENV)/.dev services

@@ -4,6 +4,11 @@
 foreground; `prepare`, `web`, `worker` and `beat` run one part each, and are what the
 containers of docker-compose.yml run, so both ways start the same commands.
 
+The whole (`make run`) is meant to be run for real: it fills in safe defaults the
+environment leaves unset (DEBUG off, its own secret keys, loopback only; see
+`monitoring_site.launch_defaults`), and restarts a process that crashes (with backoff,
+`monitoring_site.supervision`) instead of stopping the others with it.
+
 This module decides the environment before Django reads its settings, so it imports
 nothing of Django at the top.
 """
@@ -11,6 +16,7 @@ nothing of Django at the top.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -22,11 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from monitoring_site.launch_defaults import SecretsFileError, address_of, run_defaults
+from monitoring_site.supervision import GiveUp, RestartPolicy, describe_exit
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
 LOCAL_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tradewatch"
 LOCAL_BROKER_URL = "redis://127.0.0.1:6379/0"
+# SECRET_KEY and TRADEWATCH_ENCRYPTION_KEY of `make run`, unless the environment has them.
+SECRETS_FILE = VAR_DIR / "secrets" / "tradewatch.env"
 EMBEDDED_DATABASE_URL = f"sqlite:///{VAR_DIR / 'tradewatch.sqlite3'}"
 EMBEDDED_BROKER_URL = "filesystem://"
 
@@ -153,22 +164,67 @@ def prepare(env: Mapping[str, str]) -> None:
             )
 
 
-class Supervisor:
-    """Runs web, worker and beat; stops all of them when one dies or on Ctrl-C."""
+@dataclass
+class Child:
+    """One supervised process: its name, its policy, and its current run."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    name: str
+    command: list[str]
+    policy: RestartPolicy
+    process: subprocess.Popen[bytes] | None = None
+    # Monotonic time at which a crashed child is started again (None: not waiting).
+    restart_at: float | None = None
+
+
+def restart_policy(env: Mapping[str, str]) -> RestartPolicy:
+    """Each child's restart policy, tunable from the environment."""
+    return RestartPolicy(
+        limit=int(env.get("TRADEWATCH_RESTART_LIMIT", "5")),
+        window=float(env.get("TRADEWATCH_RESTART_WINDOW_SECONDS", "300")),
+        base_delay=1.0,
+        max_delay=30.0,
+    )
+
+
+class Supervisor:
+    """Runs web, worker and beat; restarts one that crashes, stops all on Ctrl-C/SIGTERM.
+
+    A child that exits on its own is restarted after the delay its `RestartPolicy`
+    gives (doubling with each recent crash); when one keeps crashing the policy gives
+    up and everything stops with exit code 1, so whatever runs `make run` sees it.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        commands: Mapping[str, list[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.env = dict(env)
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.clock = clock
+        self.children = {
+            name: Child(name, command, restart_policy(env))
+            for name, command in (commands or default_commands(env)).items()
+        }
         self.stopping = False
 
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[bytes]]:
+        return {c.name: c.process for c in self.children.values() if c.process is not None}
+
     def start(self) -> None:
-        for name, command in PROCESS_COMMANDS.items():
-            # Own session: the terminal's Ctrl-C reaches only us, and we stop the
-            # children in order with SIGTERM (graceful for gunicorn and celery alike).
-            self.processes[name] = subprocess.Popen(
-                resolve(command), env=self.env, cwd=BASE_DIR, start_new_session=True
-            )
-            print(f"started {name} (pid {self.processes[name].pid})", flush=True)
+        for child in self.children.values():
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        # Own session: the terminal's Ctrl-C reaches only us, we stop the children in
+        # order with SIGTERM (graceful for gunicorn and celery alike), and a crashed
+        # child's own children can be found and cleared as its process group.
+        child.process = subprocess.Popen(
+            resolve(child.command), env=self.env, cwd=BASE_DIR, start_new_session=True
+        )
+        child.restart_at = None
+        print(f"started {child.name} (pid {child.process.pid})", flush=True)
 
     def request_stop(self, signum: int, frame: object) -> None:
         self.stopping = True
@@ -178,31 +234,77 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.request_stop)
         exit_code = 0
         while not self.stopping:
-            for name, process in self.processes.items():
-                code = process.poll()
-                if code is not None:
-                    print(f"{name} exited with code {code}; stopping the others.", flush=True)
-                    exit_code = code or 1
-                    self.stopping = True
-                    break
+            if not self.check_children():
+                exit_code = 1
+                break
             time.sleep(0.2)
         self.stop()
         return exit_code
 
+    def check_children(self) -> bool:
+        """Handle exits and due restarts once; False when a child keeps crashing."""
+        now = self.clock()
+        for child in self.children.values():
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._spawn(child)
+                continue
+            process = child.process
+            if process is None or process.poll() is None:
+                continue
+            _clear_process_group(process.pid)
+            how = describe_exit(process.returncode)
+            decision = child.policy.crashed(now)
+            if isinstance(decision, GiveUp):
+                print(
+                    f"{child.name} (pid {process.pid}) exited ({how}); it crashed "
+                    f"{decision.crashes} times within {decision.window:g} s: giving up, "
+                    "stopping the others.",
+                    flush=True,
+                )
+                return False
+            print(
+                f"{child.name} (pid {process.pid}) exited ({how}); restarting it in "
+                f"{decision.delay:g} s (crash {decision.crashes} within "
+                f"{child.policy.window:g} s; at {child.policy.limit} the launcher gives up).",
+                flush=True,
+            )
+            child.restart_at = now + decision.delay
+        return True
+
     def stop(self) -> None:
         print("stopping web, worker and beat...", flush=True)
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        running = {name: p for name, p in self.processes.items() if p.poll() is None}
+        for process in running.values():
+            process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        for name, process in self.processes.items():
+        for name, process in running.items():
             try:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 print(f"{name} did not stop in {STOP_TIMEOUT_SECONDS}s; killing it.", flush=True)
                 process.kill()
                 process.wait()
+        for process in self.processes.values():
+            _clear_process_group(process.pid)
         print("stopped.", flush=True)
+
+
+def _clear_process_group(pgid: int) -> None:
+    """Kill what a dead child left behind (gunicorn workers, Celery pool processes).
+
+    Left running they would hold the port or the queue's messages the restarted child
+    needs. A process group outlives its leader only while members remain, so the id
+    cannot have been reused by then.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def default_commands(env: Mapping[str, str]) -> dict[str, list[str]]:
+    # One worker consuming every queue, whatever TRADEWATCH_WORKER_QUEUES says (that
+    # variable splits the queues between the containers of docker-compose.yml).
+    return {name: list(command) for name, command in PROCESS_COMMANDS.items()}
 
 
 def configured_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -221,6 +323,15 @@ def configured_environment(environ: Mapping[str, str]) -> dict[str, str]:
     env["CELERY_BROKER_URL"] = backends.broker_url
     env.setdefault("DJANGO_SETTINGS_MODULE", "monitoring_site.settings")
     return env
+
+
+def with_run_defaults(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with the safe defaults of `make run` (`monitoring_site.launch_defaults`)."""
+    secrets_file = Path(env.get("TRADEWATCH_SECRETS_FILE") or SECRETS_FILE)
+    added, notes = run_defaults(env, secrets_file)
+    for note in notes:
+        print(note, flush=True)
+    return {**env, **added}
 
 
 def worker_command(env: Mapping[str, str]) -> list[str]:
@@ -257,10 +368,15 @@ def main(argv: list[str] | None = None) -> int:
         command = resolve(parts)
         os.chdir(BASE_DIR)
         os.execvpe(command[0], command, env)  # noqa: S606 (our own server)
+    try:
+        env = with_run_defaults(env)
+    except SecretsFileError as exc:
+        raise SystemExit(str(exc)) from exc
     prepare(env)
     supervisor = Supervisor(env)
     supervisor.start()
-    print("Tradewatch runs at http://127.0.0.1:8000/admin/  (Ctrl-C stops it)", flush=True)
+    address = address_of(env["TRADEWATCH_BIND"])
+    print(f"Tradewatch runs at {address}/admin/  (Ctrl-C stops it)", flush=True)
     return supervisor.wait()
 
 

@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every later middleware's and view's log lines carry the request id.
     "monitoring_site.logcontext.RequestIdMiddleware",
+    # Next: every error answer under /api/ below it is JSON, never an HTML or debug page.
+    "monitoring_site.api_errors.JSONAPIErrorsMiddleware",
     # Oversized API requests are refused in the API's JSON error shape, before any work.
     "metrics.api.limits.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
