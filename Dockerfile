@@ -1,7 +1,9 @@
 # One image for web, worker and beat; docker-compose.yml picks the process.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
+# Production unless told otherwise: without SECRET_KEY the image refuses to start.
+ENV DEBUG=False \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 

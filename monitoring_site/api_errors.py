@@ -3,7 +3,8 @@
 DRF answers its own errors in JSON, but a URL no route matches, an exception escaping a
 view, or a request Django refuses before any view (a bad Host) is answered by Django's
 HTML pages, and with DEBUG on by its debug pages, which list every URL pattern and
-the settings. Clients of the API (trading bots, scripts) read `detail`; none of them
+the settings. Clients of the API (trading bots, scripts) read the API's one error shape
+(`{"errors": [{"index", "field", "message"}]}`, `metrics.api.errors`); none of them
 should ever be handed a page of HTML, let alone that one.
 """
 
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from metrics.api.errors import single_error
 
 from .logcontext import current_request_id
 
@@ -41,7 +44,7 @@ def is_json(response: HttpResponse) -> bool:
 
 
 class JSONAPIErrorsMiddleware:
-    """Turn any non-JSON error answer under /api/ into `{"detail": ...}` with its status.
+    """Turn any non-JSON error answer under /api/ into the API's error shape, same status.
 
     Placed near the top of MIDDLEWARE, it sees the answer Django built for an exception
     raised anywhere below it (including the debug pages), and leaves the log record
@@ -60,7 +63,7 @@ class JSONAPIErrorsMiddleware:
         ):
             return response
         replacement = JsonResponse(
-            {"detail": error_detail(response.status_code)}, status=response.status_code
+            single_error(error_detail(response.status_code)), status=response.status_code
         )
         for header in _KEPT_HEADERS:
             if header in response:

@@ -10,6 +10,11 @@ from django.test import Client, override_settings
 URLCONF = "tests.monitoring_site.api_error_urls"
 
 
+def error(message: str) -> dict[str, object]:
+    """The API's one error shape."""
+    return {"errors": [{"index": None, "field": None, "message": message}]}
+
+
 @pytest.mark.parametrize("debug", [True, False])
 @pytest.mark.django_db
 def test_an_unknown_api_url_is_a_json_404(debug: bool) -> None:
@@ -18,9 +23,9 @@ def test_an_unknown_api_url_is_a_json_404(debug: bool) -> None:
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert json.loads(response.content) == {
-        "detail": "Not found: no API endpoint or object at this URL."
-    }
+    assert json.loads(response.content) == error(
+        "Not found: no API endpoint or object at this URL."
+    )
     assert b"URLconf" not in response.content
 
 
@@ -35,9 +40,9 @@ def test_a_failing_api_view_is_a_json_500_naming_the_request(debug: bool) -> Non
 
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
-    assert json.loads(response.content) == {
-        "detail": "Internal server error: it was logged (request id req-42); please retry later."
-    }
+    assert json.loads(response.content) == error(
+        "Internal server error: it was logged (request id req-42); please retry later."
+    )
     assert b"a bug in a view" not in response.content
     assert response["X-Request-ID"] == "req-42"
 
@@ -47,7 +52,7 @@ def test_a_refused_host_on_the_api_is_a_json_400() -> None:
     response = Client().get("/api/v1/alerts", HTTP_HOST="evil.example.com")
 
     assert response.status_code == 400
-    assert json.loads(response.content) == {"detail": "Bad Request."}
+    assert json.loads(response.content) == error("Bad Request.")
 
 
 @pytest.mark.django_db
@@ -56,6 +61,6 @@ def test_the_api_s_own_json_errors_and_other_pages_are_left_alone() -> None:
     admin_404 = Client().get("/admin/no-such-page/")
 
     assert unauthenticated.status_code in (401, 403)
-    assert "credentials" in json.loads(unauthenticated.content)["detail"]
+    assert "credentials" in json.loads(unauthenticated.content)["errors"][0]["message"]
     assert admin_404.status_code in (302, 404)
     assert admin_404["Content-Type"].startswith("text/html")

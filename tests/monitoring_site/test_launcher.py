@@ -91,6 +91,8 @@ def test_it_runs_web_worker_and_beat_in_embedded_mode_and_stops_on_ctrl_c(
         "CELERY_BROKER_FOLDER": str(broker),
         "CELERY_RESULT_BACKEND": f"file://{results}",
         "STATIC_ROOT": str(tmp_path / "static"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "TRADEWATCH_SECRETS_FILE": str(tmp_path / "secrets" / "tradewatch.env"),
         "TRADEWATCH_BIND": f"127.0.0.1:{port}",
         "TRADEWATCH_ADMIN_PASSWORD": "a-test-password",
         "WEB_CONCURRENCY": "1",

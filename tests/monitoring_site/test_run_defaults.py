@@ -213,15 +213,15 @@ def test_make_run_is_safe_by_default_and_its_admin_works(
         urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
     )
     try:
-        assert wait_until(lambda: _get(opener, f"{base}/healthz")[0] == 200, 120), (
-            log.read_text()
-        )
+        assert wait_until(lambda: _get(opener, f"{base}/healthz")[0] == 200, 120), log.read_text()
         assert f"Tradewatch runs at {base}/admin/" in log.read_text()
 
         # No debug page: a JSON 404 that lists no URL pattern.
         status, content_type, body = _get(opener, f"{base}/api/v1/alerts/null")
         assert (status, content_type) == (404, "application/json")
-        assert json.loads(body) == {"detail": "Not found: no API endpoint or object at this URL."}
+        assert json.loads(body)["errors"][0]["message"] == (
+            "Not found: no API endpoint or object at this URL."
+        )
         assert "URLconf" not in body
         assert "api/v1/" not in body
 

@@ -140,6 +140,15 @@ def test_a_killed_worker_comes_back_and_one_that_keeps_crashing_stops_everything
         assert _pids(log, "web") == [web]  # web and beat untouched
         assert len(_pids(log, "beat")) == 1
 
+        # kill -9 of web's master: its orphaned workers (holding the port) are cleared
+        # and a new web answers; each process has its own count of crashes.
+        os.kill(web, signal.SIGKILL)
+        assert wait_until(lambda: len(_pids(log, "web")) == 2, 30), log.read_text()
+        assert wait_until(lambda: _answers(healthz), 60), log.read_text()
+        assert f"web (pid {web}) exited (killed by signal SIGKILL (9)); restarting it in 1 s" in (
+            log.read_text()
+        )
+
         # Second crash: restarted after twice the delay.
         os.kill(second_worker, signal.SIGKILL)
         assert wait_until(lambda: len(_pids(log, "worker")) == 3, 30), log.read_text()
