@@ -16,17 +16,29 @@ def error(message: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("path", ["/api/v1/alerts/null", "/api/v2/alerts", "/api/nothing"])
 @pytest.mark.django_db
-def test_an_unknown_api_url_is_a_json_404(debug: bool) -> None:
+def test_an_unknown_api_url_is_a_json_404(debug: bool, path: str) -> None:
     with override_settings(DEBUG=debug):
-        response = Client().get("/api/v1/alerts/null", HTTP_ACCEPT="text/html")
+        response = Client().get(path, HTTP_ACCEPT="text/html")
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
+    [problem] = json.loads(response.content)["errors"]
+    assert problem["message"].startswith(("No API endpoint", "Not found: no API endpoint"))
+    assert b"URLconf" not in response.content
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.django_db
+def test_a_404_raised_outside_the_versioned_api_is_json(debug: bool) -> None:
+    with override_settings(DEBUG=debug):
+        response = Client().get("/api/schema/nothing-here", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 404
     assert json.loads(response.content) == error(
         "Not found: no API endpoint or object at this URL."
     )
-    assert b"URLconf" not in response.content
 
 
 @pytest.mark.parametrize("debug", [True, False])
