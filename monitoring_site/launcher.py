@@ -230,15 +230,21 @@ class Supervisor:
         self.stopping = True
 
     def wait(self) -> int:
-        signal.signal(signal.SIGINT, self.request_stop)
-        signal.signal(signal.SIGTERM, self.request_stop)
+        previous = {
+            signum: signal.signal(signum, self.request_stop)
+            for signum in (signal.SIGINT, signal.SIGTERM)
+        }
         exit_code = 0
-        while not self.stopping:
-            if not self.check_children():
-                exit_code = 1
-                break
-            time.sleep(0.2)
-        self.stop()
+        try:
+            while not self.stopping:
+                if not self.check_children():
+                    exit_code = 1
+                    break
+                time.sleep(0.2)
+            self.stop()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return exit_code
 
     def check_children(self) -> bool:
@@ -250,9 +256,12 @@ class Supervisor:
                     self._spawn(child)
                 continue
             process = child.process
-            if process is None or process.poll() is None:
+            if process is None or not _has_exited(process):
                 continue
+            # Cleared while the dead leader is not yet reaped: its pid, the group's id,
+            # cannot have been taken by another process.
             _clear_process_group(process.pid)
+            process.wait()
             how = describe_exit(process.returncode)
             decision = child.policy.crashed(now)
             if isinstance(decision, GiveUp):
@@ -274,28 +283,39 @@ class Supervisor:
 
     def stop(self) -> None:
         print("stopping web, worker and beat...", flush=True)
-        running = {name: p for name, p in self.processes.items() if p.poll() is None}
+        running = {name: p for name, p in self.processes.items() if p.returncode is None}
         for process in running.values():
-            process.send_signal(signal.SIGTERM)
+            if not _has_exited(process):  # (Popen.send_signal would reap it)
+                os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for name, process in running.items():
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            while not _has_exited(process) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not _has_exited(process):
                 print(f"{name} did not stop in {STOP_TIMEOUT_SECONDS}s; killing it.", flush=True)
                 process.kill()
-                process.wait()
-        for process in self.processes.values():
             _clear_process_group(process.pid)
+            process.wait()
         print("stopped.", flush=True)
+
+
+def _has_exited(process: subprocess.Popen[bytes]) -> bool:
+    """True once the process has ended, without reaping it (its pid stays reserved)."""
+    if process.returncode is not None:
+        return True
+    try:
+        status = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped elsewhere
+        process.poll()
+        return True
+    return status is not None
 
 
 def _clear_process_group(pgid: int) -> None:
     """Kill what a dead child left behind (gunicorn workers, Celery pool processes).
 
     Left running they would hold the port or the queue's messages the restarted child
-    needs. A process group outlives its leader only while members remain, so the id
-    cannot have been reused by then.
+    needs. Called before the leader is reaped, so the group's id is still ours.
     """
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from celery import current_app
 
+from monitoring_site.launcher import Supervisor
 from monitoring_site.supervision import GiveUp, Restart, RestartPolicy, describe_exit
 from tests.processes import BASE_DIR, free_port, process_environment, wait_until
 
@@ -73,6 +75,62 @@ def test_it_names_an_exit_code_or_a_signal() -> None:
     assert describe_exit(3) == "exit code 3"
     assert describe_exit(-9) == "killed by signal SIGKILL (9)"
     assert describe_exit(-15) == "killed by signal SIGTERM (15)"
+
+
+# --- The supervisor with small processes of its own --------------------------------------
+
+
+def test_a_child_that_keeps_failing_makes_the_supervisor_give_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    supervisor = Supervisor(
+        {**os.environ, "TRADEWATCH_RESTART_LIMIT": "2"},
+        commands={"crasher": ["python", "-c", "raise SystemExit(3)"]},
+    )
+    supervisor.start()
+
+    code = supervisor.wait()
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.count("started crasher") == 2
+    assert "exited (exit code 3); restarting it in 1 s (crash 1 within 300 s" in out
+    assert "exited (exit code 3); it crashed 2 times within 300 s: giving up" in out
+
+
+def test_a_crashed_child_s_own_children_are_cleared_before_it_restarts(
+    tmp_path: Path,
+) -> None:
+    # The child starts a grandchild (as gunicorn starts its workers), then is killed.
+    pidfile = tmp_path / "grandchild.pid"
+    script = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+        f"open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(600)"
+    )
+    supervisor = Supervisor(os.environ, commands={"parent": ["python", "-c", script]})
+    supervisor.start()
+    try:
+        assert wait_until(lambda: pidfile.exists() and pidfile.read_text(), 20)
+        grandchild = int(pidfile.read_text())
+        parent = supervisor.processes["parent"].pid
+        os.kill(parent, signal.SIGKILL)
+
+        assert wait_until(lambda: not supervisor.check_children() or _gone(grandchild), 20)
+        assert supervisor.children["parent"].restart_at is not None  # restart pending
+    finally:
+        supervisor.stop()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # An orphan is reaped by init; until then it is a zombie, dead all the same.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    return False
 
 
 # --- The real launcher ------------------------------------------------------------------
