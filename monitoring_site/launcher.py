@@ -178,12 +178,18 @@ class Child:
 
 def restart_policy(env: Mapping[str, str]) -> RestartPolicy:
     """Each child's restart policy, tunable from the environment."""
-    return RestartPolicy(
-        limit=int(env.get("TRADEWATCH_RESTART_LIMIT", "5")),
-        window=float(env.get("TRADEWATCH_RESTART_WINDOW_SECONDS", "300")),
-        base_delay=1.0,
-        max_delay=30.0,
-    )
+    try:
+        return RestartPolicy(
+            limit=int(env.get("TRADEWATCH_RESTART_LIMIT", "5")),
+            window=float(env.get("TRADEWATCH_RESTART_WINDOW_SECONDS", "300")),
+            base_delay=1.0,
+            max_delay=30.0,
+        )
+    except ValueError as exc:
+        raise SystemExit(
+            "TRADEWATCH_RESTART_LIMIT must be a whole number of at least 1 and "
+            f"TRADEWATCH_RESTART_WINDOW_SECONDS a positive number of seconds ({exc})."
+        ) from exc
 
 
 class Supervisor:

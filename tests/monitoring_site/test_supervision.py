@@ -98,6 +98,14 @@ def test_a_child_that_keeps_failing_makes_the_supervisor_give_up(
     assert "exited (exit code 3); it crashed 2 times within 300 s: giving up" in out
 
 
+@pytest.mark.parametrize(
+    "setting", [{"TRADEWATCH_RESTART_LIMIT": "0"}, {"TRADEWATCH_RESTART_WINDOW_SECONDS": "soon"}]
+)
+def test_a_bad_restart_setting_is_refused_by_name(setting: dict[str, str]) -> None:
+    with pytest.raises(SystemExit, match="TRADEWATCH_RESTART_LIMIT must be a whole number"):
+        Supervisor(setting, commands={"any": ["true"]})
+
+
 def test_a_crashed_child_s_own_children_are_cleared_before_it_restarts(
     tmp_path: Path,
 ) -> None:
