@@ -135,15 +135,19 @@ def is_debug(value: str) -> bool:
 
 
 def run_defaults(
-    environ: Mapping[str, str], secrets_file: Path
+    environ: Mapping[str, str], secrets_file: Path, *, terminal: bool = False
 ) -> tuple[dict[str, str], list[str]]:
     """The variables `make run` adds to `environ`, and a line of explanation for each choice.
 
+    `terminal`: a person reads the output, so logs are plain lines rather than JSON
+    (which a log collector wants, and gets whenever the output is not a terminal).
     Pure but for the secrets file, which is read (or created) only when the environment
     lacks one of the secrets.
     """
     added: dict[str, str] = {}
     notes: list[str] = []
+    if terminal and "LOG_FORMAT" not in environ:
+        added["LOG_FORMAT"] = "plain"
     if "DEBUG" not in environ:
         added["DEBUG"] = "False"
     debug = is_debug(environ.get("DEBUG", added.get("DEBUG", "False")))

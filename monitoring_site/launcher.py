@@ -354,7 +354,7 @@ def configured_environment(environ: Mapping[str, str]) -> dict[str, str]:
 def with_run_defaults(env: Mapping[str, str]) -> dict[str, str]:
     """`env` with the safe defaults of `make run` (`monitoring_site.launch_defaults`)."""
     secrets_file = Path(env.get("TRADEWATCH_SECRETS_FILE") or SECRETS_FILE)
-    added, notes = run_defaults(env, secrets_file)
+    added, notes = run_defaults(env, secrets_file, terminal=sys.stdout.isatty())
     for note in notes:
         print(note, flush=True)
     return {**env, **added}

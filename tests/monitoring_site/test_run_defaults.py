@@ -32,6 +32,14 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def test_it_logs_plain_lines_to_a_person_and_json_to_anything_else(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "tradewatch.env"
+
+    assert run_defaults({}, secrets_file, terminal=True)[0]["LOG_FORMAT"] == "plain"
+    assert "LOG_FORMAT" not in run_defaults({}, secrets_file)[0]
+    assert "LOG_FORMAT" not in run_defaults({"LOG_FORMAT": "json"}, secrets_file, terminal=True)[0]
+
+
 def test_it_turns_debug_off_and_generates_private_secrets(tmp_path: Path) -> None:
     secrets_file = tmp_path / "var" / "secrets" / "tradewatch.env"
 
