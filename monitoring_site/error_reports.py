@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter
 
 from .log_redaction import REDACTED, redact
@@ -46,8 +48,10 @@ class RedactingExceptionReporter(ExceptionReporter):
                 data[name] = _redacted(data[name])
         return data
 
-    def get_traceback_html(self) -> str:
-        return redact(str(super().get_traceback_html()))
+    def get_traceback_html(self) -> SafeString:
+        # The marker is text in a page: escaped, or a browser would take it for a tag.
+        html = redact(str(super().get_traceback_html())).replace(REDACTED, escape(REDACTED))
+        return mark_safe(html)  # noqa: S308 (Django's own page, only keys replaced)
 
-    def get_traceback_text(self) -> str:
-        return redact(str(super().get_traceback_text()))
+    def get_traceback_text(self) -> SafeString:
+        return mark_safe(redact(str(super().get_traceback_text())))  # noqa: S308 (as above)
