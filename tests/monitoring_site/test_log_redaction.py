@@ -149,3 +149,20 @@ def test_a_live_server_logs_hook_paths_without_their_key(
     assert f"Unauthorized: /api/v1/hooks/heartbeat/{REDACTED}/" in text
     assert f"Not Found: /api/v1/hooks/nope/{prefix}.{REDACTED}/" in text
     assert f"/api/v1/whoami?key={prefix}.{REDACTED}&api_key={REDACTED}" in text
+
+
+def test_every_handler_configured_at_start_redacts() -> None:
+    """Django's own handlers (`django.server` of runserver, the admins' e-mail) too."""
+    handlers = {
+        handler
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        for handler in getattr(logger, "handlers", ())
+        # pytest's capture of this very run is no handler of Tradewatch's.
+        if not type(handler).__module__.startswith("_pytest")
+    }
+    names = {handler.get_name() for handler in handlers}
+
+    assert {"django.server", "mail_admins"} <= names
+    assert all(
+        any(isinstance(f, HookKeyFilter) for f in handler.filters) for handler in handlers
+    ), [handler.get_name() for handler in handlers]
