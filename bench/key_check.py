@@ -159,6 +159,42 @@ def run(calls: int, requests: int) -> dict[str, Any]:
     assert f"{prefix}.<redacted>" in redact(hook_line)
     result |= figures("redact_hook_line", timed(lambda: redact(hook_line), calls))
     result |= figures("redact_plain_line", timed(lambda: redact(plain_line), calls))
+    result |= access_lines(calls)
+    return result
+
+
+def access_lines(calls: int) -> dict[str, float]:
+    """One gunicorn access line, written to /dev/null: redacting logger vs gunicorn's."""
+    import datetime
+    from functools import partial
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from monitoring_site.gunicorn_conf import RedactingLogger
+
+    config = Config()
+    config.set("accesslog", os.devnull)
+    environ = {
+        "REQUEST_METHOD": "POST", "RAW_URI": "/api/v1/metrics", "PATH_INFO": "/api/v1/metrics",
+        "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_USER_AGENT": "python-httpx/0.28.1", "HTTP_HOST": "127.0.0.1:8000",
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "wsgi.url_scheme": "http",
+    }  # fmt: skip
+    request = SimpleNamespace(
+        headers=[("HOST", "127.0.0.1:8000"), ("USER-AGENT", "python-httpx/0.28.1"),
+                 ("CONTENT-TYPE", "application/json"), ("CONTENT-LENGTH", "1234"),
+                 ("AUTHORIZATION", "Api-Key AbCd1234.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")]
+    )  # fmt: skip
+    response = SimpleNamespace(
+        status="202 Accepted", sent=14, headers=[("Content-Type", "application/json")]
+    )
+    took = datetime.timedelta(microseconds=1500)
+    result: dict[str, float] = {}
+    for name, logger_class in (("access_line", RedactingLogger), ("access_line_plain", Logger)):
+        access = logger_class(config).access
+        result |= figures(name, timed(partial(access, response, request, environ, took), calls))
     return result
 
 
