@@ -19,6 +19,7 @@ from rest_framework_api_key.models import APIKey
 from audit.admin import AuditHistoryAdmin
 
 from .models import Source, SourceAPIKey, Tag
+from .services import api_keys_revoke, sources_enabled_set
 
 # The library's own key model is unused: every key here belongs to a source.
 admin.site.unregister(APIKey)
@@ -102,9 +103,9 @@ class SourceAdmin(AuditHistoryAdmin):
         """Revoke one key of the source (named by its public prefix) for good."""
         if not request.user.has_perm("metrics.change_sourceapikey"):
             raise PermissionDenied
-        revoked = SourceAPIKey.objects.filter(
-            prefix=prefix, source_id=source_id, revoked=False
-        ).update(revoked=True)
+        revoked = api_keys_revoke(
+            keys=SourceAPIKey.objects.filter(prefix=prefix, source_id=source_id)
+        )
         if revoked:
             self.message_user(request, "The key is revoked: requests with it are refused now.")
         return HttpResponseRedirect(reverse("admin:metrics_source_change", args=[source_id]))
@@ -125,15 +126,15 @@ class SourceAdmin(AuditHistoryAdmin):
 
     @admin.action(description="Enable selected sources", permissions=["change"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
-        updated = queryset.update(enabled=True)
+        updated = sources_enabled_set(sources=queryset, enabled=True)
         self.message_user(request, f"{updated} source(s) enabled.")
 
     @admin.action(
         description="Disable selected sources (their keys are refused)", permissions=["change"]
     )
     def disable(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
-        updated = queryset.update(enabled=False)
-        self.message_user(request, f"{updated} source(s) disabled.")
+        updated = sources_enabled_set(sources=queryset, enabled=False)
+        self.message_user(request, f"{updated} source(s) disabled: their keys are refused now.")
 
 
 @admin.register(SourceAPIKey)
@@ -171,5 +172,5 @@ class SourceAPIKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys (cannot be undone)", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[SourceAPIKey]) -> None:
-        updated = queryset.filter(revoked=False).update(revoked=True)
-        self.message_user(request, f"{updated} key(s) revoked.")
+        updated = api_keys_revoke(keys=queryset)
+        self.message_user(request, f"{updated} key(s) revoked: requests with them are refused now.")

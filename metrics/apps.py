@@ -10,3 +10,26 @@ class MetricsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import schema  # noqa: F401  (registers the OpenAPI auth extension)
+
+        self._refuse_changed_keys_at_once()
+
+    @staticmethod
+    def _refuse_changed_keys_at_once() -> None:
+        """A key or source edited or deleted (admin forms, deletes): every web process
+        checks keys afresh. Bulk updates call `keys_changed` themselves (services)."""
+        from django.db.models.signals import post_delete, post_save
+
+        from .authentication import keys_changed
+        from .models import Source, SourceAPIKey
+
+        def saved(created: bool = False, **kwargs: object) -> None:
+            # A new key or source cannot be remembered anywhere yet.
+            if not created:
+                keys_changed()
+
+        def deleted(**kwargs: object) -> None:
+            keys_changed()
+
+        for model in (Source, SourceAPIKey):
+            post_save.connect(saved, sender=model, weak=False)
+            post_delete.connect(deleted, sender=model, weak=False)

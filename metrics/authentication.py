@@ -11,6 +11,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from alerts.generations import generation_bump, generation_current
+
 from .models import Source, SourceAPIKey
 
 KEYWORD = "Api-Key"
@@ -74,18 +76,44 @@ def usable_key(prefix: str) -> SourceAPIKey | None:
 
 # Keys that authenticated lately, so that a trading system posting every tick costs no
 # query and no hash check per request. Keyed by a digest of the whole presented key (a
-# right prefix with a wrong secret never matches), per process, bounded. A key revoked,
-# or a source disabled, in the admin is therefore refused within KEY_CACHE_SECONDS;
-# expiry dates are still checked on every request.
+# right prefix with a wrong secret never matches), per process, bounded.
+#
+# Each remembered check is tagged with the keys' generation the shared cache held when
+# the check was read (as rules are, see `alerts.generations`). Revoking a key, or
+# disabling or deleting a source, writes a fresh generation once it is committed, so
+# every process checks the database again at its next request: a revoked key is
+# refused at once, everywhere. With the cache away nothing remembered is trusted (every
+# request is checked in the database). KEY_CACHE_SECONDS bounds how long a change made
+# straight in the database, which bumps no generation, can go unseen; expiry dates are
+# checked on every request.
+KEYS_GENERATION = "source-keys-generation"
 KEY_CACHE_SECONDS = 5.0
 _KEY_CACHE_LIMIT = 10_000
-_known_keys: dict[bytes, tuple[float, SourcePrincipal]] = {}
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    checked_at: float
+    generation: object
+    principal: SourcePrincipal
+
+
+_known_keys: dict[bytes, _Remembered] = {}
 
 
 def forget_known_keys() -> None:
-    """Check every key against the database again (tests; revocation applies within
-    KEY_CACHE_SECONDS anyway)."""
+    """Check every key against the database again, in this process only (tests)."""
     _known_keys.clear()
+
+
+def keys_changed() -> None:
+    """Keys were revoked or a source disabled: every process checks keys afresh.
+
+    This process at once; every other one from its next request after the change
+    commits (call it inside the transaction that makes the change).
+    """
+    forget_known_keys()
+    generation_bump(KEYS_GENERATION)
 
 
 def _digest(key: str) -> bytes:
@@ -113,16 +141,22 @@ class SourceAPIKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_key(self, key: str) -> tuple[SourcePrincipal, SourceAPIKey]:
         digest = _digest(key)
+        # Read before the database: a revocation committed meanwhile shows as a new one.
+        generation = generation_current(KEYS_GENERATION, what="API keys")
         known = _known_keys.get(digest)
-        if known is not None and time.monotonic() - known[0] < KEY_CACHE_SECONDS:
-            principal = known[1]
+        if (
+            known is not None
+            and known.generation == generation
+            and time.monotonic() - known.checked_at < KEY_CACHE_SECONDS
+        ):
+            principal = known.principal
             expiry = principal.api_key.expiry_date
             if expiry is None or expiry > timezone.now():
                 return principal, principal.api_key
         principal = self._check(key)
         if len(_known_keys) >= _KEY_CACHE_LIMIT:
             _known_keys.clear()
-        _known_keys[digest] = (time.monotonic(), principal)
+        _known_keys[digest] = _Remembered(time.monotonic(), generation, principal)
         return principal, principal.api_key
 
     def _check(self, key: str) -> SourcePrincipal:

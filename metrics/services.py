@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import QuerySet
 
+from .authentication import keys_changed
 from .models import Source, SourceAPIKey, Tag
 
 
@@ -35,7 +37,32 @@ def source_key_issue(*, source: Source, name: str = "issued from the command lin
 
 def source_keys_revoke(*, source: Source) -> int:
     """Revoke every key of `source`; return how many were still active."""
-    return SourceAPIKey.objects.filter(source=source, revoked=False).update(revoked=True)
+    return api_keys_revoke(keys=SourceAPIKey.objects.filter(source=source))
+
+
+@transaction.atomic
+def api_keys_revoke(*, keys: QuerySet[SourceAPIKey]) -> int:
+    """Revoke `keys` for good; return how many were still active.
+
+    Every web process refuses them from its next request once this commits.
+    """
+    revoked = keys.filter(revoked=False).update(revoked=True)
+    if revoked:
+        keys_changed()
+    return revoked
+
+
+@transaction.atomic
+def sources_enabled_set(*, sources: QuerySet[Source], enabled: bool) -> int:
+    """Enable or disable `sources`; return how many rows were written.
+
+    A disabled source's keys are refused by every web process from its next request
+    once this commits.
+    """
+    updated = sources.update(enabled=enabled)
+    if updated:
+        keys_changed()
+    return updated
 
 
 SYSTEM_SOURCE_NAME = "tradewatch"

@@ -12,6 +12,7 @@ class MonitoringSiteConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from . import checks  # noqa: F401  (registers the system checks)
+        from .log_redaction import redact_every_handler
         from .schedule import install_periodic_tasks
 
         # Periodic tasks are rows in django-celery-beat's tables, so they can only be
@@ -22,3 +23,6 @@ class MonitoringSiteConfig(AppConfig):
             sender=apps.get_app_config("django_celery_beat"),
             dispatch_uid="tradewatch_install_periodic_tasks",
         )
+        # Logging is configured by now (Django's handlers, and a web server's or Celery's
+        # set up before Django): none of them may write a hook URL's key.
+        redact_every_handler()

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 bind = os.environ.get("TRADEWATCH_BIND", "127.0.0.1:8000")
 # Two processes per core, two threads each: measured under half-capacity background
 # ingest, this kept a breaching request's p99 at about half of two processes with four
@@ -26,6 +28,37 @@ timeout = 30
 graceful_timeout = 20
 accesslog = "-"
 errorlog = "-"
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logs without the API key of a hook URL (`/api/v1/hooks/<kind>/<key>/`).
+
+    Every value the access line may show (request line, path, query string, referer,
+    `{...}e` and `{...}i` atoms) is redacted before formatting, so any
+    `access_log_format` is safe, and gunicorn's own handlers carry the same filter as
+    Django's (error lines quote request lines too).
+    """
+
+    def setup(self, cfg: Any) -> None:
+        # Imported here: this file is read before the application is loaded.
+        from monitoring_site.log_redaction import redact_handler
+
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                redact_handler(handler)
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        from monitoring_site.log_redaction import redact
+
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        for name, value in atoms.items():
+            if isinstance(value, str):
+                atoms[name] = redact(value)
+        return atoms
+
+
+logger_class = RedactingLogger
 # Preloading before fork keeps memory low; database connections open after fork.
 preload_app = True
 # Gunicorn's control socket lives at one path per user: two servers on one machine

@@ -434,13 +434,16 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "monitoring_site.log_redaction.RedactingJsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d "
             "%(request_id)s %(task_id)s %(task_name)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
     "filters": {
+        # Hook URLs carry a source's API key (also attached to every other handler,
+        # Django's and the web server's, by monitoring_site.apps).
+        "redact_hook_keys": {"()": "monitoring_site.log_redaction.HookKeyFilter"},
         # Slack, Discord and Telegram put their credentials in the URL path.
         "mask_secret_urls": {"()": "alerts.channels.masking.SecretURLFilter"},
         "context": {"()": "monitoring_site.logcontext.ContextFilter"},
@@ -449,7 +452,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["mask_secret_urls", "context"],
+            "filters": ["redact_hook_keys", "mask_secret_urls", "context"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -460,3 +463,5 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+# Error reports (the admins' e-mail, the debug page) show the request's path and META.
+DEFAULT_EXCEPTION_REPORTER = "monitoring_site.error_reports.RedactingExceptionReporter"

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 
@@ -103,22 +104,31 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) 
 
 
 @contextmanager
-def web_server(env: Mapping[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Tradewatch's web process (gunicorn, as `make run` starts it) on 127.0.0.1:`port`."""
-    process = start_web_server(env, port)
+def web_server(
+    env: Mapping[str, str], port: int, *, output: IO[bytes] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Tradewatch's web process (gunicorn, as `make run` starts it) on 127.0.0.1:`port`,
+    its stdout and stderr into `output` when given."""
+    process = start_web_server(env, port, output=output)
     try:
         yield process
     finally:
         stop(process)
 
 
-def start_web_server(env: Mapping[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_web_server(
+    env: Mapping[str, str], port: int, *, output: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
     """Start the web process and wait until /healthz answers."""
     import urllib.request
 
     server_env = {**env, "TRADEWATCH_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "monitoring_site.launcher", "web"], env=server_env, cwd=BASE_DIR
+        [sys.executable, "-m", "monitoring_site.launcher", "web"],
+        env=server_env,
+        cwd=BASE_DIR,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
 
     def answers() -> bool:

@@ -8,15 +8,20 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from metrics import authentication as authentication_module
 from metrics.authentication import (
     KEY_CACHE_SECONDS,
+    KEYS_GENERATION,
     SourceAPIKeyAuthentication,
 )
 from metrics.models import Source, SourceAPIKey
+from metrics.services import api_keys_revoke, source_keys_revoke, sources_enabled_set
+from tests.processes import free_port
 
 WHOAMI = "/api/v1/whoami"
 
@@ -134,10 +139,11 @@ def test_it_checks_a_key_in_the_database_once_per_few_seconds(
     assert principal.source == source
 
 
-def test_it_refuses_a_revoked_key_once_the_remembered_check_is_stale(
+def test_it_refuses_a_key_revoked_straight_in_the_database_once_the_check_is_stale(
     source: Source, source_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
+    # SQL that bypasses Tradewatch tells no process: a bound, not the way to revoke.
     SourceAPIKey.objects.filter(source=source).update(revoked=True)
     # Within KEY_CACHE_SECONDS the process still trusts its last check...
     assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
@@ -172,3 +178,95 @@ def test_it_refuses_a_remembered_key_as_soon_as_it_expires(
     )
 
     assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 401
+
+
+def test_it_refuses_a_remembered_key_as_soon_as_another_process_revokes_it(
+    source: Source, source_key: str
+) -> None:
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 200
+    # What another process's revocation leaves: the row, and a new generation.
+    SourceAPIKey.objects.filter(source=source).update(revoked=True)
+    cache.set(KEYS_GENERATION, "revoked elsewhere", timeout=None)
+
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 401
+
+
+@pytest.fixture
+def cache_away(settings: Settings) -> None:
+    """The default cache on a loopback port nothing listens on: every call is refused."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "KEY_PREFIX": "tradewatch",
+        }
+    }
+
+
+def test_it_checks_every_request_in_the_database_while_the_cache_is_away(
+    source: Source, source_key: str, cache_away: None, django_assert_num_queries: Any
+) -> None:
+    authentication = SourceAPIKeyAuthentication()
+    authentication.authenticate_key(source_key)
+    with django_assert_num_queries(1):
+        principal, _ = authentication.authenticate_key(source_key)
+    assert principal.source == source
+
+    # No generation can be bumped, and none is needed: nothing remembered is trusted.
+    SourceAPIKey.objects.filter(source=source).update(revoked=True)
+
+    assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda source: source_keys_revoke(source=source), id="revoke-keys"),
+        pytest.param(
+            lambda source: api_keys_revoke(keys=SourceAPIKey.objects.filter(source=source)),
+            id="revoke-selected",
+        ),
+        pytest.param(
+            lambda source: sources_enabled_set(
+                sources=Source.objects.filter(pk=source.pk), enabled=False
+            ),
+            id="disable",
+        ),
+        pytest.param(
+            lambda source: SourceAPIKey.objects.filter(source=source).first().save(),  # type: ignore[union-attr]
+            id="key-saved",
+        ),
+        pytest.param(lambda source: source.save(), id="source-saved"),
+        pytest.param(
+            lambda source: SourceAPIKey.objects.filter(source=source).delete(), id="key-deleted"
+        ),
+        pytest.param(lambda source: source.delete(), id="source-deleted"),
+    ],
+)
+def test_a_change_to_keys_or_sources_gives_every_process_a_new_generation_once_committed(
+    source: Source,
+    source_key: str,
+    change: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    before = cache.get(KEYS_GENERATION)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        change(source)
+        # Not before the commit: another process could read the old rows under it.
+        assert cache.get(KEYS_GENERATION) == before
+    for callback in callbacks:
+        callback()
+
+    assert cache.get(KEYS_GENERATION) not in (before, None)
+
+
+def test_a_new_key_leaves_every_process_its_remembered_keys(
+    source: Source, source_key: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    before = cache.get(KEYS_GENERATION)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        source.issue_api_key(name="another")
+
+    assert cache.get(KEYS_GENERATION) == before
