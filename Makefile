@@ -49,6 +49,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.alert_latency
 	$(PY) -m bench.delivery_latency
 	$(PY) -m bench.rate_limit
+	$(PY) -m bench.key_check
 
 services:
 	@scripts/ensure-services
