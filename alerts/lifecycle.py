@@ -298,13 +298,14 @@ def _inhibition_follow(alert: Alert, finding: Finding, fields: set[str], kinds: 
 
 
 def _due(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> None:
-    """Add what time has made due on a firing alert to `kinds`: its firing held back by
-    inhibition or a silence that no longer holds, an ended acknowledgement, a repeat."""
-    if alert.state != Alert.State.FIRING:
-        return
+    """Add what time has made due on an open alert to `kinds`: its firing held back by
+    inhibition or a silence that no longer holds, an ended acknowledgement (pending too:
+    recorded then, not sent), a repeat."""
     now = finding.now
+    firing = alert.state == Alert.State.FIRING
     if (
-        alert.announced_at is None
+        firing
+        and alert.announced_at is None
         and not alert.inhibited
         and Kind.FIRING not in kinds
         and not is_silenced(alert, now, finding.silences, tag_ids=finding.tag_ids)
@@ -322,6 +323,8 @@ def _due(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> 
             "acknowledgement_note",
         }
         kinds.append(Kind.ACKNOWLEDGEMENT_EXPIRED)
+    if not firing:
+        return
     if (
         # A change recorded now that reaches people is news enough; one that does not
         # (a lowered severity, inhibition ending) leaves a due repeat due.

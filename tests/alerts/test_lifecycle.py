@@ -704,6 +704,27 @@ def test_it_holds_a_pending_alert_by_its_clear_value(source: Source, make_rule: 
     assert (alert.state, alert.severity) == ("firing", WARNING)
 
 
+def test_it_does_not_send_the_end_of_an_acknowledgement_that_lapsed_before_firing(
+    source: Source, make_rule: MakeRule, admin_user: User
+) -> None:
+    make_rule(thresholds=DRAWDOWN, for_duration=timedelta(seconds=300))
+    step(source, 10.5, 0)
+    [alert] = open_alerts(source)
+    alert_acknowledge(alert_id=alert.pk, by=admin_user, until=later(30))
+
+    step(source, 8.5, 150)  # still pending; the acknowledgement has lapsed
+    step(source, 8.5, 300)  # fires
+
+    alert.refresh_from_db()
+    assert alert.state == "firing"
+    assert [(kind, notify) for kind, _, notify in timeline(alert)] == [
+        ("pending", False),
+        ("acknowledged", False),
+        ("ack_expired", False),
+        ("firing", True),
+    ]
+
+
 def test_it_holds_a_threshold_on_by_its_clear_value_while_m_of_n_waits(
     source: Source, make_rule: MakeRule
 ) -> None:

@@ -22,6 +22,7 @@ leaves room are marked "Choice:" below.
 from __future__ import annotations
 
 import itertools
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -562,7 +563,7 @@ def test_the_alert_lifecycle_follows_the_readme(no_pack: None) -> None:
     run_state_machine_as_test(
         AlertLifecycle,
         settings=settings(
-            max_examples=60,
+            max_examples=int(os.environ.get("TRADEWATCH_MODEL_EXAMPLES", "60")),
             stateful_step_count=MAX_STEPS,
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
