@@ -16,7 +16,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-## run: web (gunicorn), a Celery worker and beat in the foreground; Ctrl-C stops them
+## run: web (granian), a Celery worker and beat in the foreground; Ctrl-C stops them
 run: $(VENV)/.runtime
 	$(PY) -m monitoring_site.launcher
 

@@ -723,7 +723,6 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
             "LOG_LEVEL": "WARNING",
             "WEB_CONCURRENCY": str(args.workers),
             "WEB_THREADS": str(args.threads),
-            "WEB_WORKER_CLASS": "gthread" if args.threads > 1 else "sync",
             "TRADEWATCH_BIND": f"{HOST}:{port}",
             "PYTHONUNBUFFERED": "1",
         }
@@ -733,7 +732,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     say(f"creating {args.sources} sources with their API keys")
     keys = create_sources(env, args.sources)
 
-    # gunicorn_conf.py sets accesslog = "-" (GUNICORN_CMD_ARGS cannot unset it): its
+    # The web server logs every request (monitoring_site/webserver.py): its
     # output goes to a log file, not to this terminal.
     launcher = [sys.executable, "-m", "monitoring_site.launcher"]
     worker = ManagedProcess("worker", [*launcher, "worker"], env, workdir / "worker.log")
