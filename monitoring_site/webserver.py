@@ -58,7 +58,9 @@ class WebSettings:
             # holds a permit, an idle or slow one too); beyond it new connections wait
             # in the kernel's queue. Slow ones are closed at the header deadline.
             max_connections=int(environ.get("TRADEWATCH_WEB_MAX_CONNECTIONS", "1000")),
-            stop_timeout_seconds=int(environ.get("TRADEWATCH_WEB_STOP_TIMEOUT_SECONDS", "20")),
+            # Below the 30 s the launcher (and 20 s tests) wait before killing the
+            # server: it then always reaps its own workers, leaving none behind.
+            stop_timeout_seconds=int(environ.get("TRADEWATCH_WEB_STOP_TIMEOUT_SECONDS", "15")),
         )
 
 
@@ -118,7 +120,8 @@ def granian_options(web: WebSettings) -> dict[str, Any]:
             },
             "root": {"handlers": ["console"], "level": "INFO"},
         },
-        # A worker stuck past this on SIGTERM is killed; the others finish their requests.
+        # On SIGTERM a worker stops accepting, finishes its requests and waits for their
+        # clients to close kept-alive connections; past this it is killed.
         "workers_kill_timeout": web.stop_timeout_seconds,
         "working_dir": BASE_DIR,
     }
