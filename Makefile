@@ -42,6 +42,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.derivation
 	$(PY) -m bench.alert_latency
 	$(PY) -m bench.delivery_latency
+	$(PY) -m bench.slow_clients
 
 services:
 	@scripts/ensure-services

@@ -163,8 +163,8 @@ def build() -> ASGIApp:
     sys.setswitchinterval(0.001)
     collector_tune()
 
-    # As many threads run Django as before gunicorn's: each keeps its own database
-    # connection (CONN_MAX_AGE), and more would only share this process's GIL.
+    # A few threads run Django (WEB_THREADS): each keeps its own database connection
+    # (CONN_MAX_AGE), and more would only share this process's GIL.
     threads = int(os.environ.get("WEB_THREADS", "2"))
     django = WSGIMiddleware(wsgi_application, workers=max(1, threads))  # type: ignore[arg-type]
     return BufferedRequests(django, body_limits)  # type: ignore[arg-type]

@@ -104,7 +104,7 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) 
 
 @contextmanager
 def web_server(env: Mapping[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Tradewatch's web process (gunicorn, as `make run` starts it) on 127.0.0.1:`port`."""
+    """Tradewatch's web process (as `make run` starts it) on 127.0.0.1:`port`."""
     process = start_web_server(env, port)
     try:
         yield process
