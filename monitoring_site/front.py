@@ -120,7 +120,7 @@ class BufferedRequests:
                 return
             # A chunked body (or one over the limit: limit + 1 bytes, which Django and
             # the API refuse with 413) reaches Django with the length it now has.
-            if length != len(body):
+            if body and length != len(body):
                 scope = {**scope, "headers": with_length(headers, len(body))}
         await self.app(scope, replay(body, receive), send)
 

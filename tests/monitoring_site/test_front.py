@@ -128,3 +128,11 @@ def test_it_serves_with_the_environment_s_settings() -> None:
     assert options["http1_settings"].header_read_timeout == 2500
     assert options["target"] == "monitoring_site.front:application"
     assert options["log_access"] is True
+
+
+def test_it_leaves_a_request_without_a_body_as_it_is() -> None:
+    app, _ = run([(b"accept", b"*/*")], [{"type": "http.request", "body": b"", "more_body": False}])
+
+    assert app.body == b""
+    assert app.scope is not None
+    assert app.scope["headers"] == [(b"accept", b"*/*")]

@@ -196,22 +196,24 @@ def test_it_keeps_answering_with_200_slowloris_connections_open(server_log: Path
         loaded = timed_posts(port, key, 300, timeout=5, budget=30)
         health = healthz_status(port, timeout=5)
         held = loris.held_min
+        loris.stop()
+        # Unloaded again: the baseline is the slower of the two, so a machine shared
+        # with other work that slows down meanwhile does not count against the server.
+        unloaded_after = timed_posts(port, key, 300, timeout=5, budget=30)
     finally:
         if loris is not None:
             loris.stop()
         stop(process)
 
-    assert unloaded.statuses == {202: 300}
+    assert unloaded.statuses == unloaded_after.statuses == {202: 300}
     assert loaded.statuses == {202: 300}
     assert health == 200
     # The attack really was on: 200 connections open at every round of the attacker
     # (one the server closes at its header deadline is opened again at once).
     assert held == 200
-    assert loaded.percentile(0.99) <= 2 * unloaded.percentile(0.99), (
-        unloaded.percentile(0.99),
-        loaded.percentile(0.99),
-    )
-    assert MetricSample.objects.filter(series__source=source).count() == 3 * 620
+    baseline = max(unloaded.percentile(0.99), unloaded_after.percentile(0.99))
+    assert loaded.percentile(0.99) <= 2 * baseline, (baseline, loaded.percentile(0.99))
+    assert MetricSample.objects.filter(series__source=source).count() == 3 * 920
 
 
 def test_it_logs_every_request_through_python_logging(server_log: Path) -> None:
