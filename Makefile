@@ -16,7 +16,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-## run: web (gunicorn), a Celery worker and beat in the foreground; Ctrl-C stops them.
+## run: web (granian), a Celery worker and beat in the foreground; Ctrl-C stops them.
 ## DEBUG off, secrets generated once into var/secrets/, loopback only; a crashed
 ## process is restarted.
 run: $(VENV)/.runtime
@@ -50,6 +50,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.delivery_latency
 	$(PY) -m bench.rate_limit
 	$(PY) -m bench.key_check
+	$(PY) -m bench.slow_clients
 
 services:
 	@scripts/ensure-services

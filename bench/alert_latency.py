@@ -848,7 +848,7 @@ def run(
     bg_keys = [key for _, key in create_sources(env, "background", args.bg_sources)]
 
     launcher = [sys.executable, "-m", "monitoring_site.launcher"]
-    # gunicorn_conf.py empties its Prometheus folder on start (var/prometheus by default):
+    # the web server empties its Prometheus folder on start (var/prometheus by default):
     # a folder of our own, so another web server running meanwhile keeps its counters.
     web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus")}
     worker = ManagedProcess("worker", [*launcher, "worker"], env, workdir / "worker.log")

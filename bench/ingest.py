@@ -3,8 +3,8 @@
 One run measures, on this machine and in this order:
 
 1. api: samples per second accepted (202) by `POST /api/v1/metrics` as production runs
-   it: gunicorn (`python -m monitoring_site.launcher web`, --workers web workers of
-   --threads threads each,
+   it: the web server (`python -m monitoring_site.launcher web`, --workers web
+   processes of --threads Django threads each,
    DEBUG off) and a Celery worker (`launcher worker`) on a dedicated Redis database,
    against a fresh PostgreSQL database. Realistic data: --sources sources, each with
    its own API key, sending 10 metric names with a few labels each (equity, per-symbol
@@ -16,7 +16,7 @@ One run measures, on this machine and in this order:
 2. copy: rows per second written by psycopg binary COPY (as `metrics.ingest` does)
    into the same `metrics_metricsample` table, same batch shape and series, one
    transaction per batch, over --copy-connections connections (default: as many as
-   the API may hold, one per gunicorn thread: workers x threads) in parallel processes,
+   the API may hold, one per Django thread: workers x threads) in parallel processes,
    with the web and worker stopped.
 3. bytes_per_sample: after VACUUM ANALYZE, pg_total_relation_size of the sample table
    (heap, indexes, TOAST, free-space and visibility maps) over its row count, on at
@@ -649,10 +649,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of API warm-up")
     parser.add_argument("--senders", type=int, default=2, help="sender threads per process")
     parser.add_argument("--sender-processes", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument(
-        "--threads", type=int, default=4, help="threads per gunicorn worker (1: sync workers)"
-    )
+    parser.add_argument("--workers", type=int, default=2, help="web processes")
+    parser.add_argument("--threads", type=int, default=4, help="Django threads per web process")
     parser.add_argument("--copy-connections", type=int, help="default: --workers x --threads")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--sources", type=int, default=100)
@@ -723,7 +721,6 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
             "LOG_LEVEL": "WARNING",
             "WEB_CONCURRENCY": str(args.workers),
             "WEB_THREADS": str(args.threads),
-            "WEB_WORKER_CLASS": "gthread" if args.threads > 1 else "sync",
             "TRADEWATCH_BIND": f"{HOST}:{port}",
             "PYTHONUNBUFFERED": "1",
         }
@@ -733,7 +730,7 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     say(f"creating {args.sources} sources with their API keys")
     keys = create_sources(env, args.sources)
 
-    # gunicorn_conf.py sets accesslog = "-" (GUNICORN_CMD_ARGS cannot unset it): its
+    # The web server logs every request (monitoring_site/webserver.py): its
     # output goes to a log file, not to this terminal.
     launcher = [sys.executable, "-m", "monitoring_site.launcher"]
     worker = ManagedProcess("worker", [*launcher, "worker"], env, workdir / "worker.log")

@@ -1,8 +1,8 @@
 """Tradewatch's own ingestion counters, exported at /metrics (see metrics.prometheus).
 
-Gunicorn runs several worker processes, each with its own memory: a plain counter
+The web server runs several processes, each with its own memory: a plain counter
 would show whichever worker answered the scrape. When `PROMETHEUS_MULTIPROC_DIR` is
-set (production, by the gunicorn config), prometheus_client keeps every value in a
+set (production, by monitoring_site/webserver.py), prometheus_client keeps every value in a
 memory-mapped file per process in that folder and `own_metrics()` adds them up.
 Without it (tests, runserver, the embedded mode's single process) values stay in
 this process. prometheus_client picks its storage when it is first imported, so the

@@ -7,8 +7,8 @@ answers uncacheable.
 
 Live updates are short polling of `dashboard.json` every few seconds rather than
 server-sent events: a poll is an ordinary short request that works through any proxy
-and load balancer, and it never holds one of gunicorn's sync worker slots open for as
-long as a tab stays open (ten open dashboards would otherwise take ten workers).
+and load balancer, and it never holds one of the web server's Django threads for as long
+as a tab stays open (ten open dashboards would otherwise take ten threads).
 """
 
 from __future__ import annotations

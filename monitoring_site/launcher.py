@@ -47,14 +47,9 @@ EMBEDDED_BROKER_URL = "filesystem://"
 QUEUES = "default,ingest,delivery,health"
 
 # The commands of each process; `python` is replaced by the running interpreter.
-WEB_COMMAND = [
-    "python",
-    "-m",
-    "gunicorn",
-    "-c",
-    "monitoring_site/gunicorn_conf.py",
-    "monitoring_site.wsgi",
-]
+# Granian: requests are read on an event loop, so slow clients hold no Python thread
+# (see monitoring_site/webserver.py for why, and its settings).
+WEB_COMMAND = ["python", "-m", "monitoring_site.webserver"]
 WORKER_COMMAND = [
     "python",
     "-m",

@@ -304,9 +304,12 @@ TRADEWATCH_METRIC_RETENTION_DAYS: int = env.int("TRADEWATCH_METRIC_RETENTION_DAY
 TRADEWATCH_IDEMPOTENCY_HOURS: int = env.int("TRADEWATCH_IDEMPOTENCY_HOURS", default=24)
 # A body larger than this is refused with 413 before it is parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE: int = env.int("TRADEWATCH_MAX_BODY_BYTES", default=16 * 1024 * 1024)
-# An API URL (path and query) longer than this is refused with 414; below gunicorn's
-# own request-line limit, so the answer is the API's JSON error.
+# An API URL (path and query) longer than this is refused with 414; below the web
+# server's own request-line limit, so the answer is the API's JSON error.
 TRADEWATCH_MAX_URL_BYTES: int = env.int("TRADEWATCH_MAX_URL_BYTES", default=2048)
+# The whole request body must arrive within this many seconds (else 408): the web front
+# reads it before any Django thread is given the request (monitoring_site/front.py).
+TRADEWATCH_BODY_TIMEOUT_SECONDS: float = env.float("TRADEWATCH_BODY_TIMEOUT_SECONDS", default=30.0)
 
 # --- Alerts -----------------------------------------------------------------------
 # A source is evaluated at most once per this interval while its data keeps coming; the

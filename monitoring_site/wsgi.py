@@ -1,4 +1,4 @@
-"""WSGI entry point for gunicorn."""
+"""Django's WSGI application; the web server runs it behind monitoring_site.front."""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) 
 def web_server(
     env: Mapping[str, str], port: int, *, output: IO[bytes] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Tradewatch's web process (gunicorn, as `make run` starts it) on 127.0.0.1:`port`,
+    """Tradewatch's web process (as `make run` starts it) on 127.0.0.1:`port`,
     its stdout and stderr into `output` when given."""
     process = start_web_server(env, port, output=output)
     try:

@@ -20,7 +20,7 @@ class SourceIngestThrottle(BaseThrottle):
     """At most TRADEWATCH_INGEST_RATE_PER_MINUTE requests per source in any 60 seconds.
 
     One atomic step per request (a Redis script in production), shared by every web
-    process, so the limit holds however many gunicorn workers answer.
+    process, so the limit holds however many web processes answer.
     """
 
     def __init__(self) -> None:

@@ -134,7 +134,7 @@ def test_it_runs_exactly_one_beat(compose: dict[str, Any]) -> None:
 
 def test_it_configures_everything_through_the_environment(compose: dict[str, Any]) -> None:
     settings_text = (ROOT / "monitoring_site" / "settings.py").read_text()
-    gunicorn_text = (ROOT / "monitoring_site" / "gunicorn_conf.py").read_text()
+    webserver_text = (ROOT / "monitoring_site" / "webserver.py").read_text()
     launcher_text = (ROOT / "monitoring_site" / "launcher.py").read_text()
     for part in TRADEWATCH_PARTS:
         env = services(compose)[part]["environment"]
@@ -144,7 +144,7 @@ def test_it_configures_everything_through_the_environment(compose: dict[str, Any
         assert env["DEBUG"] == "False"
         for variable in env:
             # Every variable given is one Tradewatch reads.
-            assert f'"{variable}"' in settings_text + gunicorn_text + launcher_text, variable
+            assert f'"{variable}"' in settings_text + webserver_text + launcher_text, variable
 
 
 def test_it_requires_a_secret_key(compose: dict[str, Any]) -> None:
