@@ -1,6 +1,6 @@
 """Alert latency: from posting a breaching batch to its alert row being visible in PostgreSQL.
 
-Production processes on loopback against a throw-away database: gunicorn
+Production processes on loopback against a throw-away database: the web server
 (`python -m monitoring_site.launcher web`, --workers web workers, DEBUG off) and one
 Celery worker (`launcher worker`, the production command), a dedicated pair of Redis
 databases (broker, cache). `migrate` installs the trading rule pack; its "Leverage"
@@ -119,9 +119,9 @@ def spread(values: Sequence[float]) -> str:
 
 
 def post(conn: http.client.HTTPConnection, key: str, body: bytes) -> tuple[int, bytes]:
-    """POST one batch: (status, answer). Threaded gunicorn workers keep the connection
-    open; sync ones close it after each answer, and http.client then reconnects by
-    itself on the next request. A kept-alive connection the server closed while it sat
+    """POST one batch: (status, answer). The web server keeps the connection open;
+    should it close it after an answer, http.client reconnects by itself on the next
+    request. A kept-alive connection the server closed while it sat
     idle (its keep-alive timeout, during a pause of the run) fails on first use: it is
     reopened and the batch sent once more, as HTTP client libraries do."""
     headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
@@ -694,7 +694,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a timeout")
     parser.add_argument("--poll-ms", type=float, default=1.0, help="alert table poll interval")
     parser.add_argument(
-        "--workers", type=int, help="gunicorn workers (default: as in production, 2 per core)"
+        "--workers", type=int, help="web server processes (default: as in production, 2 per core)"
     )
     parser.add_argument("--database", default="tradewatch_bench_alert_latency")
     parser.add_argument("--pg-host", default="127.0.0.1")

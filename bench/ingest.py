@@ -248,9 +248,8 @@ def _send(
             else:
                 result.statuses[str(response.status)] += 1
                 result.first_error = result.first_error or f"{response.status} {data[:300]!r}"
-            # Threaded gunicorn workers keep the connection open between requests;
-            # sync ones answer "Connection: close", and http.client then reconnects on
-            # the next request by itself.
+            # The web server keeps the connection open between requests; should it
+            # answer "Connection: close", http.client reconnects on the next request.
         else:
             result.exhausted_at = time.monotonic()
     finally:
@@ -672,8 +671,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-logs", action="store_true", help="keep the web/worker logs")
     args = parser.parse_args(argv)
     if args.copy_connections is None:
-        # The same number of database connections as the API may use: each gunicorn
-        # thread keeps one (CONN_MAX_AGE).
+        # The same number of database connections as the API may use: each web
+        # server thread keeps one (CONN_MAX_AGE).
         args.copy_connections = args.workers * args.threads
     if args.redis_db == args.cache_db:
         parser.error("--redis-db and --cache-db must differ")

@@ -12,6 +12,8 @@ against the local PostgreSQL and the cache (Redis):
 - `request` / `request_no_generation`: a whole heartbeat through Django's test client
   (middleware, authentication, throttling, ingestion), with and without the generation.
 - `redact_*`: redacting one access-log line with a hook path, and one without.
+- `access_line` / `access_line_plain`: one access line logged through a handler with the
+  redacting filter, and without it.
 
     .venv/bin/python -m bench.key_check [--calls 20000] [--requests 2000]
 
@@ -164,37 +166,28 @@ def run(calls: int, requests: int) -> dict[str, Any]:
 
 
 def access_lines(calls: int) -> dict[str, float]:
-    """One gunicorn access line, written to /dev/null: redacting logger vs gunicorn's."""
-    import datetime
+    """One access line, as the web server logs it (`granian.access`, through Python
+    logging) to a handler writing to /dev/null: with the redacting filter vs without."""
+    import logging
     from functools import partial
-    from types import SimpleNamespace
 
-    from gunicorn.config import Config
-    from gunicorn.glogging import Logger
+    from monitoring_site.log_redaction import redact_handler
 
-    from monitoring_site.gunicorn_conf import RedactingLogger
-
-    config = Config()
-    config.set("accesslog", os.devnull)
-    environ = {
-        "REQUEST_METHOD": "POST", "RAW_URI": "/api/v1/metrics", "PATH_INFO": "/api/v1/metrics",
-        "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_USER_AGENT": "python-httpx/0.28.1", "HTTP_HOST": "127.0.0.1:8000",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "wsgi.url_scheme": "http",
-    }  # fmt: skip
-    request = SimpleNamespace(
-        headers=[("HOST", "127.0.0.1:8000"), ("USER-AGENT", "python-httpx/0.28.1"),
-                 ("CONTENT-TYPE", "application/json"), ("CONTENT-LENGTH", "1234"),
-                 ("AUTHORIZATION", "Api-Key AbCd1234.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")]
-    )  # fmt: skip
-    response = SimpleNamespace(
-        status="202 Accepted", sent=14, headers=[("Content-Type", "application/json")]
-    )
-    took = datetime.timedelta(microseconds=1500)
     result: dict[str, float] = {}
-    for name, logger_class in (("access_line", RedactingLogger), ("access_line_plain", Logger)):
-        access = logger_class(config).access
-        result |= figures(name, timed(partial(access, response, request, environ, took), calls))
+    with open(os.devnull, "w") as sink:
+        for name, redacting in (("access_line", True), ("access_line_plain", False)):
+            handler = logging.StreamHandler(sink)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            if redacting:
+                redact_handler(handler)
+            logger = logging.getLogger(f"bench.access.{name}")
+            logger.handlers, logger.propagate = [handler], False
+            logger.setLevel(logging.INFO)
+            line = partial(
+                logger.info, '%s - "%s %s %s" %d %.3f', "127.0.0.1", "POST",
+                "/api/v1/metrics", "HTTP/1.1", 202, 1.5,
+            )  # fmt: skip
+            result |= figures(name, timed(line, calls))
     return result
 
 

@@ -135,7 +135,8 @@ class TradewatchAutoSchema(AutoSchema):
             if not response.get("description"):
                 response["description"] = DESCRIPTIONS.get(code, "")
             headers = response.setdefault("headers", {})
-            # The HTTP server's own 414 carries no request id.
+            # The HTTP server's own 414 (a request line over 64 KiB) carries no request id
+            # and no body.
             headers["X-Request-ID"] = {**request_id, "required": code != "414"}
             if code == "401":
                 headers["WWW-Authenticate"] = _header(
@@ -147,6 +148,4 @@ class TradewatchAutoSchema(AutoSchema):
                 headers["Idempotent-Replayed"] = _header(
                     "Idempotent-Replayed", {"type": "string", "enum": ["true"]}, required=False
                 )
-            if code == "414":
-                response.setdefault("content", {})["text/html"] = {"schema": {"type": "string"}}
         return dict(sorted(responses.items()))

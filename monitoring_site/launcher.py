@@ -219,7 +219,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         # Own session: the terminal's Ctrl-C reaches only us, we stop the children in
-        # order with SIGTERM (graceful for gunicorn and celery alike), and a crashed
+        # order with SIGTERM (graceful for the web server and celery alike), and a crashed
         # child's own children can be found and cleared as its process group.
         child.process = subprocess.Popen(
             resolve(child.command), env=self.env, cwd=BASE_DIR, start_new_session=True
@@ -313,7 +313,7 @@ def _has_exited(process: subprocess.Popen[bytes]) -> bool:
 
 
 def _clear_process_group(pgid: int) -> None:
-    """Kill what a dead child left behind (gunicorn workers, Celery pool processes).
+    """Kill what a dead child left behind (web server workers, Celery pool processes).
 
     Left running they would hold the port or the queue's messages the restarted child
     needs. Called before the leader is reaped, so the group's id is still ours.

@@ -10,13 +10,14 @@ operator can still tell which key called.
 `django.request` attaches, which JSON logs print) and traceback. It belongs on the
 handlers, not on loggers: a logger's filters do not see records from its children, and
 a web server logs through handlers of its own. `redact_every_handler()` attaches it to
-every handler configured so far; the web server's access log is redacted by its own
-configuration as well (`monitoring_site.gunicorn_conf`).
+every handler configured so far, the web server's access log (`granian.access`, see
+`monitoring_site.webserver`) included.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -128,7 +129,7 @@ class HookKeyFilter(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, dict):
-            # In place: the mapping may be a class of its own (gunicorn's access atoms
+            # In place: the mapping may be a class of its own (a web server's access atoms
             # answer "-" for a missing name), which a plain dict would break.
             for name, value in list(record.args.items()):
                 record.args[name] = _redacted_value(value)
@@ -145,6 +146,14 @@ class HookKeyFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's `LOGGING_CONFIG`: apply `config`, then redact every handler configured
+    so far, Django's own defaults included (they are set up just before), however often
+    Django sets logging up in a process."""
+    logging.config.dictConfig(config)
+    redact_every_handler()
 
 
 def redact_every_handler() -> None:

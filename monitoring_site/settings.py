@@ -148,7 +148,7 @@ if DEBUG:
     WHITENOISE_USE_FINDERS = True
 
 # --- Security (production values when DEBUG is off) ---------------------------------
-# TLS terminates at the proxy in front of gunicorn; it tells us with X-Forwarded-Proto.
+# TLS terminates at the proxy in front of the web server; it says so with X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Probes and scrapers speak plain HTTP inside the private network.
@@ -431,6 +431,8 @@ LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT: str = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+# Every handler Django sets up, its own defaults included, redacts hook keys.
+LOGGING_CONFIG = "monitoring_site.log_redaction.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

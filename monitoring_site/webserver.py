@@ -16,6 +16,7 @@ from the environment, like the rest of Tradewatch.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -28,6 +29,18 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # One line per request, through Python logging (logger `granian.access`), so every
 # filter and handler of Tradewatch's logging applies to it as to any other line.
 ACCESS_LOG_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
+
+
+class RequestTargetFilter(logging.Filter):
+    """The access line's path with its query string, as the request line had it (the
+    server logs them apart). Runs on the logger, so the handlers' filters (a hook key in
+    a query string is redacted there) see the whole target."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, Mapping) and args.get("query_string"):
+            record.args = {**args, "path": f"{args.get('path', '')}?{args['query_string']}"}
+        return True
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ def granian_options(web: WebSettings) -> dict[str, Any]:
             "version": 1,
             "disable_existing_loggers": False,
             "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+            "filters": {"request_target": {"()": RequestTargetFilter}},
             "handlers": {
                 "console": {
                     "class": "logging.StreamHandler",
@@ -116,7 +130,12 @@ def granian_options(web: WebSettings) -> dict[str, Any]:
             },
             "loggers": {
                 "_granian": {"handlers": ["console"], "level": "INFO", "propagate": False},
-                "granian.access": {"handlers": [], "level": "INFO", "propagate": True},
+                "granian.access": {
+                    "handlers": [],
+                    "level": "INFO",
+                    "propagate": True,
+                    "filters": ["request_target"],
+                },
             },
             "root": {"handlers": ["console"], "level": "INFO"},
         },

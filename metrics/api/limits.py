@@ -1,8 +1,8 @@
 """Size limits of API requests, refused before any view runs, in the API's error shape.
 
-The HTTP server has limits of its own (gunicorn refuses a request line over 4,094
-bytes with an HTML 414); these are below them, so a caller of the API learns what is
-wrong in JSON, with the limit named.
+The HTTP server has limits of its own (a request line over 64 KiB gets its 414, a
+request head over about 400 KiB its 431, both without a body); these are far below
+them, so a caller of the API learns what is wrong in JSON, with the limit named.
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ class State:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """One request; keep-alive (HTTP/1.1) like a real server behind gunicorn would be."""
+    """One request; keep-alive (HTTP/1.1) as a real web server keeps it."""
 
     protocol_version = "HTTP/1.1"
     server: Server
