@@ -35,9 +35,10 @@ def request(
         connection.request(method, path, None if body is None else json.dumps(body), headers)
         answer = connection.getresponse()
         data = answer.read()
-        headers = dict(answer.getheaders())
-        is_json = headers.get("Content-Type", "").startswith("application/json")
-        return answer.status, headers, json.loads(data) if data and is_json else data
+        # By lower-case name: HTTP header names are case-insensitive.
+        received = {name.lower(): value for name, value in answer.getheaders()}
+        is_json = received.get("content-type", "").startswith("application/json")
+        return answer.status, received, json.loads(data) if data and is_json else data
     finally:
         connection.close()
 
@@ -100,12 +101,12 @@ def test_ingestion_answers_503_while_postgresql_is_down_and_the_client_retries(
         locker.close()
         [(status, headers, body)] = answers
         assert status == 503, body
-        assert headers["Retry-After"] == "5"
+        assert headers["retry-after"] == "5"
 
         status, headers, body = request(port, "POST", "/api/v1/trades", key, trades("t-5", "t-6"))
         assert status == 503, body
-        assert headers["Retry-After"] == "5"
-        assert headers["Content-Type"] == "application/json"
+        assert headers["retry-after"] == "5"
+        assert headers["content-type"] == "application/json"
         assert "database is unavailable" in body["errors"][0]["message"]
         status, _, ready = request(port, "GET", "/readyz")
         assert status == 503

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from monitoring_site.front import BodyLimits, BufferedRequests, Message, Scope
@@ -47,7 +48,11 @@ def run(
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
     given = limits or BodyLimits(max_bytes=10, timeout_seconds=5)
-    asyncio.run(BufferedRequests(app, lambda: given)(scope, receive, send))
+    front = BufferedRequests(app, lambda: given)
+    # On a thread of its own: a loop another test left running in this thread (the
+    # browser tests' Playwright) would refuse a second one here.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, front(scope, receive, send)).result()
     return app, sent
 
 
