@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +311,82 @@ def _cpu_of(procs: Sequence[Any]) -> dict[int, float]:
             times = proc.cpu_times()
             seconds[proc.pid] = times.user + times.system
     return seconds
+
+
+def say(message: str) -> None:
+    """A progress line, stamped with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# Variables of the calling shell that would change how the started processes run.
+_INHERITED_PREFIXES = ("DJANGO_", "GUNICORN_", "GRANIAN_", "CELERY_", "TRADEWATCH_", "PROMETHEUS_")
+
+
+def production_env(
+    *, database_url: str, redis_host: str, redis_port: int, broker_db: int, cache_db: int,
+    bind: str, **extra: str,
+) -> dict[str, str]:  # fmt: skip
+    """The environment of Tradewatch's production processes started by a benchmark: DEBUG
+    off, its own database and Redis databases, quiet logs, listening on `bind`;
+    `extra` on top (worker counts, a Prometheus folder, a variant's settings)."""
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(_INHERITED_PREFIXES)
+    }
+    redis = f"{redis_host}:{redis_port}"
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": f"redis://{redis}/{broker_db}",
+            "CELERY_RESULT_BACKEND": f"redis://{redis}/{broker_db}",
+            "CACHE_URL": f"rediscache://{redis}/{cache_db}",
+            "DEBUG": "False",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "SECURE_SSL_REDIRECT": "False",
+            "LOG_LEVEL": "WARNING",
+            "TRADEWATCH_BIND": bind,
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+    )
+    return env
+
+
+Cleanup = list[Callable[[], object]]
+
+
+def run_with_cleanup(
+    name: str, run: Callable[[Path, Cleanup], dict[str, Any]], *, keep_logs: bool
+) -> int:
+    """Run a benchmark that starts servers and prints its summary as the last line.
+
+    `run(workdir, cleanup)` appends a clean-up step for each thing it sets up; they run in
+    reverse order however the run ends (Ctrl-C and SIGTERM included; a second signal is
+    ignored, so it cannot cut the clean-up short). The work folder's logs are kept when
+    asked, or when the run failed.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    workdir = Path(tempfile.mkdtemp(prefix=f"tradewatch-bench-{name}-"))
+    cleanup: Cleanup = []
+    summary: dict[str, Any] | None = None
+    try:
+        summary = run(workdir, cleanup)
+    finally:
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception as exc:  # keep cleaning up; say what failed
+                print(f"cleanup step failed: {exc!r}", flush=True)
+        if (keep_logs or summary is None) and any(workdir.iterdir()):
+            say(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(summary))
+    return 0

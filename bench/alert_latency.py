@@ -53,10 +53,8 @@ import multiprocessing.connection
 import os
 import random
 import re
-import secrets
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -76,10 +74,13 @@ from bench._support import (
     drop_database,
     free_port,
     postgres_conninfo,
+    production_env,
     redis_clients,
     redis_db_size,
     redis_flush,
     run_checked,
+    run_with_cleanup,
+    say,
 )
 
 HOST = "127.0.0.1"
@@ -92,10 +93,6 @@ EVALUATE_TASK = "alerts.tasks.evaluate_source"
 # The background metric: no rule of the trading pack watches it.
 BACKGROUND_METRIC = "latency_ms"
 ENDPOINTS = ("order", "cancel", "book", "ticker", "account")
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -818,28 +815,13 @@ def run(
     cleanup.append(lambda: drop_database(admin, args.database))
 
     port = free_port(HOST)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_", "TRADEWATCH_", "PROMETHEUS_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
-            "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
-            "CELERY_BROKER_URL": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
-            "CELERY_RESULT_BACKEND": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
-            "CACHE_URL": f"rediscache://{HOST}:{args.redis_port}/{args.cache_db}",
-            "DEBUG": "False",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "SECURE_SSL_REDIRECT": "False",
-            "LOG_LEVEL": "WARNING",
-            **({"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}),
-            "TRADEWATCH_BIND": f"{HOST}:{port}",
-            "PYTHONUNBUFFERED": "1",
-            **variant.extra_env,
-        }
-    )
+    env = production_env(
+        database_url=f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
+        redis_host=HOST, redis_port=args.redis_port, broker_db=args.redis_db,
+        cache_db=args.cache_db, bind=f"{HOST}:{port}",
+        **({"WEB_CONCURRENCY": str(args.workers)} if args.workers else {}),
+        **variant.extra_env,
+    )  # fmt: skip
     say("migrating (installs the trading rule pack)")
     run_checked([sys.executable, "manage.py", "migrate", "--noinput"], env, 300, "migrate")
     rule_id = leverage_rule_id(bench_db)
@@ -1019,30 +1001,11 @@ def main(
     argv: list[str] | None = None, variant: Variant = ALERT_ROW, name: str = "alert-latency"
 ) -> int:
     args = parse_args(argv)
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, stop)
-    workdir = Path(tempfile.mkdtemp(prefix=f"tradewatch-bench-{name}-"))
-    cleanup: list[Any] = []
-    summary: dict[str, float] | None = None
-    try:
-        summary = run(args, workdir, cleanup, variant)
-    finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up; say what failed
-                print(f"cleanup step failed: {exc!r}", flush=True)
-        if (args.keep_logs or summary is None) and any(workdir.iterdir()):
-            say(f"logs kept in {workdir}")
-        else:
-            import shutil
-
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(summary))
-    return 0
+    return run_with_cleanup(
+        name,
+        lambda workdir, cleanup: run(args, workdir, cleanup, variant),
+        keep_logs=args.keep_logs,
+    )
 
 
 if __name__ == "__main__":

@@ -47,12 +47,9 @@ import json
 import math
 import multiprocessing
 import multiprocessing.connection
-import os
 import random
-import secrets
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -72,10 +69,13 @@ from bench._support import (
     drop_database,
     free_port,
     postgres_conninfo,
+    production_env,
     redis_clients,
     redis_db_size,
     redis_flush,
     run_checked,
+    run_with_cleanup,
+    say,
 )
 
 HOST = "127.0.0.1"
@@ -533,10 +533,6 @@ def wait_for_quiet(meter: CpuMeter, limit: float) -> None:
             waited = True
 
 
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def create_sources(env: dict[str, str], count: int) -> list[str]:
     """Create `count` sources through the service layer; return their plain keys in order."""
     code = f"""
@@ -702,28 +698,12 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     cleanup.append(lambda: drop_database(admin, args.database))
 
     port = free_port(HOST)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_", "TRADEWATCH_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
-            "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
-            "CELERY_BROKER_URL": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
-            "CELERY_RESULT_BACKEND": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
-            "CACHE_URL": f"rediscache://{HOST}:{args.redis_port}/{args.cache_db}",
-            "DEBUG": "False",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "SECURE_SSL_REDIRECT": "False",
-            "LOG_LEVEL": "WARNING",
-            "WEB_CONCURRENCY": str(args.workers),
-            "WEB_THREADS": str(args.threads),
-            "TRADEWATCH_BIND": f"{HOST}:{port}",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = production_env(
+        database_url=f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
+        redis_host=HOST, redis_port=args.redis_port, broker_db=args.redis_db,
+        cache_db=args.cache_db, bind=f"{HOST}:{port}",
+        WEB_CONCURRENCY=str(args.workers), WEB_THREADS=str(args.threads),
+    )  # fmt: skip
     say("migrating")
     run_checked([sys.executable, "manage.py", "migrate", "--noinput"], env, 300, "migrate")
     say(f"creating {args.sources} sources with their API keys")
@@ -890,34 +870,9 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def stop(signum: int, frame: object) -> None:
-        # Once: a second Ctrl-C must not cut the clean-up short.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    workdir = Path(tempfile.mkdtemp(prefix="tradewatch-bench-ingest-"))
-    cleanup: list[Any] = []
-    summary: dict[str, float] | None = None
-    try:
-        summary = run(args, workdir, cleanup)
-    finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up; say what failed
-                print(f"cleanup step failed: {exc!r}", flush=True)
-        if args.keep_logs or summary is None:
-            say(f"logs kept in {workdir}")
-        else:
-            for path in workdir.iterdir():
-                path.unlink()
-            workdir.rmdir()
-    print(json.dumps(summary))
-    return 0
+    return run_with_cleanup(
+        "ingest", lambda workdir, cleanup: run(args, workdir, cleanup), keep_logs=args.keep_logs
+    )
 
 
 if __name__ == "__main__":

@@ -25,16 +25,11 @@ The last line printed is JSON:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import math
-import os
-import secrets
-import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,18 +45,17 @@ from bench._support import (
     drop_database,
     free_port,
     postgres_conninfo,
+    production_env,
     redis_clients,
     redis_db_size,
     redis_flush,
     run_checked,
+    run_with_cleanup,
+    say,
 )
 
 HOST = "127.0.0.1"
 INGEST_PATH = "/api/v1/metrics"
-
-
-def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- the attack ---------------------------------------------------------------------
@@ -253,27 +247,12 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
     cleanup.append(lambda: drop_database(admin, args.database))
 
     port = free_port(HOST)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "GUNICORN_", "GRANIAN_", "CELERY_", "TRADEWATCH_"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "monitoring_site.settings",
-            "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
-            "CELERY_BROKER_URL": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
-            "CELERY_RESULT_BACKEND": f"redis://{HOST}:{args.redis_port}/{args.redis_db}",
-            "CACHE_URL": f"rediscache://{HOST}:{args.redis_port}/{args.cache_db}",
-            "DEBUG": "False",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "SECURE_SSL_REDIRECT": "False",
-            "LOG_LEVEL": "WARNING",
-            "TRADEWATCH_BIND": f"{HOST}:{port}",
-            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env = production_env(
+        database_url=f"postgres://{args.pg_user}@{args.pg_host}:{args.pg_port}/{args.database}",
+        redis_host=HOST, redis_port=args.redis_port, broker_db=args.redis_db,
+        cache_db=args.cache_db, bind=f"{HOST}:{port}",
+        PROMETHEUS_MULTIPROC_DIR=str(workdir / "prometheus"),
+    )  # fmt: skip
     say("migrating")
     run_checked([sys.executable, "manage.py", "migrate", "--noinput"], env, 300, "migrate")
     key = create_source(env)
@@ -337,34 +316,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def stop(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    workdir = Path(tempfile.mkdtemp(prefix="tradewatch-bench-slow-"))
-    cleanup: list[Any] = []
-    summary: dict[str, Any] | None = None
-    try:
-        summary = run(args, workdir, cleanup)
-    finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up; say what failed
-                print(f"cleanup step failed: {exc!r}", flush=True)
-        if summary is None:
-            say(f"logs kept in {workdir}")
-        else:
-            with contextlib.suppress(OSError):
-                for path in sorted(workdir.rglob("*"), reverse=True):
-                    path.rmdir() if path.is_dir() else path.unlink()
-                workdir.rmdir()
-    print(json.dumps(summary))
-    return 0
+    return run_with_cleanup(
+        "slow", lambda workdir, cleanup: run(args, workdir, cleanup), keep_logs=False
+    )
 
 
 if __name__ == "__main__":
