@@ -447,7 +447,7 @@ LOGGING = {
     },
     "filters": {
         # Hook URLs carry a source's API key (also attached to every other handler,
-        # Django's and the web server's, by monitoring_site.apps).
+        # Django's and the web server's, by LOGGING_CONFIG and monitoring_site.apps).
         "redact_hook_keys": {"()": "monitoring_site.log_redaction.HookKeyFilter"},
         # Slack, Discord and Telegram put their credentials in the URL path.
         "mask_secret_urls": {"()": "alerts.channels.masking.SecretURLFilter"},
