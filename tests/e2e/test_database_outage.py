@@ -94,7 +94,12 @@ def test_ingestion_answers_503_while_postgresql_is_down_and_the_client_retries(
             )
         )
         posting.start()
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        # This batch's own insert, not some other session (an evaluation on arrival of
+        # the first batch also waits for that table's lock).
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query ILIKE 'INSERT INTO %metrics_derivationrequest%'"
+        )
         assert wait_until(lambda: cluster.query("tradewatch", waiting) == [(1,)], 20)
         cluster.stop()
         posting.join(30)
