@@ -170,16 +170,14 @@ def small_batch() -> bytes:
     return json.dumps({"samples": samples}).encode()
 
 
-def post_once(port: int, key: str, timeout: float) -> int:
-    """POST one small batch on a new connection; its status (0: no answer in time)."""
+def status_of(
+    port: int, method: str, path: str, timeout: float, body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:  # fmt: skip
+    """One request on a new connection; its status (0: no answer in time)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        connection.request(
-            "POST",
-            INGEST_PATH,
-            body=small_batch(),
-            headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
-        )
+        connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
         response.read()
         return response.status
@@ -187,6 +185,12 @@ def post_once(port: int, key: str, timeout: float) -> int:
         return 0
     finally:
         connection.close()
+
+
+def post_once(port: int, key: str, timeout: float) -> int:
+    """POST one small batch on a new connection; its status (0: no answer in time)."""
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+    return status_of(port, "POST", INGEST_PATH, timeout, small_batch(), headers)
 
 
 def timed_posts(port: int, key: str, count: int, timeout: float, budget: float) -> Timings:
@@ -210,16 +214,7 @@ def timed_posts(port: int, key: str, count: int, timeout: float, budget: float) 
 
 
 def healthz_status(port: int, timeout: float) -> int:
-    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return 0
-    finally:
-        connection.close()
+    return status_of(port, "GET", "/healthz", timeout)
 
 
 # --- the run ------------------------------------------------------------------------
