@@ -7,9 +7,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.conf import settings
+from pytest_django.fixtures import Settings
 
 from alerts.evaluation import forget_rules_cache
 from metrics.authentication import forget_known_keys
+from tests.processes import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +32,16 @@ def broker() -> Iterator[redis.Redis]:
     client.delete("ingest")
     yield client
     client.delete("ingest")
+
+
+@pytest.fixture
+def cache_away(settings: Settings) -> None:
+    """The default cache on a loopback port nothing listens on: every call is refused."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+            "KEY_PREFIX": "tradewatch",
+        }
+    }
+    forget_rules_cache()  # what it read with the cache there is not trusted now

@@ -10,7 +10,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.utils import timezone
-from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from metrics import authentication as authentication_module
@@ -21,7 +20,6 @@ from metrics.authentication import (
 )
 from metrics.models import Source, SourceAPIKey
 from metrics.services import api_keys_revoke, source_keys_revoke, sources_enabled_set
-from tests.processes import free_port
 
 WHOAMI = "/api/v1/whoami"
 
@@ -189,18 +187,6 @@ def test_it_refuses_a_remembered_key_as_soon_as_another_process_revokes_it(
     cache.set(KEYS_GENERATION, "revoked elsewhere", timeout=None)
 
     assert client_with(f"Api-Key {source_key}").get(WHOAMI).status_code == 401
-
-
-@pytest.fixture
-def cache_away(settings: Settings) -> None:
-    """The default cache on a loopback port nothing listens on: every call is refused."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "KEY_PREFIX": "tradewatch",
-        }
-    }
 
 
 def test_it_checks_every_request_in_the_database_while_the_cache_is_away(

@@ -7,28 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
-from alerts.evaluation import all_sources_evaluate, enabled_rules, forget_rules_cache
+from alerts.evaluation import all_sources_evaluate, enabled_rules
 from alerts.models import Alert, Rule, Threshold
 from metrics.models import MetricSeries, Source
-from tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cache_away(settings: Settings) -> None:
-    """The default cache on a loopback port nothing listens on: every call is refused."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "KEY_PREFIX": "tradewatch",
-        }
-    }
-    forget_rules_cache()
 
 
 @pytest.mark.django_db(transaction=True)
