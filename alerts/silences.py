@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Field, ForeignObjectRel, Q
+from django.db.models import Field, ForeignObjectRel, Q, QuerySet
 from django.utils import timezone
 
 from metrics.models import Source, Tag
@@ -81,6 +81,29 @@ def silence_create(
     return silence
 
 
+def alert_silence(
+    *, alert: Alert, by: AbstractBaseUser, hours: int | None, now: datetime | None = None
+) -> Silence:
+    """Mute the alert's rule on its source for `hours`, or until this alert resolves (None).
+
+    What the alert list's silence actions and the alert's page both create. Raises
+    `ValidationError` as `silence_create` does (e.g. "until it resolves" on a resolved alert).
+    """
+    now = now or timezone.now()
+    reason = f"Silenced from the admin by {by}: {alert}"
+    return silence_create(
+        # The alert's name can be long: the reason column is not.
+        reason=reason[: Silence._meta.get_field("reason").max_length],
+        created_by=by,
+        sources=[alert.source],
+        rules=[alert.rule],
+        starts_at=now,
+        ends_at=now + timedelta(hours=hours) if hours else None,
+        alert=None if hours else alert,
+        now=now,
+    )
+
+
 def silence_expire(
     *, silence_id: int, by: AbstractBaseUser | None, now: datetime | None = None
 ) -> Silence:
@@ -137,8 +160,9 @@ def active_silences(now: datetime) -> list[SilenceMatcher]:
     return _active_silences_orm(now)
 
 
-def _active_silences_orm(now: datetime) -> list[SilenceMatcher]:
-    silences = (
+def _in_force(now: datetime) -> QuerySet[Silence]:
+    """Silences in force at `now`, with what they match (the SQL below says the same)."""
+    return (
         Silence.objects.filter(
             Q(ends_at__isnull=True) | Q(ends_at__gt=now),
             starts_at__lte=now,
@@ -147,15 +171,43 @@ def _active_silences_orm(now: datetime) -> list[SilenceMatcher]:
         .filter(Q(alert__isnull=True) | Q(alert__state__in=["pending", "firing"]))
         .prefetch_related("sources", "tags", "rules")
     )
-    return [
-        SilenceMatcher(
-            min_severity=silence.min_severity,
-            source_ids=frozenset(s.pk for s in silence.sources.all()),
-            tag_ids=frozenset(t.pk for t in silence.tags.all()),
-            rule_ids=frozenset(r.pk for r in silence.rules.all()),
+
+
+def _matcher(silence: Silence) -> SilenceMatcher:
+    """What a silence loaded by `_in_force` matches."""
+    return SilenceMatcher(
+        min_severity=silence.min_severity,
+        source_ids=frozenset(s.pk for s in silence.sources.all()),
+        tag_ids=frozenset(t.pk for t in silence.tags.all()),
+        rule_ids=frozenset(r.pk for r in silence.rules.all()),
+    )
+
+
+def _active_silences_orm(now: datetime) -> list[SilenceMatcher]:
+    return [_matcher(silence) for silence in _in_force(now)]
+
+
+def alert_silences(alert: Alert, *, now: datetime | None = None) -> list[Silence]:
+    """The silences in force that hold the alert's notifications back, ending soonest first.
+
+    The same match as `is_silenced`, which the lifecycle asks, but naming the silences so
+    a person sees which and until when. At most five queries, whatever the alert.
+    """
+    now = now or timezone.now()
+    in_force = list(_in_force(now))
+    if not in_force:
+        return []
+    tag_ids = set(alert.source.tags.values_list("id", flat=True))
+    muting = [
+        silence
+        for silence in in_force
+        if _matcher(silence).matches(
+            severity=alert.severity, source_id=alert.source_id, tag_ids=tag_ids,
+            rule_id=alert.rule_id,
         )
-        for silence in silences
-    ]
+    ]  # fmt: skip
+    # "Until it resolves" (no end) last: a time is what a person reads first.
+    return sorted(muting, key=lambda s: (s.ends_at is None, s.ends_at or now, s.pk))
 
 
 def _column_of(field: Field[Any, Any] | ForeignObjectRel) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,7 +12,14 @@ from django.utils import timezone
 
 from alerts import selectors
 from alerts.models import Alert, Rule, Severity, Silence
-from alerts.silences import SilenceOver, silence_create, silence_expire
+from alerts.silences import (
+    SilenceOver,
+    alert_silence,
+    alert_silences,
+    is_silenced,
+    silence_create,
+    silence_expire,
+)
 from metrics.models import Source
 from tests.factories import SourceFactory, TagFactory
 
@@ -128,3 +136,63 @@ def test_it_will_not_expire_a_silence_that_ended_or_whose_alert_resolved(
         silence_expire(silence_id=with_alert.pk, by=None)
     with pytest.raises(Silence.DoesNotExist):
         silence_expire(silence_id=999999, by=None)
+
+
+def test_it_silences_an_alerts_rule_on_its_source_for_hours_or_until_it_resolves(
+    source: Source, rule: Rule
+) -> None:
+    alert = open_alert(rule, source)
+    person = User.objects.create_user("sam")
+    now = timezone.now()
+
+    for_an_hour = alert_silence(alert=alert, by=person, hours=1, now=now)
+    until_resolved = alert_silence(alert=alert, by=person, hours=None, now=now)
+
+    assert (for_an_hour.alert, for_an_hour.ends_at) == (None, now + HOUR)
+    assert (until_resolved.alert, until_resolved.ends_at) == (alert, None)
+    for silence in (for_an_hour, until_resolved):
+        assert list(silence.sources.all()) == [source]
+        assert list(silence.rules.all()) == [rule]
+        assert silence.created_by == person
+        assert silence.reason == f"Silenced from the admin by sam: {alert}"
+    alert.state = Alert.State.RESOLVED
+    with pytest.raises(ValidationError) as refused:
+        alert_silence(alert=alert, by=person, hours=None, now=now)
+    assert "alert" in refused.value.message_dict
+
+
+def test_it_names_the_silences_that_mute_an_alert_as_the_lifecycle_judges_them(
+    source: Source, rule: Rule
+) -> None:
+    alert = open_alert(rule, source)
+    other_rule = Rule.objects.create(name="another rule", metric="equity")
+    tag, other_tag = TagFactory.create(name="live"), TagFactory.create(name="paper")
+    source.tags.add(tag)
+    now = timezone.now()
+
+    def silence(ends_in: timedelta | None = HOUR, **fields: Any) -> Silence:
+        return Silence.objects.create(
+            reason="test", starts_at=fields.pop("starts_at", now - HOUR),
+            ends_at=None if ends_in is None else now + ends_in, **fields,
+        )  # fmt: skip
+
+    everything_later = silence(ends_in=2 * HOUR)
+    by_tag = silence()
+    by_tag.tags.set([tag])
+    by_rule_and_source = silence(ends_in=timedelta(minutes=30))
+    by_rule_and_source.rules.set([rule])
+    by_rule_and_source.sources.set([source])
+    until_resolved = silence(ends_in=None, alert=alert)
+    silence().tags.set([other_tag])  # another tag
+    silence().rules.set([other_rule])  # another rule
+    silence(min_severity=Severity.CRITICAL)  # milder than it mutes
+    silence(expired_at=now - timedelta(minutes=1))  # ended by hand
+    silence(starts_at=now + HOUR, ends_in=2 * HOUR)  # not yet
+
+    muting = alert_silences(alert, now=now)
+
+    assert muting == [by_rule_and_source, by_tag, everything_later, until_resolved]
+    assert is_silenced(alert, now)
+    Silence.objects.filter(pk__in=[s.pk for s in muting]).update(expired_at=now)
+    assert alert_silences(alert, now=now) == []
+    assert not is_silenced(alert, now)
