@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -24,11 +22,11 @@ from audit.admin import AuditHistoryAdmin
 from metrics.models import Source
 
 from . import engine
-from .alert_page import alert_chart, alert_notifications, alert_timeline
+from .alert_page_admin import AcknowledgeForm, AlertPageAdmin
 from .evaluation import rule_preview
 from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
-from .silences import SilenceMatcher
+from .silences import SilenceMatcher, alert_silence
 from .statistics import alert_statistics
 
 
@@ -167,15 +165,6 @@ class CappedCountPaginator(Paginator):
         return int(rows[: self.COUNT_CAP + 1].count())
 
 
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(
-        max_length=1000, required=False, widget=forms.Textarea(attrs={"rows": 3})
-    )
-    until = forms.DateTimeField(
-        required=False, help_text="Empty: until the alert resolves. Format: 2026-01-31 18:00."
-    )
-
-
 class OpenFilter(admin.SimpleListFilter):
     """Open (pending or firing) by default: what an operator opens the list for."""
 
@@ -203,7 +192,9 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AlertPageAdmin):
+    """The alerts list, its filters and bulk actions; the alert's own page is `AlertPageAdmin`."""
+
     list_display = [
         "id", "severity_badge", "state", "rule", "source", "value", "peak_value", "count",
         "first_seen", "last_seen", "acknowledged_by", "inhibited",
@@ -222,7 +213,6 @@ class AlertAdmin(admin.ModelAdmin):
     # A million rows: no exact count on every page, no date drill-down scanning them all.
     show_full_result_count = False
     list_per_page = 200
-    readonly_fields = [field.name for field in Alert._meta.fields]
     actions = ["acknowledge", "resolve", "silence_hour", "silence_day", "silence_until_resolved"]
 
     @admin.display(description="severity", ordering="severity")
@@ -231,36 +221,6 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
-
-    def get_object(
-        self, request: HttpRequest, object_id: str, from_field: str | None = None
-    ) -> Alert | None:
-        # The page shows every foreign key: join them rather than fetch each on its own.
-        queryset = self.get_queryset(request).select_related(
-            "rule", "source", "acknowledged_by", "resolved_by"
-        )
-        try:
-            return queryset.get(pk=int(object_id))
-        except (ValueError, Alert.DoesNotExist):
-            return None
-
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> Any:
-        alert = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if alert is not None:
-            # The timeline, the notifications and the chart: what an operator opens it for.
-            context.update(
-                alert_chart=alert_chart(alert),
-                alert_timeline=alert_timeline(alert),
-                alert_notifications=alert_notifications(alert),
-            )
-        return super().change_view(request, object_id, form_url, context)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Alert], search_term: str
@@ -300,7 +260,9 @@ class AlertAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/alerts/statistics.html", context)
 
-    @admin.action(description="Acknowledge selected alerts (with a note)", permissions=["change"])
+    @admin.action(
+        description="Acknowledge selected alerts (with a note)", permissions=["acknowledge"]
+    )
     def acknowledge(
         self, request: HttpRequest, queryset: QuerySet[Alert]
     ) -> TemplateResponse | None:
@@ -331,7 +293,7 @@ class AlertAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/alerts/acknowledge.html", context)
 
-    @admin.action(description="Resolve selected alerts", permissions=["change"])
+    @admin.action(description="Resolve selected alerts", permissions=["resolve"])
     def resolve(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         done = 0
         for alert_id in queryset.values_list("pk", flat=True):
@@ -343,24 +305,17 @@ class AlertAdmin(admin.ModelAdmin):
         self.message_user(request, f"{done} alert(s) resolved.")
 
     def _silence(self, request: HttpRequest, queryset: QuerySet[Alert], hours: int | None) -> None:
-        now = timezone.now()
-        count = 0
+        count, skipped = 0, []
         for alert in queryset.select_related("rule", "source"):
-            with transaction.atomic():
-                silence = Silence(
-                    starts_at=now,
-                    ends_at=now + timedelta(hours=hours) if hours else None,
-                    alert=None if hours else alert,
-                    reason=f"Silenced from the admin by {request.user}: {alert}",
-                    created_by=request.user,  # type: ignore[misc]
-                )
-                silence.full_clean()
-                silence.save()
-                silence.sources.add(alert.source)
-                silence.rules.add(alert.rule)
-            count += 1
+            try:
+                alert_silence(alert=alert, by=request.user, hours=hours)  # type: ignore[arg-type]
+                count += 1
+            except ValidationError as exc:
+                skipped.append(f"#{alert.pk}: {' '.join(exc.messages)}")
         span = f"for {hours} h" if hours else "until they resolve"
         self.message_user(request, f"{count} alert(s) silenced {span}.")
+        if skipped:
+            self.message_user(request, "Skipped " + "; ".join(skipped), messages.WARNING)
 
     @admin.action(description="Silence selected for 1 hour", permissions=["silence"])
     def silence_hour(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
@@ -373,9 +328,6 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.action(description="Silence selected until they resolve", permissions=["silence"])
     def silence_until_resolved(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
         self._silence(request, queryset, None)
-
-    def has_silence_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.has_perm("alerts.add_silence"))
 
 
 @admin.register(Silence)

@@ -1,5 +1,5 @@
-"""What an alert's admin page shows beside its fields: the metric around the firing with
-the threshold, the timeline, and the notifications sent with their results.
+"""What an alert's admin page shows: its figures, the metric around the firing with the
+threshold, the timeline, and the notifications sent with their results.
 
 Each part is one or two index reads, whatever the size of the alerts, samples and
 outbox tables.
@@ -25,6 +25,31 @@ CHART_BEFORE_MIN: Final = timedelta(hours=1)
 CHART_BEFORE_MAX: Final = timedelta(hours=12)
 CHART_AFTER: Final = timedelta(minutes=15)
 CHART_AFTER_MAX: Final = timedelta(days=1)
+
+
+def figure(value: float | None) -> str:
+    """A value as a person reads it: six significant digits as the alert's message has them
+    (`4.5`, `0.0123`), large ones whole (`1234567`, not `1.23457e+06`); a dash for none."""
+    if value is None:
+        return "—"
+    text = f"{value:g}"
+    if "e" in text and abs(value) >= 1:
+        text = f"{value:.0f}"
+    return text
+
+
+def alert_figures(alert: Alert) -> dict[str, str]:
+    """The alert's value, threshold (with its comparison) and peak, for its summary."""
+    threshold = (
+        "—"
+        if alert.threshold_value is None
+        else f"{alert.comparison} {figure(alert.threshold_value)}".strip()
+    )
+    return {
+        "value": figure(alert.value),
+        "threshold": threshold,
+        "peak": figure(alert.peak_value),
+    }
 
 
 def chart_window(
