@@ -14,6 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from alerts.alert_page import figure
 from alerts.lifecycle import alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition, Channel, Notification, Rule, Silence
 from alerts.silences import is_silenced
@@ -307,3 +308,12 @@ def test_it_renders_the_page_in_the_same_few_queries_however_long_its_timeline(
     # Session and person 2, their permissions 2, the alert 1, the chart 1 or 2, timeline 1,
     # notifications 1, the silences in force with what they match 4, the source's tags 1.
     assert many <= 14
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(None, "—"), (3.0, "3"), (4.5, "4.5"), (0.0123, "0.0123"), (12.345678, "12.3457"),
+     (1_234_567.0, "1234567"), (-2_500_000.5, "-2500000"), (0.0000123, "1.23e-05")],
+)  # fmt: skip
+def test_it_writes_figures_as_a_person_reads_them(value: float | None, shown: str) -> None:
+    assert figure(value) == shown
