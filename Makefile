@@ -51,6 +51,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.rate_limit
 	$(PY) -m bench.key_check
 	$(PY) -m bench.slow_clients
+	$(PY) -m bench.admin_alerts
 
 services:
 	@scripts/ensure-services

@@ -3,8 +3,8 @@
 The number of queries does not grow with the number of rules or sources evaluated
 together (`alerts.loading` reads each kind of data once for the whole set of
 sources), and only findings that matter (a breach, or an alert already open) touch
-alert rows. That is what lets one worker evaluate 1,000
-sources x 25 rules within a beat cycle.
+alert rows. That is what lets one worker evaluate 1,000 sources x 27 rules (the
+trading pack's 26 and a custom one) within a beat cycle (`bench.evaluation`).
 """
 
 from __future__ import annotations

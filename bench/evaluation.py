@@ -1,9 +1,12 @@
-"""Rule evaluation: 1,000 sources x 32 rules, fresh data each cycle, on one process.
+"""Rule evaluation: 1,000 sources x 27 rules, fresh data each cycle, on one process.
 
-Creates a throw-away database, installs the rule packs `migrate` installs (trading and
-self-monitoring) plus one custom rule, gives every source fresh samples, events and
-heartbeats before each cycle, then times `all_sources_evaluate()` - what beat's periodic
-evaluation runs on one worker.
+Creates a throw-away database, installs the rules `migrate` installs (the trading pack's
+26, the health rule and the 4 self-monitoring rules of the system source: 31) plus one
+custom rule, gives every source fresh samples, events and heartbeats before each cycle,
+then times `all_sources_evaluate()` - what beat's periodic evaluation runs on one worker.
+Each source is judged by the trading pack and the custom rule (27); the health rule is
+judged by the health runner, the self-monitoring rules on the system source only. The
+`rules` figure counts every enabled rule (32).
 
     .venv/bin/python -m bench.evaluation [--sources 1000] [--cycles 5]
 

@@ -29,7 +29,7 @@ from metrics.services import SYSTEM_SOURCE_NAME
 from metrics.services import system_source as metrics_system_source
 
 from .checks import CheckResult
-from .models import HealthCheck
+from .models import HealthCheck, HealthReport
 from .scoring import Status
 
 RULES_TTL_SECONDS: Final = 5.0
@@ -132,6 +132,7 @@ def health_alerts_apply(
     if any(rule.scope == Rule.Scope.TAG for rule in rules):
         tag_ids = set(source.tags.values_list("id", flat=True))
     labels, labels_key = check_labels(check)
+    explanation = ""
     alerts = []
     for rule in rules:
         if not rule_applies(rule, check, source.pk, tag_ids):
@@ -149,9 +150,32 @@ def health_alerts_apply(
             continue
         if alert.is_open and not rule.message_template:
             # The lifecycle's default message says "2 >= 2"; say what is wrong instead.
-            alert.message = f"{check.name} on {source.name}: {status.label}: {result.summary()}"[
-                :1000
-            ]
+            if not explanation:  # read once, however many rules judge the check
+                explanation = what_is_wrong(check, result)
+            alert.message = f"{check.name} on {source.name}: {status.label}: {explanation}"[:1000]
             Alert.objects.filter(pk=alert.pk).update(message=alert.message)
         alerts.append(alert)
     return alerts
+
+
+def what_is_wrong(check: HealthCheck, result: CheckResult) -> str:
+    """Why the check's status is bad, in words, for its alert's message.
+
+    Mostly the probe's own summary. But a healthy probe while flap damping still holds
+    the status bad (recovering) says nothing of the failure: then it is the newest
+    report that found one, and how far the recovery has come.
+    """
+    if result.status is not Status.HEALTHY:
+        return result.summary()
+    failed = (
+        HealthReport.objects.filter(health_check_id=check.pk)
+        .exclude(status=Status.HEALTHY.value)
+        .order_by("-created_at", "-id")
+        .values_list("issues", "warnings", "status")
+        .first()
+    )
+    failure = ("; ".join(failed[0] or failed[1]) or Status(failed[2]).label) if failed else ""
+    progress = (
+        f"recovering: {check.consecutive_successes} of {check.successes_to_recover} healthy results"
+    )
+    return f"{failure} ({progress})" if failure else progress

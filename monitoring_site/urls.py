@@ -10,9 +10,11 @@ from metrics.api.errors import api_not_found
 from metrics.prometheus import prometheus_metrics
 
 from . import probes
+from .api_index import ApiIndexView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", ApiIndexView.as_view(), name="api-index"),
     path("api/v1/", include("metrics.api.urls")),
     path("api/v1/", include("metrics.api.read_urls")),
     path("api/v1/", include("alerts.api.urls")),

@@ -192,6 +192,30 @@ def test_it_opens_an_alert_at_the_statuss_severity_and_resolves_it_on_recovery(
     ) == ["firing", "severity_raised", "resolved"]
 
 
+def test_it_keeps_saying_what_failed_while_a_recovering_check_is_still_held_bad(
+    make_check: MakeCheck, http_server: LocalServer, health_rule: Rule
+) -> None:
+    http_server.answers["/ready"] = (503, b"down", 0)
+    check = make_check(
+        "http", {"url": http_server.url("/ready")}, name="exchange-gateway", successes_to_recover=2
+    )
+    assert run_once(check).status == Status.UNHEALTHY
+    failed = Alert.objects.get().message
+    assert "answered 503" in failed
+
+    # One healthy probe of the two that recover it: still UNHEALTHY, and the alert (and
+    # its repeats) must not read "UNHEALTHY: HEALTHY".
+    http_server.answers["/ready"] = (200, b"ok", 0)
+    assert run_once(check).status == Status.UNHEALTHY
+    alert = Alert.objects.get()
+    assert alert.state == Alert.State.FIRING
+    assert alert.message == f"{failed} (recovering: 1 of 2 healthy results)"
+
+    assert run_once(check).status == Status.HEALTHY
+    alert.refresh_from_db()
+    assert alert.state == Alert.State.RESOLVED
+
+
 def test_it_raises_a_sources_check_on_that_source_and_keeps_warnings_for_degraded(
     make_check: MakeCheck, source: object, health_rule: Rule
 ) -> None:
