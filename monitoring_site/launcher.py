@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from monitoring_site.launch_database import DatabaseSetupError, ensure_database
 from monitoring_site.launch_defaults import SecretsFileError, address_of, run_defaults
 from monitoring_site.supervision import GiveUp, RestartPolicy, describe_exit
 
@@ -130,27 +131,18 @@ def choose_backends(
     return Backends(database_url, broker_url, database_reason, broker_reason)
 
 
-def ensure_local_database(database_url: str) -> None:
-    """Create the PostgreSQL database named in the URL if it does not exist yet."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    conninfo = parts._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"Created PostgreSQL database {name!r}.", flush=True)
-
-
 def resolve(command: list[str]) -> list[str]:
     return [sys.executable if part == "python" else part for part in command]
 
 
 def prepare(env: Mapping[str, str]) -> None:
-    """Migrate, create the first administrator, collect static files."""
+    """Create the database if missing, migrate, add the first admin, collect static files."""
+    try:
+        created = ensure_database(env["DATABASE_URL"])
+    except DatabaseSetupError as exc:
+        raise SystemExit(str(exc)) from None
+    if created:
+        print(created, flush=True)
     for command in PREPARE_COMMANDS:
         completed = subprocess.run(resolve(command), env=dict(env), cwd=BASE_DIR, check=False)
         if completed.returncode != 0:
@@ -337,8 +329,6 @@ def configured_environment(environ: Mapping[str, str]) -> dict[str, str]:
             "Embedded mode is for trying Tradewatch out; use PostgreSQL and Redis for real money."
         )
         VAR_DIR.mkdir(exist_ok=True)
-    if backends.database_url == LOCAL_DATABASE_URL:
-        ensure_local_database(backends.database_url)
     env = dict(environ)
     env["DATABASE_URL"] = backends.database_url
     env["CELERY_BROKER_URL"] = backends.broker_url
