@@ -29,7 +29,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from monitoring_site.launch_database import DatabaseSetupError, ensure_database
-from monitoring_site.launch_defaults import SecretsFileError, address_of, run_defaults
+from monitoring_site.launch_defaults import (
+    BindAddressError,
+    SecretsFileError,
+    listening_line,
+    run_defaults,
+)
 from monitoring_site.supervision import GiveUp, RestartPolicy, describe_exit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -381,13 +386,15 @@ def main(argv: list[str] | None = None) -> int:
         os.execvpe(command[0], command, env)  # noqa: S606 (our own server)
     try:
         env = with_run_defaults(env)
-    except SecretsFileError as exc:
+        # Checked before anything starts: a web server that cannot bind would only be
+        # restarted until the launcher gives up.
+        listening = listening_line(env["TRADEWATCH_BIND"])
+    except (SecretsFileError, BindAddressError) as exc:
         raise SystemExit(str(exc)) from exc
     prepare(env)
     supervisor = Supervisor(env)
     supervisor.start()
-    address = address_of(env["TRADEWATCH_BIND"])
-    print(f"Tradewatch runs at {address}/admin/  (Ctrl-C stops it)", flush=True)
+    print(f"{listening}  (Ctrl-C stops it)", flush=True)
     return supervisor.wait()
 
 
