@@ -11,8 +11,9 @@ from rest_framework_api_key.models import AbstractAPIKey
 from .indexes import TimeBrinIndex
 
 # Names end up in URLs, Prometheus labels and alert messages: keep them plain.
+SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 source_name_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+    SOURCE_NAME_PATTERN,
     "Use letters, digits and . _ : - (starting with a letter or digit, 100 at most).",
 )
 tag_name_validator = RegexValidator(

@@ -27,7 +27,7 @@ from rest_framework.response import Response
 
 from metrics import queries
 from metrics.api.errors import ErrorsView, errors_body, single_error
-from metrics.models import Source
+from metrics.models import SOURCE_NAME_PATTERN
 from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
@@ -226,11 +226,24 @@ QUERY_PARAMETERS = [
 
 
 class SourceSnapshotView(OperatorReadView):
-    """`GET /api/v1/sources/<id>/snapshot`: everything known about a source right now."""
+    """`GET /api/v1/sources/<id or name>/snapshot`: everything known about a source now."""
 
     @extend_schema(
         operation_id="source_snapshot",
         summary="Latest values, heartbeat, trades and events of one source",
+        parameters=[
+            OpenApiParameter(
+                "source",
+                str,
+                OpenApiParameter.PATH,
+                required=True,
+                # Names and ids both match it: names are letters, digits and . _ : -
+                pattern=SOURCE_NAME_PATTERN,
+                description="The source's id or name (an id wins when a name is all "
+                "digits). Both are shown by `GET /api/v1/whoami` and "
+                "`manage.py tradewatch source list`.",
+            )
+        ],
         responses={
             200: SNAPSHOT_SCHEMA,
             401: ERRORS_SCHEMA,
@@ -238,14 +251,14 @@ class SourceSnapshotView(OperatorReadView):
             404: ERRORS_SCHEMA,
         },
     )
-    def get(self, request: Request, source_id: int) -> Response:
-        source = Source.objects.filter(pk=source_id).prefetch_related("tags").first()
-        if source is None:
+    def get(self, request: Request, source: str) -> Response:
+        found = queries.source_find(source)
+        if found is None:
             return Response(
-                single_error(f"No source with id {source_id}.", "id"),
+                single_error(f"No source with id or name {source!r}.", "source"),
                 status=status.HTTP_404_NOT_FOUND,
             )
-        return Response(queries.source_snapshot(source=source))
+        return Response(queries.source_snapshot(source=found))
 
 
 class MetricQueryView(OperatorReadView):
