@@ -20,13 +20,13 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from metrics import queries
 from metrics.api.errors import ErrorsView, errors_body, single_error
+from metrics.authentication import OPERATOR_AUTHENTICATION
 from metrics.models import SOURCE_NAME_PATTERN
 from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
@@ -46,9 +46,8 @@ class CanViewMetrics(BasePermission):
 class OperatorReadView(ErrorsView):
     """Base of the read endpoints: people only, with the view permission."""
 
-    # Listed here rather than inherited from the defaults: a source's API key must
-    # never authenticate a read, whatever the project's defaults become.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # People only: a source's API key is refused, with a message saying so.
+    authentication_classes = OPERATOR_AUTHENTICATION
     permission_classes = [IsAuthenticated, CanViewMetrics]
 
 

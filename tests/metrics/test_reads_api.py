@@ -16,6 +16,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from metrics import queries
+from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
 from metrics.query_params import labels_key
 from tests.factories import SourceFactory
@@ -91,9 +92,16 @@ def test_it_never_answers_a_source_api_key(
     response = source_client.get(snapshot_url(source) if url == "snapshot" else url)
 
     assert response.status_code == 401
-    assert response.json() == {
-        "errors": [error(None, "Authentication credentials were not provided.")]
-    }
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"errors": [error(None, SOURCE_KEY_ON_OPERATOR_ENDPOINT)]}
+
+
+def test_it_answers_an_admin_session_that_also_sends_a_key(source: Source, source_key: str) -> None:
+    client = APIClient()
+    client.force_login(User.objects.create_superuser("boss", email=None, password=None))
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {source_key}")
+
+    assert client.get(snapshot_url(source)).status_code == 200
 
 
 def test_it_refuses_a_wrong_token(source: Source) -> None:
@@ -451,6 +459,11 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
     [ref] = schema["paths"]["/api/v1/sources/{source}/snapshot"]["get"]["parameters"]
     assert (ref["in"], ref["required"], ref["schema"]["type"]) == ("path", True, "string")
     assert ref["description"].startswith("The source's id or name")
+    snapshot = schema["paths"]["/api/v1/sources/{source}/snapshot"]["get"]
+    assert (
+        "or a source's API key: those are for sending data"
+        in (snapshot["responses"]["401"]["description"])
+    )
     query = schema["paths"]["/api/v1/metrics/query"]["get"]
     assert {p["name"] for p in query["parameters"]} == {
         "source", "name", "labels", "start", "end", "step", "aggregation"

@@ -178,6 +178,9 @@ def test_it_declares_what_a_missing_key_or_token_and_oversized_requests_get(
 
     assert answer_conforms(live_api, "GET", "/api/v1/whoami") == 401
     assert answer_conforms(live_api, "GET", "/api/v1/alerts") == 401
+    # A source's key on an operator endpoint: 401 saying what the endpoint takes.
+    only_key = {"Authorization": f"Api-Key {live_api.api_key}"}
+    assert answer_conforms(live_api, "GET", "/api/v1/alerts", headers=only_key) == 401
     assert answer_conforms(live_api, "GET", "/api/v1/alerts", headers=token) == 200
     assert (
         answer_conforms(live_api, "GET", "/api/v1/alerts", headers=token, params=long_filter) == 414
