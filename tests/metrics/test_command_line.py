@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -13,6 +15,7 @@ from rest_framework.test import APIClient
 
 from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, Source, SourceAPIKey, SourceHeartbeat
 from metrics.services import SYSTEM_SOURCE_NAME, source_create
+from tests.processes import BASE_DIR, process_environment
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +161,28 @@ def test_it_lists_sources_with_ids_keys_and_heartbeats() -> None:
          "1m", "grace", "never"],
     ]  # fmt: skip
     assert lines[0].index("NAME") == lines[1].index("alpha")  # aligned columns
+
+
+# --- as the operator runs it --------------------------------------------------------------
+
+
+def manage(*args: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py <args>` in its own process, on the test database, as a person runs it."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env=process_environment(LOG_FORMAT="plain"), cwd=BASE_DIR, capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_its_output_is_the_command_s_own_without_library_banners() -> None:
+    status = manage("tradewatch", "status", "--no-color")
+    unknown = manage("tradewatch", "source", "key", "ghost")
+
+    assert status.returncode == 0, status.stderr
+    assert status.stderr == ""
+    assert "AXES" not in status.stdout
+    # An error is still said, and alone.
+    assert unknown.returncode == 1
+    assert unknown.stderr == "CommandError: No source named 'ghost'.\n"
