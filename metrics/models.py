@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
 from .indexes import TimeBrinIndex
 
 # Names end up in URLs, Prometheus labels and alert messages: keep them plain.
+SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 source_name_validator = RegexValidator(
-    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+    SOURCE_NAME_PATTERN,
     "Use letters, digits and . _ : - (starting with a letter or digit, 100 at most).",
 )
 tag_name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_.:-]{0,49}$",
     "Use lower-case letters, digits and . _ : - (starting with a letter or digit).",
+)
+
+# The shortest heartbeat period a source may be given, and why (the admin, the command
+# line and any other form show the same words).
+MIN_HEARTBEAT_PERIOD = timedelta(seconds=1)
+HEARTBEAT_PERIOD_TOO_SHORT = (
+    "Must be at least 1 second: heartbeats travel over HTTP (batched and retried by the "
+    "client library), so a shorter period would count ordinary delays as a silent source."
 )
 
 
@@ -54,7 +63,8 @@ class Source(models.Model):
     )
     heartbeat_period = models.DurationField(
         default=timedelta(seconds=60),
-        help_text="How often the source is expected to send a heartbeat.",
+        validators=[MinValueValidator(MIN_HEARTBEAT_PERIOD, HEARTBEAT_PERIOD_TOO_SHORT)],
+        help_text="How often the source is expected to send a heartbeat (at least 1 second).",
     )
     heartbeat_grace = models.DurationField(
         default=timedelta(seconds=60),

@@ -208,7 +208,8 @@ def _bucketed_rows(
 
 def source_find(ref: str) -> Source | None:
     """The source with this id (all digits) or name; a name wins only if no id matches."""
-    if ref.isdigit():
+    # isascii: str.isdigit() is also true of digits int() refuses, such as "²".
+    if ref.isascii() and ref.isdigit():
         found = Source.objects.filter(pk=int(ref)).first()
         if found is not None:
             return found

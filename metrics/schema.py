@@ -10,6 +10,7 @@ from rest_framework.authentication import SessionAuthentication
 
 from metrics.api.errors import ERRORS_SCHEMA
 from metrics.api.limits import BODY_METHODS
+from metrics.authentication import SourceKeyRefusal
 
 
 class SourceAPIKeyScheme(OpenApiAuthenticationExtension):
@@ -29,6 +30,21 @@ class HookKeyScheme(OpenApiAuthenticationExtension):
     """The hooks carry the key in the path (`<token>`), which OpenAPI has no scheme for."""
 
     target_class = "metrics.authentication.HookKeyAuthentication"
+    name: list[str] = []
+    priority = 1
+
+    def get_security_requirement(self, auto_schema: Any) -> Any:
+        return None
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
+        return []
+
+
+class SourceKeyRefusalScheme(OpenApiAuthenticationExtension):
+    """The refusal of source keys on operator endpoints authenticates nobody: no scheme
+    (its answer is documented with the 401)."""
+
+    target_class = "metrics.authentication.SourceKeyRefusal"
     name: list[str] = []
     priority = 1
 
@@ -70,6 +86,11 @@ DESCRIPTIONS = {
     "429": "Too many requests for this source; wait `Retry-After` seconds.",
     "503": "The database is unavailable; nothing was stored. Retry after `Retry-After` seconds.",
 }
+# An operator endpoint's 401 also answers a source's API key, with a message saying so.
+OPERATOR_401 = (
+    f"{DESCRIPTIONS['401'][:-1]}, or a source's API key: those are for sending data, "
+    "operator endpoints take a user's token or an admin session."
+)
 # Permission classes that only ask for an authenticated caller: failing them is a 401.
 _AUTHENTICATION_ONLY = ("IsAuthenticated", "IsSource", "AllowAny")
 
@@ -131,9 +152,12 @@ class TradewatchAutoSchema(AutoSchema):
         )
         request_id = _header("X-Request-ID", {"type": "string"}, required=True)
         seconds = {"type": "integer", "minimum": 1}
+        refuses_keys = any(isinstance(a, SourceKeyRefusal) for a in self.view.get_authenticators())
         for code, response in responses.items():
             if not response.get("description"):
-                response["description"] = DESCRIPTIONS.get(code, "")
+                response["description"] = (
+                    OPERATOR_401 if code == "401" and refuses_keys else DESCRIPTIONS.get(code, "")
+                )
             headers = response.setdefault("headers", {})
             # The HTTP server's own 414 (a request line over 64 KiB) carries no request id
             # and no body.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -13,10 +14,23 @@ from .models import Source, SourceAPIKey, Tag
 
 @transaction.atomic
 def source_create(
-    *, name: str, kind: str = Source.Kind.BOT, tags: Iterable[str] = (), description: str = ""
+    *,
+    name: str,
+    kind: str = Source.Kind.BOT,
+    tags: Iterable[str] = (),
+    description: str = "",
+    heartbeat_period: timedelta | None = None,
+    heartbeat_grace: timedelta | None = None,
 ) -> tuple[Source, str]:
-    """Create a source with its tags and a first API key; return the source and plain key."""
+    """Create a source with its tags and a first API key; return the source and plain key.
+
+    The heartbeat period and grace left out keep the model's defaults.
+    """
     source = Source(name=name, kind=kind, description=description)
+    if heartbeat_period is not None:
+        source.heartbeat_period = heartbeat_period
+    if heartbeat_grace is not None:
+        source.heartbeat_grace = heartbeat_grace
     source.full_clean()
     source.save()
     tag_objects = []

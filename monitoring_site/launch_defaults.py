@@ -179,12 +179,50 @@ def run_defaults(
     return added, notes
 
 
+class BindAddressError(ValueError):
+    """TRADEWATCH_BIND is not an address the web server can listen on."""
+
+
+# Wildcard hosts (listen on every address) and the loopback address to open instead.
+_WILDCARDS = {"0.0.0.0": ("127.0.0.1", "every IPv4 address"), "::": ("::1", "every address")}  # noqa: S104
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """The host (an IPv6 one without brackets) and port of a `host:port` bind address.
+
+    An empty host is 127.0.0.1, as the web server reads it.
+    """
+    host, separator, port = bind.strip().rpartition(":")
+    if not separator or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BindAddressError(
+            f"TRADEWATCH_BIND must be HOST:PORT with a port from 1 to 65535 (127.0.0.1:8000, "
+            f"0.0.0.0:8000 for every IPv4 address, [::]:8000 for every address), not {bind!r}."
+        )
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def address_of(bind: str) -> str:
     """The URL an operator opens for a bind address (`0.0.0.0` is reached as 127.0.0.1)."""
     if bind.startswith("unix:"):
         return bind
-    host, _, port = bind.rpartition(":")
-    host = host or "127.0.0.1"
-    if host in ("0.0.0.0", "[::]", "::"):  # noqa: S104 (reading, not binding)
-        host = "127.0.0.1"
-    return f"http://{host}:{port}"
+    host, port = split_bind(bind)
+    host = _WILDCARDS[host][0] if host in _WILDCARDS else host
+    return f"http://{_url_host(host)}:{port}"
+
+
+def listening_line(bind: str) -> str:
+    """What the launcher says once running: the admin's URL, and for a wildcard bind
+    that every address of the machine listens (where the URL alone would hide that)."""
+    url = f"{address_of(bind)}/admin/"
+    host, port = split_bind(bind)
+    if host not in _WILDCARDS:
+        return f"Tradewatch runs at {url}"
+    return (
+        f"Tradewatch listens on {_url_host(host)}:{port} ({_WILDCARDS[host][1]} of this "
+        f"machine): open {url} here, or port {port} of this machine's name or address "
+        "from elsewhere"
+    )

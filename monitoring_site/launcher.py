@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from monitoring_site.launch_defaults import SecretsFileError, address_of, run_defaults
+from monitoring_site.launch_database import DatabaseSetupError, ensure_database
+from monitoring_site.launch_defaults import (
+    BindAddressError,
+    SecretsFileError,
+    listening_line,
+    run_defaults,
+)
 from monitoring_site.supervision import GiveUp, RestartPolicy, describe_exit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -130,27 +136,18 @@ def choose_backends(
     return Backends(database_url, broker_url, database_reason, broker_reason)
 
 
-def ensure_local_database(database_url: str) -> None:
-    """Create the PostgreSQL database named in the URL if it does not exist yet."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    conninfo = parts._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"Created PostgreSQL database {name!r}.", flush=True)
-
-
 def resolve(command: list[str]) -> list[str]:
     return [sys.executable if part == "python" else part for part in command]
 
 
 def prepare(env: Mapping[str, str]) -> None:
-    """Migrate, create the first administrator, collect static files."""
+    """Create the database if missing, migrate, add the first admin, collect static files."""
+    try:
+        created = ensure_database(env["DATABASE_URL"])
+    except DatabaseSetupError as exc:
+        raise SystemExit(str(exc)) from None
+    if created:
+        print(created, flush=True)
     for command in PREPARE_COMMANDS:
         completed = subprocess.run(resolve(command), env=dict(env), cwd=BASE_DIR, check=False)
         if completed.returncode != 0:
@@ -337,8 +334,6 @@ def configured_environment(environ: Mapping[str, str]) -> dict[str, str]:
             "Embedded mode is for trying Tradewatch out; use PostgreSQL and Redis for real money."
         )
         VAR_DIR.mkdir(exist_ok=True)
-    if backends.database_url == LOCAL_DATABASE_URL:
-        ensure_local_database(backends.database_url)
     env = dict(environ)
     env["DATABASE_URL"] = backends.database_url
     env["CELERY_BROKER_URL"] = backends.broker_url
@@ -391,13 +386,15 @@ def main(argv: list[str] | None = None) -> int:
         os.execvpe(command[0], command, env)  # noqa: S606 (our own server)
     try:
         env = with_run_defaults(env)
-    except SecretsFileError as exc:
+        # Checked before anything starts: a web server that cannot bind would only be
+        # restarted until the launcher gives up.
+        listening = listening_line(env["TRADEWATCH_BIND"])
+    except (SecretsFileError, BindAddressError) as exc:
         raise SystemExit(str(exc)) from exc
     prepare(env)
     supervisor = Supervisor(env)
     supervisor.start()
-    address = address_of(env["TRADEWATCH_BIND"])
-    print(f"Tradewatch runs at {address}/admin/  (Ctrl-C stops it)", flush=True)
+    print(f"{listening}  (Ctrl-C stops it)", flush=True)
     return supervisor.wait()
 
 

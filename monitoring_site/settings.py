@@ -466,6 +466,11 @@ LOGGING = {
         # httpx logs every request URL at INFO; delivery logs its own line per attempt.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # django-axes announces itself at INFO in every process, each `manage.py` command
+        # included, whose output should be the command's own. Only that line is logged
+        # there; lockouts and failed sign-ins log under axes.handlers.* and are kept
+        # (AXES_VERBOSE=False would also drop the user agent from those lines).
+        "axes.apps": {"level": "WARNING"},
     },
 }
 # Error reports (the admins' e-mail, the debug page) show the request's path and META.

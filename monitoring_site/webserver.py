@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitoring_site.launch_defaults import DEFAULT_BIND, split_bind
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # One line per request, through Python logging (logger `granian.access`), so every
@@ -57,12 +59,12 @@ class WebSettings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> WebSettings:
-        host, _, port = environ.get("TRADEWATCH_BIND", "127.0.0.1:8000").rpartition(":")
+        host, port = split_bind(environ.get("TRADEWATCH_BIND", DEFAULT_BIND))
         workers = int(environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))))
         header_timeout = float(environ.get("TRADEWATCH_HEADER_TIMEOUT_SECONDS", "10"))
         return cls(
-            host=host.strip("[]") or "127.0.0.1",
-            port=int(port),
+            host=host,
+            port=port,
             workers=max(1, workers),
             # Granian accepts 1 ms to 60 s.
             header_timeout_ms=min(60_000, max(1, round(header_timeout * 1000))),

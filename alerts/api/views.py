@@ -25,7 +25,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
@@ -38,6 +37,7 @@ from alerts.models import Alert, Rule, Silence
 from alerts.silences import SilenceOver, silence_create, silence_expire
 from metrics.api.errors import ErrorsView, errors_body, single_error
 from metrics.api.reads import ERRORS_SCHEMA
+from metrics.authentication import OPERATOR_AUTHENTICATION
 from metrics.models import Source, Tag
 
 from .serializers import (
@@ -90,9 +90,8 @@ class CanChangeSilences(HasModelPermission):
 class OperatorApi(ErrorsView):
     """Base of the alerts API: people only."""
 
-    # Listed here rather than inherited from the defaults: a source's API key must
-    # never authenticate an operator, whatever the project's defaults become.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # People only: a source's API key is refused, with a message saying so.
+    authentication_classes = OPERATOR_AUTHENTICATION
     permission_classes = [IsAuthenticated, CanViewAlerts]
 
 

@@ -11,7 +11,6 @@ from typing import Any, Final
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from health import selectors
 from metrics.api.errors import ErrorsView
 from metrics.api.reads import ERRORS_SCHEMA
+from metrics.authentication import OPERATOR_AUTHENTICATION
 
 VIEW_PERMISSION: Final = "health.view_healthcheck"
 STATUS_HELP: Final = "HEALTHY, DEGRADED, UNHEALTHY, CRITICAL (UNKNOWN: nothing known yet)."
@@ -35,8 +35,8 @@ class CanViewHealth(BasePermission):
 
 
 class HealthReadView(ErrorsView):
-    # Listed here, not inherited: a source's API key must never read health.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # People only: a source's API key is refused, with a message saying so.
+    authentication_classes = OPERATOR_AUTHENTICATION
     permission_classes = [IsAuthenticated, CanViewHealth]
 
 

@@ -8,7 +8,8 @@ from . import reads
 
 urlpatterns = [
     path(
-        "sources/<int:source_id>/snapshot",
+        # An id or a name (`metrics.queries.source_find`).
+        "sources/<str:source>/snapshot",
         reads.SourceSnapshotView.as_view(),
         name="source-snapshot",
     ),

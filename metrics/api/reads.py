@@ -20,14 +20,14 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from metrics import queries
 from metrics.api.errors import ErrorsView, errors_body, single_error
-from metrics.models import Source
+from metrics.authentication import OPERATOR_AUTHENTICATION
+from metrics.models import SOURCE_NAME_PATTERN
 from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
@@ -46,9 +46,8 @@ class CanViewMetrics(BasePermission):
 class OperatorReadView(ErrorsView):
     """Base of the read endpoints: people only, with the view permission."""
 
-    # Listed here rather than inherited from the defaults: a source's API key must
-    # never authenticate a read, whatever the project's defaults become.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # People only: a source's API key is refused, with a message saying so.
+    authentication_classes = OPERATOR_AUTHENTICATION
     permission_classes = [IsAuthenticated, CanViewMetrics]
 
 
@@ -226,11 +225,24 @@ QUERY_PARAMETERS = [
 
 
 class SourceSnapshotView(OperatorReadView):
-    """`GET /api/v1/sources/<id>/snapshot`: everything known about a source right now."""
+    """`GET /api/v1/sources/<id or name>/snapshot`: everything known about a source now."""
 
     @extend_schema(
         operation_id="source_snapshot",
         summary="Latest values, heartbeat, trades and events of one source",
+        parameters=[
+            OpenApiParameter(
+                "source",
+                str,
+                OpenApiParameter.PATH,
+                required=True,
+                # Names and ids both match it: names are letters, digits and . _ : -
+                pattern=SOURCE_NAME_PATTERN,
+                description="The source's id or name (an id wins when a name is all "
+                "digits). Both are shown by `GET /api/v1/whoami` and "
+                "`manage.py tradewatch source list`.",
+            )
+        ],
         responses={
             200: SNAPSHOT_SCHEMA,
             401: ERRORS_SCHEMA,
@@ -238,14 +250,14 @@ class SourceSnapshotView(OperatorReadView):
             404: ERRORS_SCHEMA,
         },
     )
-    def get(self, request: Request, source_id: int) -> Response:
-        source = Source.objects.filter(pk=source_id).prefetch_related("tags").first()
-        if source is None:
+    def get(self, request: Request, source: str) -> Response:
+        found = queries.source_find(source)
+        if found is None:
             return Response(
-                single_error(f"No source with id {source_id}.", "id"),
+                single_error(f"No source with id or name {source!r}.", "source"),
                 status=status.HTTP_404_NOT_FOUND,
             )
-        return Response(queries.source_snapshot(source=source))
+        return Response(queries.source_snapshot(source=found))
 
 
 class MetricQueryView(OperatorReadView):

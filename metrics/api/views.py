@@ -386,7 +386,11 @@ class WhoAmIView(SourceView):
         responses=inline_serializer(
             "WhoAmI",
             {
-                "source": serializers.CharField(),
+                "source": serializers.CharField(help_text="The source's name."),
+                "source_id": serializers.IntegerField(
+                    help_text="The source's id; operator endpoints such as "
+                    "`/api/v1/sources/<id or name>/snapshot` take it, or the name."
+                ),
                 "kind": serializers.CharField(),
                 "key_name": serializers.CharField(),
             },
@@ -398,6 +402,7 @@ class WhoAmIView(SourceView):
         return Response(
             {
                 "source": principal.source.name,
+                "source_id": principal.source.pk,
                 "kind": principal.source.kind,
                 "key_name": principal.api_key.name,
             }

@@ -186,10 +186,8 @@ def _no_series(source: Source, name: str, labels: dict[str, str] | None) -> str:
     if labels is not None and series.filter(name=name).exists():
         known = series.filter(name=name).order_by("labels_key").values_list("labels", flat=True)
         shown = ", ".join(format_labels(each) for each in known[:10])
-        return (
-            f"--labels: {source.name} has no series of {name!r} labelled "
-            f"{format_labels(labels)}; it has {shown}."
-        )
+        which = f"labelled {format_labels(labels)}" if labels else "without labels"
+        return f"--labels: {source.name} has no series of {name!r} {which}; it has {shown}."
     names = list(series.order_by("name").values_list("name", flat=True).distinct()[:30])
     known_names = ", ".join(names) if names else "none yet"
     return f"NAME: {source.name} has no metric {name!r}; its metrics: {known_names}."

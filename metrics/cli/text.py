@@ -49,6 +49,20 @@ def labels(text: str) -> dict[str, str]:
         raise argparse.ArgumentTypeError(error.message) from None
 
 
+def seconds(text: str) -> timedelta:
+    """A length of time in seconds, fractions allowed (`90`, `0.5`), not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds of 0 or more")
+    try:
+        return timedelta(seconds=value)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} seconds is longer than can be kept") from None
+
+
 def seconds_between(low: float, high: float) -> Callable[[str], float]:
     """A number of seconds in [low, high] (for polling intervals)."""
 
@@ -134,7 +148,10 @@ def format_age(age: timedelta) -> str:
 
 
 def format_duration(length: timedelta) -> str:
-    """A length as typed on the command line: `90s` stays `90s`, `3600s` reads `1h`."""
+    """A length as typed on the command line: `90s` stays `90s`, `3600s` reads `1h`,
+    a fraction of a second is kept (`1.5s`)."""
+    if length % timedelta(seconds=1):
+        return f"{length.total_seconds():g}s"
     seconds = int(length.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
@@ -142,8 +159,14 @@ def format_duration(length: timedelta) -> str:
     return f"{seconds}s"
 
 
+NO_LABELS: Final = "(no labels)"
+
+
 def format_labels(labels: Mapping[str, str]) -> str:
-    """`{symbol="BTC/USDT", venue="binance"}` (sorted), or `{}` for a series without."""
+    """`{symbol="BTC/USDT", venue="binance"}` (sorted), or `(no labels)` for a series
+    without (an empty `{}` reads like a value that failed to print)."""
+    if not labels:
+        return NO_LABELS
     inner = ", ".join(f'{key}="{labels[key]}"' for key in sorted(labels))
     return "{" + inner + "}"
 

@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 from alerts.lifecycle import alert_acknowledge
 from alerts.models import Alert, AlertTransition, Rule, Silence
+from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Source
 from tests.alerts.conftest import MakeRule, evaluate, open_alerts, record
 from tests.factories import SourceFactory, TagFactory
@@ -530,10 +531,10 @@ ENDPOINTS = [
 def test_it_never_answers_a_source_api_key(source_client: APIClient, method: str, url: str) -> None:
     response = getattr(source_client, method)(url, {}, format="json")
 
+    # 401, not 403: the key is no credential here; WWW-Authenticate names what is.
     assert response.status_code == 401
-    assert response.json() == {
-        "errors": [error(None, "Authentication credentials were not provided.")]
-    }
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"errors": [error(None, SOURCE_KEY_ON_OPERATOR_ENDPOINT)]}
 
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)

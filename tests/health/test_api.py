@@ -19,6 +19,7 @@ from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, Rule, Severity
 from health.models import HealthCheck
 from health.scoring import Status
+from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.ingest import event_ingest, heartbeat_record
 from metrics.models import Source
 from metrics.services import system_source
@@ -49,8 +50,11 @@ def test_it_refuses_anonymous_people_and_those_without_the_permission(
     assert response.json()["errors"][0]["message"].startswith("You need the permission")
 
 
-def test_it_refuses_a_sources_api_key(source_client: APIClient) -> None:
-    assert source_client.get("/api/v1/health/status").status_code in (401, 403)
+def test_it_refuses_a_sources_api_key_saying_what_it_takes(source_client: APIClient) -> None:
+    response = source_client.get("/api/v1/health/status")
+
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["message"] == SOURCE_KEY_ON_OPERATOR_ENDPOINT
 
 
 def test_it_rolls_up_sources_and_checks_worst_first(viewer: APIClient) -> None:

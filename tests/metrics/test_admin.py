@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from metrics.models import Source, SourceAPIKey
+from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, Source, SourceAPIKey
 
 pytestmark = pytest.mark.django_db
 
@@ -85,3 +86,34 @@ def test_it_lists_sources_with_their_tags(admin_client: Client, admin_user: User
 
     assert "eth-maker" in page
     assert "binance, live" in page
+
+
+@pytest.mark.parametrize(("period", "grace"), [("0.1", "0"), ("0", "60"), ("0.999", "5")])
+def test_it_refuses_a_heartbeat_period_under_a_second_saying_why(
+    admin_client: Client, period: str, grace: str
+) -> None:
+    response = admin_client.post(
+        "/admin/metrics/source/add/",
+        {"name": "too-eager", "kind": "bot", "enabled": "on", "heartbeat_period": period,
+         "heartbeat_grace": grace},
+    )  # fmt: skip
+
+    assert response.status_code == 200  # the form again, with the error
+    errors = response.context["adminform"].form.errors
+    assert errors["heartbeat_period"] == [HEARTBEAT_PERIOD_TOO_SHORT]
+    assert not Source.objects.filter(name="too-eager").exists()
+
+
+def test_it_accepts_a_heartbeat_period_of_one_second(admin_client: Client) -> None:
+    response = admin_client.post(
+        "/admin/metrics/source/add/",
+        {"name": "fast-bot", "kind": "bot", "enabled": "on", "heartbeat_period": "1",
+         "heartbeat_grace": "0.5"},
+    )  # fmt: skip
+
+    assert response.status_code == 302
+    source = Source.objects.get(name="fast-bot")
+    assert (source.heartbeat_period, source.heartbeat_grace) == (
+        timedelta(seconds=1),
+        timedelta(seconds=0.5),
+    )

@@ -36,7 +36,12 @@ def test_it_maps_a_valid_key_to_its_source(source: Source, source_key: str) -> N
     response = client_with(f"Api-Key {source_key}").get(WHOAMI)
 
     assert response.status_code == 200
-    assert response.json() == {"source": "alpha-bot", "kind": "bot", "key_name": "test"}
+    assert response.json() == {
+        "source": "alpha-bot",
+        "source_id": source.pk,
+        "kind": "bot",
+        "key_name": "test",
+    }
 
 
 def test_it_stores_only_the_hash_of_a_key(source: Source, source_key: str) -> None:

@@ -104,7 +104,8 @@ def test_it_says_raw_samples_and_truncation() -> None:
     )
 
     assert lines[0].startswith("a m: raw samples, ")
-    assert lines[2] == "{}  ▄  min 0.5  max 0.5  last 0.5  (1 point)"
+    # A series without labels says so, not `{}`.
+    assert lines[2] == "(no labels)  ▄  min 0.5  max 0.5  last 0.5  (1 point)"
     assert lines[-1] == "(cut at 1 point: use a shorter --since or a larger --step)"
 
 
@@ -237,6 +238,8 @@ def test_it_prints_raw_samples(source: Source, drawdown: datetime) -> None:
     output = tradewatch("metrics", "alpha-bot", "equity", "--step", "raw")
 
     assert "raw samples" in output
+    assert output.splitlines()[2].startswith("(no labels)  ")
+    assert "{}" not in output
     assert output.splitlines()[-1] == f"  {text.format_time(drawdown)}  1000"
 
 
@@ -253,6 +256,16 @@ def test_it_prints_raw_samples(source: Source, drawdown: datetime) -> None:
             ["alpha-bot", "drawdown_pct", "--labels", "symbol=DOGE"],
             "--labels: alpha-bot has no series of 'drawdown_pct' labelled {symbol=\"DOGE\"}; "
             'it has {symbol="BTC/USDT"}, {symbol="ETH/USDT"}',
+        ),
+        (
+            ["alpha-bot", "drawdown_pct", "--labels", ""],
+            "--labels: alpha-bot has no series of 'drawdown_pct' without labels; "
+            'it has {symbol="BTC/USDT"}, {symbol="ETH/USDT"}',
+        ),
+        (
+            ["alpha-bot", "equity", "--labels", "symbol=BTC/USDT"],
+            "--labels: alpha-bot has no series of 'equity' labelled {symbol=\"BTC/USDT\"}; "
+            "it has (no labels)",
         ),
         (["alpha-bot", "equity", "--labels", "a"], "argument --labels: 'a' is not of the form"),
         (["alpha-bot", "equity", "--since", "soon"], "argument --since: must be whole seconds"),

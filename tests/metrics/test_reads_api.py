@@ -16,8 +16,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from metrics import queries
+from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
 from metrics.query_params import labels_key
+from tests.factories import SourceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,9 +92,16 @@ def test_it_never_answers_a_source_api_key(
     response = source_client.get(snapshot_url(source) if url == "snapshot" else url)
 
     assert response.status_code == 401
-    assert response.json() == {
-        "errors": [error(None, "Authentication credentials were not provided.")]
-    }
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"errors": [error(None, SOURCE_KEY_ON_OPERATOR_ENDPOINT)]}
+
+
+def test_it_answers_an_admin_session_that_also_sends_a_key(source: Source, source_key: str) -> None:
+    client = APIClient()
+    client.force_login(User.objects.create_superuser("boss", email=None, password=None))
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {source_key}")
+
+    assert client.get(snapshot_url(source)).status_code == 200
 
 
 def test_it_refuses_a_wrong_token(source: Source) -> None:
@@ -185,11 +194,35 @@ def test_it_answers_a_snapshot(source: Source, viewer: APIClient) -> None:
     }  # fmt: skip
 
 
-def test_it_answers_404_for_an_unknown_source(viewer: APIClient) -> None:
-    response = viewer.get(snapshot_url(987654))
+def test_it_finds_the_source_by_name_as_well_as_by_id(source: Source, viewer: APIClient) -> None:
+    by_name = viewer.get("/api/v1/sources/alpha-bot/snapshot")
+    by_id = viewer.get(snapshot_url(source))
+
+    assert by_name.status_code == 200
+    assert by_name.json()["source"]["id"] == source.pk
+    assert by_id.json()["source"] == by_name.json()["source"]
+
+
+def test_it_takes_an_all_digit_ref_for_an_id_before_a_name(
+    source: Source, viewer: APIClient
+) -> None:
+    named_like_an_id = SourceFactory.create(name=str(source.pk))
+    named_like_no_id = SourceFactory.create(name="987654")
+
+    mine = viewer.get(snapshot_url(source)).json()["source"]
+    other = viewer.get(snapshot_url(987654)).json()["source"]
+
+    assert mine["name"] == "alpha-bot"
+    assert named_like_an_id.pk != source.pk
+    assert other["id"] == named_like_no_id.pk
+
+
+@pytest.mark.parametrize("ref", ["987654", "ghost", "²", "9" * 40])
+def test_it_answers_404_for_an_unknown_source(viewer: APIClient, ref: str) -> None:
+    response = viewer.get(f"/api/v1/sources/{ref}/snapshot")
 
     assert response.status_code == 404
-    assert response.json() == {"errors": [error("id", "No source with id 987654.")]}
+    assert response.json() == {"errors": [error("source", f"No source with id or name {ref!r}.")]}
 
 
 # --- query --------------------------------------------------------------------------------
@@ -299,6 +332,8 @@ BAD_QUERIES = [
     ({"name": "equity"}, [error("source", "is required (a source id or name)")]),
     ({"source": "alpha-bot"}, [error("name", "is required (a metric name)")]),
     ({"source": " ", "name": "equity"}, [error("source", "must not be empty")]),
+    # A digit int() refuses (str.isdigit() is true of it) is a name nobody has.
+    ({"source": "²", "name": "equity"}, [error("source", "no source with id or name '²'")]),
     (
         {"source": "ghost", "name": "equity"},
         [error("source", "no source with id or name 'ghost'")],
@@ -420,7 +455,15 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
 
     validate_schema(schema)
     assert not GENERATOR_STATS, "drf-spectacular warned; run manage.py spectacular --validate"
-    assert set(schema["paths"]) == {"/api/v1/sources/{source_id}/snapshot", "/api/v1/metrics/query"}
+    assert set(schema["paths"]) == {"/api/v1/sources/{source}/snapshot", "/api/v1/metrics/query"}
+    [ref] = schema["paths"]["/api/v1/sources/{source}/snapshot"]["get"]["parameters"]
+    assert (ref["in"], ref["required"], ref["schema"]["type"]) == ("path", True, "string")
+    assert ref["description"].startswith("The source's id or name")
+    snapshot = schema["paths"]["/api/v1/sources/{source}/snapshot"]["get"]
+    assert (
+        "or a source's API key: those are for sending data"
+        in (snapshot["responses"]["401"]["description"])
+    )
     query = schema["paths"]["/api/v1/metrics/query"]["get"]
     assert {p["name"] for p in query["parameters"]} == {
         "source", "name", "labels", "start", "end", "step", "aggregation"

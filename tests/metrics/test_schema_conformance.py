@@ -56,7 +56,8 @@ class LiveApi:
     base: str
     api_key: str
     token: str
-    ids: dict[str, int]
+    ids: dict[str, int | str]
+    source_id: int
 
 
 @pytest.fixture
@@ -85,7 +86,10 @@ def live_api(tmp_path: Path) -> Iterator[LiveApi]:
             base=f"http://127.0.0.1:{port}",
             api_key=key,
             token=token,
-            ids={"alert_id": alert.pk, "silence_id": silence.pk, "source_id": source.pk},
+            # The snapshot's `{source}` is an id or a name: fuzzed with the name, the id
+            # is checked by hand below.
+            ids={"alert_id": alert.pk, "silence_id": silence.pk, "source": source.name},
+            source_id=source.pk,
         )
 
 
@@ -174,6 +178,9 @@ def test_it_declares_what_a_missing_key_or_token_and_oversized_requests_get(
 
     assert answer_conforms(live_api, "GET", "/api/v1/whoami") == 401
     assert answer_conforms(live_api, "GET", "/api/v1/alerts") == 401
+    # A source's key on an operator endpoint: 401 saying what the endpoint takes.
+    only_key = {"Authorization": f"Api-Key {live_api.api_key}"}
+    assert answer_conforms(live_api, "GET", "/api/v1/alerts", headers=only_key) == 401
     assert answer_conforms(live_api, "GET", "/api/v1/alerts", headers=token) == 200
     assert (
         answer_conforms(live_api, "GET", "/api/v1/alerts", headers=token, params=long_filter) == 414
@@ -193,3 +200,9 @@ def test_it_declares_what_a_missing_key_or_token_and_oversized_requests_get(
         )
         == 404
     )
+    snapshot = "/api/v1/sources/{source}/snapshot"
+    for ref in (live_api.source_id, "fuzzed-bot"):
+        url = f"/api/v1/sources/{ref}/snapshot"
+        assert answer_conforms(live_api, "GET", snapshot, url, headers=token) == 200
+    ghost = "/api/v1/sources/ghost/snapshot"
+    assert answer_conforms(live_api, "GET", snapshot, ghost, headers=token) == 404

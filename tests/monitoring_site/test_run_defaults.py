@@ -19,11 +19,14 @@ from cryptography.fernet import Fernet
 from django.utils.crypto import get_random_string
 
 from monitoring_site.launch_defaults import (
+    BindAddressError,
     SecretsFileError,
     address_of,
     is_loopback_bind,
+    listening_line,
     load_or_create_secrets,
     run_defaults,
+    split_bind,
 )
 from tests.processes import BASE_DIR, free_port, process_environment, wait_until
 
@@ -155,6 +158,60 @@ def test_it_tells_a_loopback_bind_address(bind: str, loopback: bool) -> None:
 def test_it_prints_the_address_an_operator_opens() -> None:
     assert address_of("127.0.0.1:8123") == "http://127.0.0.1:8123"
     assert address_of("0.0.0.0:8000") == "http://127.0.0.1:8000"
+    assert address_of("[::]:8000") == "http://[::1]:8000"
+    assert address_of("::1:8000") == "http://[::1]:8000"
+    assert address_of("tw.example.com:8443") == "http://tw.example.com:8443"
+
+
+@pytest.mark.parametrize(
+    ("bind", "line"),
+    [
+        ("127.0.0.1:8123", "Tradewatch runs at http://127.0.0.1:8123/admin/"),
+        ("10.0.0.5:8000", "Tradewatch runs at http://10.0.0.5:8000/admin/"),
+        (
+            "0.0.0.0:8000",
+            "Tradewatch listens on 0.0.0.0:8000 (every IPv4 address of this machine): open "
+            "http://127.0.0.1:8000/admin/ here, or port 8000 of this machine's name or "
+            "address from elsewhere",
+        ),
+        (
+            "[::]:9000",
+            "Tradewatch listens on [::]:9000 (every address of this machine): open "
+            "http://[::1]:9000/admin/ here, or port 9000 of this machine's name or address "
+            "from elsewhere",
+        ),
+    ],
+)
+def test_it_says_where_it_listens_and_what_to_open(bind: str, line: str) -> None:
+    assert listening_line(bind) == line
+
+
+@pytest.mark.parametrize("bind", ["8000", "0.0.0.0", "localhost:http", "127.0.0.1:0", "::"])
+def test_it_refuses_a_bind_address_without_a_port(bind: str) -> None:
+    with pytest.raises(
+        BindAddressError, match=f"TRADEWATCH_BIND must be HOST:PORT .* not {bind!r}"
+    ):
+        split_bind(bind)
+
+
+def test_make_run_stops_at_once_on_a_bind_address_it_cannot_serve(tmp_path: Path) -> None:
+    env = process_environment(
+        TRADEWATCH_BIND="8000", TRADEWATCH_SECRETS_FILE=str(tmp_path / "tradewatch.env")
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "monitoring_site.launcher"],
+        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "TRADEWATCH_BIND must be HOST:PORT with a port from 1 to 65535 (127.0.0.1:8000, "
+        "0.0.0.0:8000 for every IPv4 address, [::]:8000 for every address), not '8000'."
+    ]
+    # Refused before anything ran: no migration, no process started.
+    assert "Operations to perform" not in result.stdout
+    assert "started web" not in result.stdout
 
 
 def test_its_secrets_pass_check_deploy_behind_a_proxy(tmp_path: Path) -> None:

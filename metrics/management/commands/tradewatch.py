@@ -7,10 +7,11 @@ from typing import Any, Protocol
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.utils import timezone
 
 from alerts.cli import export, status, tail
 from health.cli import health
-from metrics.cli import history
+from metrics.cli import history, sources
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
 
@@ -60,6 +61,14 @@ class Command(BaseCommand):
         add.add_argument("--kind", default=Source.Kind.BOT, choices=Source.Kind.values)
         add.add_argument("--tag", action="append", default=[], dest="tags", help="repeatable")
         add.add_argument("--description", default="")
+        add.add_argument(
+            "--heartbeat-period", type=sources.heartbeat_period, default=None, metavar="SECONDS",
+            help="how often the source sends a heartbeat, at least 1 (default 60)",
+        )  # fmt: skip
+        add.add_argument(
+            "--heartbeat-grace", type=sources.heartbeat_grace, default=None, metavar="SECONDS",
+            help="how late a heartbeat may be before the source counts as silent (default 60)",
+        )  # fmt: skip
 
         key = actions.add_parser("key", help="issue another API key for a source, printed once")
         key.add_argument("name")
@@ -96,10 +105,12 @@ class Command(BaseCommand):
                 kind=options["kind"],
                 tags=options["tags"],
                 description=options["description"],
+                heartbeat_period=options["heartbeat_period"],
+                heartbeat_grace=options["heartbeat_grace"],
             )
         except ValidationError as exc:
             raise CommandError(_describe(exc)) from None
-        self.stdout.write(f"Created source {source.name} ({source.kind}).")
+        self.stdout.write(f"Created source {source.name} ({source.kind}, id {source.pk}).")
         self._print_key(key)
 
     def source_key(self, options: dict[str, Any]) -> None:
@@ -110,10 +121,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Revoked {revoked} key(s) of {options['name']}.")
 
     def source_list(self, options: dict[str, Any]) -> None:
-        for source in Source.objects.prefetch_related("tags"):
-            tags = ",".join(tag.name for tag in source.tags.all())
-            state = "enabled" if source.enabled else "disabled"
-            self.stdout.write(f"{source.name}\t{source.kind}\t{state}\t{tags}")
+        now = timezone.now()
+        for line in sources.format_sources(sources.sources_listed(now=now), now):
+            self.stdout.write(line)
 
     def _source(self, name: str) -> Source:
         try:
