@@ -8,7 +8,7 @@ a development secret. The launcher fills in, for whatever the environment leaves
   owner can read (`var/secrets/tradewatch.env`) and read from it on every later run.
   Never regenerated: channel secrets are encrypted with that key and lost with it;
 - `TRADEWATCH_BIND=127.0.0.1:8000`: nothing outside this machine reaches it unless
-  asked to;
+  asked to; `TRADEWATCH_PUBLIC_URL` (the links in notifications) follows it;
 - plain HTTP on loopback: while the bind address is loopback and `ALLOWED_HOSTS` names
   no other host, nothing can reach the site over TLS, so HTTPS redirects and HTTPS-only
   cookies would only lock the operator out of the admin at the printed address.
@@ -168,6 +168,14 @@ def run_defaults(
     bind = environ.get("TRADEWATCH_BIND") or DEFAULT_BIND
     if not environ.get("TRADEWATCH_BIND"):
         added["TRADEWATCH_BIND"] = bind
+    if not environ.get("TRADEWATCH_PUBLIC_URL"):
+        # Links in notifications lead to the admin where it really listens.
+        added["TRADEWATCH_PUBLIC_URL"] = address_of(bind)
+        if not is_loopback_bind(bind):
+            notes.append(
+                f"Links in notifications point at {added['TRADEWATCH_PUBLIC_URL']}: set "
+                "TRADEWATCH_PUBLIC_URL to the address people open (e.g. behind your proxy)."
+            )
     if not debug and is_loopback_bind(bind) and not environ.get("ALLOWED_HOSTS"):
         plain = [name for name in HTTPS_ONLY_SETTINGS if name not in environ]
         if plain:

@@ -30,9 +30,11 @@ from urllib.parse import urlsplit
 
 from monitoring_site.launch_database import DatabaseSetupError, ensure_database
 from monitoring_site.launch_defaults import (
+    SECRET_NAMES,
     BindAddressError,
     SecretsFileError,
     listening_line,
+    load_or_create_secrets,
     run_defaults,
 )
 from monitoring_site.supervision import GiveUp, RestartPolicy, describe_exit
@@ -134,6 +136,30 @@ def choose_backends(
         broker_url = EMBEDDED_BROKER_URL
         broker_reason = "embedded file broker: no CELERY_BROKER_URL and no Redis on 127.0.0.1:6379"
     return Backends(database_url, broker_url, database_reason, broker_reason)
+
+
+def command_line_environment(
+    environ: Mapping[str, str], probe: Callable[[str, int], bool] = port_answers
+) -> dict[str, str]:
+    """What `manage.py` adds to its environment, so its commands work on what `make run`
+    serves: the same database and broker (chosen the same way, silently), and the
+    secrets `make run` generated, read from their file when it exists (never created
+    here: a command run before the first `make run` keeps the development defaults).
+
+    Without it, `manage.py tradewatch ...` beside an embedded `make run` would look for
+    PostgreSQL, and a channel secret it stored would be encrypted with another key.
+    """
+    added: dict[str, str] = {}
+    if not (environ.get("DATABASE_URL") and environ.get("CELERY_BROKER_URL")):
+        backends = choose_backends(environ, probe)
+        added["DATABASE_URL"] = backends.database_url
+        added["CELERY_BROKER_URL"] = backends.broker_url
+    missing = [name for name in SECRET_NAMES if not environ.get(name)]
+    secrets_file = Path(environ.get("TRADEWATCH_SECRETS_FILE") or SECRETS_FILE)
+    if missing and secrets_file.exists():
+        values, _ = load_or_create_secrets(secrets_file)
+        added.update({name: values[name] for name in missing})
+    return added
 
 
 def resolve(command: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from monitoring_site.launch_defaults import (
     run_defaults,
     split_bind,
 )
+from monitoring_site.launcher import command_line_environment
 from tests.processes import BASE_DIR, free_port, process_environment, wait_until
 
 
@@ -79,6 +80,7 @@ def test_it_never_overrides_the_environment(tmp_path: Path) -> None:
         "SECRET_KEY": "mine",
         "TRADEWATCH_ENCRYPTION_KEY": "also-mine",
         "TRADEWATCH_BIND": "0.0.0.0:9000",
+        "TRADEWATCH_PUBLIC_URL": "https://tw.example.com",
     }
 
     added, notes = run_defaults(environ, secrets_file)
@@ -112,6 +114,75 @@ def test_it_serves_plain_http_only_on_loopback_without_a_domain(tmp_path: Path) 
             added
         )
     assert "SESSION_COOKIE_SECURE" not in asked
+
+
+@pytest.mark.parametrize(
+    ("bind", "public_url", "noted"),
+    [
+        ("", "http://127.0.0.1:8000", False),
+        ("127.0.0.1:8610", "http://127.0.0.1:8610", False),
+        ("[::1]:8611", "http://[::1]:8611", False),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000", True),
+    ],
+)
+def test_links_in_notifications_follow_the_bind_address(
+    tmp_path: Path, bind: str, public_url: str, noted: bool
+) -> None:
+    environ = {"TRADEWATCH_BIND": bind} if bind else {}
+
+    added, notes = run_defaults(environ, tmp_path / "tradewatch.env")
+
+    assert added["TRADEWATCH_PUBLIC_URL"] == public_url
+    assert any("set TRADEWATCH_PUBLIC_URL" in note for note in notes) is noted
+    kept, _ = run_defaults(
+        {**environ, "TRADEWATCH_PUBLIC_URL": "https://tw.example.com"}, tmp_path / "tradewatch.env"
+    )
+    assert "TRADEWATCH_PUBLIC_URL" not in kept
+
+
+def test_the_command_line_uses_what_make_run_chose(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "secrets" / "tradewatch.env"
+
+    # Before the first `make run`: no secrets file, and none is made.
+    embedded = command_line_environment(
+        {"TRADEWATCH_SECRETS_FILE": str(secrets_file)}, probe=lambda host, port: False
+    )
+    assert embedded["DATABASE_URL"].startswith("sqlite:///")
+    assert embedded["DATABASE_URL"].endswith("/var/tradewatch.sqlite3")
+    assert embedded["CELERY_BROKER_URL"].startswith("filesystem://")
+    assert not secrets_file.exists()
+
+    generated, _ = run_defaults({}, secrets_file)
+    given = {"DATABASE_URL": "postgres://x/y", "CELERY_BROKER_URL": "redis://z/1"}
+    added = command_line_environment(
+        {**given, "SECRET_KEY": "mine", "TRADEWATCH_SECRETS_FILE": str(secrets_file)}
+    )
+    assert added == {"TRADEWATCH_ENCRYPTION_KEY": generated["TRADEWATCH_ENCRYPTION_KEY"]}
+
+
+@pytest.mark.slow
+def test_manage_py_reads_the_secrets_and_database_make_run_uses(tmp_path: Path) -> None:
+    secrets_file = tmp_path / "secrets" / "tradewatch.env"
+    generated, _ = run_defaults({}, secrets_file)
+    env = process_environment(TRADEWATCH_SECRETS_FILE=str(secrets_file))
+    for name in ("DATABASE_URL", "SECRET_KEY", "TRADEWATCH_ENCRYPTION_KEY"):
+        env.pop(name, None)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    code = (
+        "from django.conf import settings; import json; print(json.dumps(["
+        "settings.SECRET_KEY, settings.TRADEWATCH_ENCRYPTION_KEYS, "
+        "settings.DATABASES['default']['NAME']]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    secret_key, encryption_keys, database = json.loads(done.stdout.strip().splitlines()[-1])
+    assert secret_key == generated["SECRET_KEY"]
+    assert encryption_keys == [generated["TRADEWATCH_ENCRYPTION_KEY"]]
+    # PostgreSQL answers on 127.0.0.1:5432 here: its `tradewatch` database, as `make run`.
+    assert database == "tradewatch"
 
 
 def test_it_never_replaces_a_damaged_secrets_file(tmp_path: Path) -> None:
