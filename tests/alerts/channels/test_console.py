@@ -45,8 +45,8 @@ def read_line(reader: int) -> str:
     """One line as the terminal shows it (the terminal turns "\\n" into "\\r\\n")."""
     received = b""
     while not received.endswith(b"\n"):
-        ready, _, _ = select.select([reader], [], [], 10)
-        assert ready, f"no complete line within 10 s: {received!r}"
+        ready, _, _ = select.select([reader], [], [], 30)
+        assert ready, f"no complete line within 30 s: {received!r}"
         received += os.read(reader, 4096)
     return received.decode().replace("\r\n", "\n")
 
@@ -156,9 +156,6 @@ def test_it_keeps_each_line_whole_when_threads_and_processes_write_at_once() -> 
     channel = ConsoleChannel({}, {}, stream=stream)
     # Long lines (near the size a pipe writes atomically) make a torn write visible.
     messages = [f"writer {n} " + str(n) * 3000 for n in range(4)]
-    received: list[bytes] = []
-    draining = threading.Thread(target=lambda: received.extend(iter_read(reader)), daemon=True)
-    draining.start()
 
     def write(text: str) -> None:
         for _ in range(50):
@@ -168,11 +165,17 @@ def test_it_keeps_each_line_whole_when_threads_and_processes_write_at_once() -> 
     for text in messages[:2]:
         pid = os.fork()
         if pid == 0:  # pragma: no cover (the child)
+            status = 1
             try:
                 write(text)
+                status = 0
             finally:
-                os._exit(0)
+                os._exit(status)
         forked.append(pid)
+    # Started after the forks: a process forked while threads run may inherit held locks.
+    received: list[bytes] = []
+    draining = threading.Thread(target=lambda: received.extend(iter_read(reader)), daemon=True)
+    draining.start()
     threads = [threading.Thread(target=write, args=(text,)) for text in messages[2:]]
     for thread in threads:
         thread.start()
