@@ -3,13 +3,15 @@
 Naming (stable: dashboards and alert rules depend on it):
 
 * Every series of every enabled source becomes a gauge sample in the family
-  `tradewatch_metric_<name>`, where `<name>` is the metric name with `.` and `:`
-  turned into `_` (names are already `[A-Za-z_:][A-Za-z0-9_:.]*`; colons are
-  reserved for Prometheus recording rules, exporters must not use them). The
-  `tradewatch_metric_` prefix is used by nothing else, so a source's metric can
-  never clash with Tradewatch's own families below. Names are otherwise kept as
-  sent: a gauge a source calls `orders_total` stays so (promtool's lint would
-  frown at it; Prometheus does not care).
+  `tradewatch_metric_<name>`, where `<name>` is the metric name made to follow
+  Prometheus' conventions by a fixed mapping (`metrics.prometheus_names`): `.` and `:`
+  turned into `_` (colons are reserved for recording rules), a time unit at the end
+  converted to seconds (`exchange_latency_ms` is `..._exchange_latency_seconds`, its
+  values ÷ 1,000), and `_value` appended to a name ending as another type's series
+  does (`trade_count` is `..._trade_count_value`). The metric names themselves (API,
+  rules, admin) do not change. The `tradewatch_metric_` prefix is used by nothing
+  else, so a source's metric can never clash with Tradewatch's own families below.
+  HELP says whether Tradewatch derived the metric or the source reported it.
 * Labels: `source="<source name>"` plus the series' labels. A series label that is
   not a valid Prometheus label name has its other characters replaced by `_`; one
   called `source`, or starting with `__` (reserved), is renamed `exported_<name>`
@@ -17,8 +19,9 @@ Naming (stable: dashboards and alert rules depend on it):
 * Samples carry no timestamp: Prometheus stamps them at scrape time. A value that
   has not changed for hours (max drawdown) would otherwise fall behind Prometheus'
   accepted window and be refused, leaving gaps where the value is simply steady.
-* Two series that end up with the same family and labels (e.g. `a.b` and `a:b`)
-  would be a duplicate series, which Prometheus refuses: the newest value wins.
+* Two series that end up with the same family and labels (e.g. `a.b` and `a:b`,
+  `latency_ms` and `latency_seconds`) would be a duplicate series, which Prometheus
+  refuses: the newest value wins.
 * Per enabled source: `tradewatch_source_up{source}` is 1 while its heartbeat is
   within period + grace, else 0 (also 0 before its first heartbeat), and
   `tradewatch_source_heartbeat_age_seconds{source}` once it has sent one.
@@ -32,7 +35,6 @@ network (keep it there, or put the proxy's auth in front of it).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Final
@@ -46,28 +48,19 @@ from prometheus_client.registry import Collector
 
 from . import instrumentation
 from .models import MetricSeries, Source
+from .prometheus_names import INVALID_CHARS, documentation, exposed
 from .queries import heartbeat_overdue
 from .services import SYSTEM_SOURCE_NAME
-from .trading import METRICS as TRADING_METRICS
 
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
-METRIC_PREFIX: Final = "tradewatch_metric_"
 SOURCE_LABEL: Final = "source"
 # Large enough to keep round trips few, small enough to keep a chunk's rows cheap.
 _CHUNK_SIZE: Final = 2000
 
-# What may not appear in the names we export, metric or label.
-_INVALID_CHARS: Final = re.compile(r"[^A-Za-z0-9_]")
-
-
-def family_name(metric_name: str) -> str:
-    """The Prometheus family of a source metric: `tradewatch_metric_<name>`, `.` `:` as `_`."""
-    return METRIC_PREFIX + _INVALID_CHARS.sub("_", metric_name)
-
 
 def label_name(name: str) -> str:
     """A series label as a Prometheus label name that cannot clash with `source`."""
-    cleaned = _INVALID_CHARS.sub("_", name) or "_"
+    cleaned = INVALID_CHARS.sub("_", name) or "_"
     if cleaned[0].isdigit():
         cleaned = "_" + cleaned
     if cleaned == SOURCE_LABEL or cleaned.startswith("__"):
@@ -84,14 +77,6 @@ def sample_labels(source_name: str, labels: Mapping[str, object]) -> dict[str, s
     return exported
 
 
-def _documentation(metric_name: str) -> str:
-    meaning = TRADING_METRICS.get(metric_name)
-    if meaning is not None:
-        # METRICS describes each as "function(): meaning"; the function is ours, not theirs.
-        return f"Derived trading metric, latest per source: {meaning.partition('(): ')[2]}."
-    return f"Latest value of the metric {metric_name!r} of each source."
-
-
 def source_metric_families(
     rows: Iterable[tuple[str, Mapping[str, object], str, float | None, datetime | None]],
 ) -> list[Metric]:
@@ -102,21 +87,23 @@ def source_metric_families(
     """
     samples: dict[str, dict[tuple[tuple[str, str], ...], tuple[dict[str, str], float, float]]]
     samples = {}
-    documentation: dict[str, str] = {}
+    helps: dict[str, str] = {}
     for name, labels, source_name, value, ts in rows:
         if value is None or ts is None:
             continue
-        family = family_name(name)
-        documentation.setdefault(family, _documentation(name))
+        shown = exposed(name)
+        family = shown.family
+        if family not in helps:
+            helps[family] = documentation(name)
         exported = sample_labels(source_name, labels)
         key = tuple(sorted(exported.items()))
         timestamp = ts.timestamp()
         known = samples.setdefault(family, {}).get(key)
         if known is None or known[2] < timestamp:
-            samples[family][key] = (exported, value, timestamp)
+            samples[family][key] = (exported, value * shown.scale, timestamp)
     families = []
     for family in sorted(samples):
-        metric = Metric(family, documentation[family], "gauge")
+        metric = Metric(family, helps[family], "gauge")
         for exported, value, _newest in samples[family].values():
             metric.add_sample(family, exported, value)
         families.append(metric)

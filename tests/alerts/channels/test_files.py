@@ -1,4 +1,4 @@
-"""Console and JSONL channels: lines on stdout and in a size-rotated file."""
+"""JSONL channel: one JSON object per line in a size-rotated file."""
 
 from __future__ import annotations
 
@@ -6,31 +6,8 @@ import json
 import multiprocessing
 from pathlib import Path
 
-import pytest
-
-from alerts.channels.console import ConsoleChannel
 from alerts.channels.jsonl import JsonlChannel
 from tests.alerts.channels.receivers import alert_payload, notification
-
-
-def test_it_prints_one_coloured_line(capsys: pytest.CaptureFixture[str]) -> None:
-    result = ConsoleChannel({}, {}).send(notification(severity="EMERGENCY"))
-
-    out = capsys.readouterr().out
-    assert result.ok
-    assert out.count("\n") == 1
-    assert out.startswith("\033[1;37;41m[Firing] EMERGENCY drawdown on alpha-bot")
-    assert out.endswith("\033[0m\n")
-
-
-def test_it_prints_without_colour_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
-    held = (alert_payload(rule="win_rate"), alert_payload(rule="daily_loss"))
-
-    ConsoleChannel({"colour": False}, {}).send(notification("digest", digest=held))
-
-    out = capsys.readouterr().out
-    assert "\033[" not in out
-    assert "(+2 held back: CRITICAL win_rate on alpha-bot; CRITICAL daily_loss on alpha-bot)" in out
 
 
 def test_it_appends_one_json_object_per_line(tmp_path: Path) -> None:
