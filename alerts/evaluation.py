@@ -76,8 +76,9 @@ def _enabled_rules_read() -> list[Rule]:
 
 # Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
 # watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Asked for
-# every batch: kept like the rules, until an edit is committed, so a rule added for a new
-# metric sees its next batch evaluated.
+# every batch: kept like the rules, until an edit is committed (one plain GET of the
+# generation per batch, as for API keys), so a rule added for a new metric sees its next
+# batch evaluated.
 WATCHED_TTL_SECONDS = 5.0
 _watched: KeptCopy[frozenset[str]] = KeptCopy(
     RULES_GENERATION, what="watched metric names", ttl_seconds=WATCHED_TTL_SECONDS

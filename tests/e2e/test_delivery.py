@@ -293,7 +293,7 @@ def failing_check(name: str, action: Channel) -> HealthCheck:
     return check
 
 
-def test_recovery_actions_reach_the_bot_signed_when_a_check_fails_and_when_an_alert_fires() -> None:
+def test_recovery_actions_reach_the_bot_signed_on_a_failed_check_and_a_fired_alert() -> None:
     _, key = source_create(name="e2e-recovery-bot")
     with receiver() as bot:
         pause, pause_secret = recovery_channel(f"{bot.url}/pause", name="pause")
