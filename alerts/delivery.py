@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .channels.base import DeliveryResult, NotificationMessage
-from .channels.registry import channel_kind
+from .channels.registry import acts_once, channel_kind
 from .models import Channel, DeliveryAttempt, Notification, Severity
 from .routing import notifications_create, notifications_enqueue
 
@@ -85,7 +85,10 @@ def _claim(notification_id: int, now: datetime) -> Notification | Outcome:
             return Outcome(State.FAILED, "channel disabled")
         if notification.event == Event.DIGEST:
             _digest_collect(notification)
-        elif channel.rate_limit and notification.event != Event.TEST:
+        elif (
+            channel.rate_limit and notification.event != Event.TEST and not acts_once(channel.kind)
+        ):
+            # A command to a trading system is never held back for a digest.
             held = _rate_limit_hold(notification, channel, now)
             if held is not None:
                 return held
@@ -146,11 +149,14 @@ def _digest_collect(digest: Notification) -> None:
 
 def notification_message(notification: Notification) -> NotificationMessage:
     """The plain message a channel kind sends for this row."""
+    channel, created_at = notification.channel.name, notification.created_at.isoformat()
     if notification.event != Event.DIGEST:
         return NotificationMessage(
             webhook_id=notification.webhook_id,
             event=notification.event,
             alert=notification.payload,
+            channel=channel,
+            created_at=created_at,
         )
     carried = [
         {"event": event, **payload}
@@ -164,6 +170,8 @@ def notification_message(notification: Notification) -> NotificationMessage:
         event=Event.DIGEST,
         alert=headline,
         digest=tuple(carried),
+        channel=channel,
+        created_at=created_at,
     )
 
 
@@ -294,6 +302,8 @@ def _fallback(notification: Notification, channel: Channel, now: datetime) -> No
     fallback = policy.fallback_channel if policy is not None else None
     if fallback is None or fallback.pk == channel.pk or not fallback.enabled:
         return
+    if acts_once(fallback.kind):
+        return  # a failed message must not make a trading system act
     notifications_create(
         [
             Notification(

@@ -14,13 +14,20 @@ from django.utils.html import format_html
 
 from audit.admin import AuditHistoryAdmin
 
+from .channels.registry import channel_kind
 from .crypto import masked
 from .delivery import channel_send_test, notification_retry
 from .models import Channel, DeliveryAttempt, Notification, Policy
 
 
 class ChannelForm(forms.ModelForm):
-    """Secrets are write-only: shown masked, kept when left as shown, replaced when typed."""
+    """Secrets are write-only: shown masked, kept when left as shown, replaced when typed.
+
+    A secret the kind makes itself when left empty (a recovery action's signing secret)
+    is shown once, after the save.
+    """
+
+    issued: dict[str, str]
 
     secrets = forms.JSONField(
         required=False,
@@ -51,9 +58,19 @@ class ChannelForm(forms.ModelForm):
             key: current[key] if key in current and value == masked(current[key]) else value
             for key, value in typed.items()
         }
+        completed = self._completed(merged)
+        # What the kind made itself (a recovery action's signing secret) is shown once.
+        self.issued = {key: value for key, value in completed.items() if key not in merged}
         # Set before the model's own validation, which checks them with the kind.
-        self.instance.secrets = merged
-        return merged
+        self.instance.secrets = completed
+        return completed
+
+    def _completed(self, secrets: dict[str, str]) -> dict[str, str]:
+        try:
+            kind = channel_kind(str(self.cleaned_data.get("kind", "")))
+        except LookupError:
+            return secrets  # the kind field reports it
+        return kind.secrets_completed(secrets)
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -81,6 +98,17 @@ class ChannelAdmin(AuditHistoryAdmin):
         "disabled_reason", "disabled_at",
     ]  # fmt: skip
     actions = ["send_test", "enable"]
+
+    def save_model(self, request: HttpRequest, obj: Channel, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        for key, value in getattr(form, "issued", {}).items():
+            # The receiver needs it in full; from now on it is shown masked.
+            self.message_user(
+                request,
+                f"{obj.name}: the new {key} is {value} — give it to the receiver now; "
+                "it is shown masked from here on.",
+                messages.WARNING,
+            )
 
     @admin.display(description="last error")
     def last_error_short(self, channel: Channel) -> str:
@@ -145,7 +173,7 @@ class NotificationAdmin(admin.ModelAdmin):
         "id", "created_at", "event", "channel", "alert_link", "state", "held", "attempts",
         "last_status", "last_error_short", "sent_at",
     ]  # fmt: skip
-    list_filter = [StateFilter, "event", "channel"]
+    list_filter = [StateFilter, "event", "channel__kind", "channel"]
     list_select_related = ["channel"]
     # The outbox grows with every alert change: no full count on each page.
     show_full_result_count = False

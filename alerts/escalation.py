@@ -8,9 +8,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from .channels.registry import acts_once
 from .models import Alert, AlertTransition, Channel, Notification, Policy
 from .payloads import alert_payload
-from .routing import notifications_create
+from .routing import acted_on, notifications_create
 from .silences import is_silenced
 
 # Bounded work per run: the next beat run takes the rest.
@@ -78,6 +79,9 @@ def _alert_escalate(alert_id: int, policy: Policy, channels: list[Channel], now:
             },
         )  # fmt: skip
         payload = alert_payload(alert, rule_name=alert.rule.name, source_name=alert.source.name)
+        # A recovery action among the escalation channels acts once per alert: not again
+        # if a policy already sent it when the alert fired.
+        acted = acted_on(alert.pk, [c.pk for c in channels if acts_once(c.kind)])
         notifications_create(
             [
                 Notification(
@@ -90,7 +94,7 @@ def _alert_escalate(alert_id: int, policy: Policy, channels: list[Channel], now:
                     payload=payload,
                 )
                 for channel in channels
-                if alert.severity >= channel.min_severity
+                if alert.severity >= channel.min_severity and channel.pk not in acted
             ],
             at=now,
             silenced=silenced,

@@ -9,7 +9,6 @@ trading pack's 26 and a custom one) within a beat cycle (`bench.evaluation`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,11 +40,9 @@ _rules: KeptCopy[list[Rule]] = KeptCopy(
 
 def forget_rules_cache() -> None:
     """Make this process's next evaluation read rules afresh (tests)."""
-    global _watched_cache
     _rules.forget()
-    _watched_cache = None
-    _spec_cache.clear()
-    _overrides_cache.clear()
+    _watched.forget()
+    specs_forget()
 
 
 def rules_changed() -> None:
@@ -73,26 +70,27 @@ def enabled_rules() -> list[Rule]:
 
 def _enabled_rules_read() -> list[Rule]:
     rules = list(with_thresholds(Rule.objects.filter(enabled=True).exclude(kind=Rule.Kind.HEALTH)))
-    # Specs are built from these rule objects (and their overrides): rebuild them too.
-    _spec_cache.clear()
-    _overrides_cache.clear()
+    specs_forget()
     return rules
 
 
 # Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
 # watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Asked for
-# every batch, so it is one light query kept a few seconds, without even a cache round
-# trip: a rule added for a new metric sees its data evaluated within WATCHED_TTL_SECONDS
-# (and on beat meanwhile).
+# every batch: kept like the rules, until an edit is committed (one plain GET of the
+# generation per batch, as for API keys), so a rule added for a new metric sees its next
+# batch evaluated.
 WATCHED_TTL_SECONDS = 5.0
-_watched_cache: tuple[float, frozenset[str]] | None = None
+_watched: KeptCopy[frozenset[str]] = KeptCopy(
+    RULES_GENERATION, what="watched metric names", ttl_seconds=WATCHED_TTL_SECONDS
+)
 
 
 def watched_metric_names() -> frozenset[str]:
     """Names of the metrics some enabled rule reads (its metric, or its guard metric)."""
-    global _watched_cache
-    if _watched_cache is not None and time.monotonic() - _watched_cache[0] < WATCHED_TTL_SECONDS:
-        return _watched_cache[1]
+    return _watched.get(_watched_metric_names_read)
+
+
+def _watched_metric_names_read() -> frozenset[str]:
     names: set[str] = set()
     for kind, metric, guard in (
         Rule.objects.filter(enabled=True)
@@ -104,15 +102,20 @@ def watched_metric_names() -> frozenset[str]:
             names.add(metric)
         if guard:
             names.add(guard)
-    watched = frozenset(names)
-    _watched_cache = (time.monotonic(), watched)
-    return watched
+    return frozenset(names)
 
 
 # (rule, source) -> spec, valid as long as the rules cache that built it.
 _spec_cache: dict[tuple[int, int], engine.RuleSpec | None] = {}
 # rule -> the sources with an override of one of its thresholds
 _overrides_cache: dict[int, frozenset[int]] = {}
+
+
+def specs_forget() -> None:
+    """Drop the specs built from rule objects read before (on every fresh read of rules,
+    the evaluated ones here or the health rules in `health.alerting`)."""
+    _spec_cache.clear()
+    _overrides_cache.clear()
 
 
 def _overridden_sources(rule: Rule) -> frozenset[int]:
@@ -157,7 +160,10 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
             )
         )
     spec = None
-    if thresholds:
+    if thresholds and rule.kind == Rule.Kind.HEALTH:
+        # A health rule compares one value, the check's status level, with its thresholds.
+        spec = engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
+    elif thresholds:
         spec = engine.RuleSpec(
             kind=engine.RuleKind(rule.kind),
             thresholds=tuple(thresholds),

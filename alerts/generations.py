@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.cache import cache
 from django.db import transaction
@@ -56,14 +56,20 @@ class KeptCopy(Generic[T]):
     """One process's copy of some configuration, read again once an edit is committed.
 
     `ttl_seconds` bounds how long a change made straight in the database, which bumps
-    no generation, can go unseen.
+    no generation, can go unseen. Several copies may share a generation (the rules
+    evaluation reads, the health rules, the metric names rules watch): an edit drops
+    them all.
     """
+
+    # Every copy by its generation key, so an edit in this process reaches all of them.
+    _sharing: ClassVar[dict[str, list[KeptCopy[Any]]]] = {}
 
     def __init__(self, key: str, *, what: str, ttl_seconds: float) -> None:
         self.key = key
         self.what = what
         self.ttl_seconds = ttl_seconds
         self._kept: tuple[float, object, T] | None = None
+        KeptCopy._sharing.setdefault(key, []).append(self)
 
     def get(self, read: Callable[[], T]) -> T:
         """The kept copy while it is current; else what `read` returns, kept."""
@@ -86,5 +92,6 @@ class KeptCopy(Generic[T]):
 
     def changed(self) -> None:
         """An edit: this process reads afresh at once, every process once it commits."""
-        self.forget()
+        for copy in KeptCopy._sharing[self.key]:
+            copy.forget()
         generation_bump(self.key)

@@ -9,7 +9,7 @@ the alert change and the send loses nothing, the sweeper finds the row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from .channels.registry import acts_once
 from .generations import KeptCopy
 from .models import Alert, AlertTransition, Channel, Notification, Policy
 from .payloads import alert_payload
@@ -111,11 +112,27 @@ def _enabled_policies_read() -> list[RoutingPolicy]:
     ]
 
 
-def _channel_floors(channel_ids: Iterable[int]) -> dict[int, int]:
-    """Each enabled channel's minimum severity."""
-    return dict(
-        Channel.objects.filter(pk__in=set(channel_ids), enabled=True).values_list(
-            "pk", "min_severity"
+def _channel_floors(channel_ids: Iterable[int]) -> dict[int, tuple[int, bool]]:
+    """Each enabled channel's minimum severity, and whether its kind acts once per alert."""
+    return {
+        pk: (min_severity, acts_once(kind))
+        for pk, min_severity, kind in Channel.objects.filter(
+            pk__in=set(channel_ids), enabled=True
+        ).values_list("pk", "min_severity", "kind")
+    }
+
+
+def acted_on(alert_id: int, channel_ids: Collection[int]) -> set[int]:
+    """Of these channels, those that already heard of the alert.
+
+    For kinds that act once per alert (recovery actions): the alert's row is locked
+    while its transitions are recorded, so this read and the insert after it are one step.
+    """
+    if not channel_ids:
+        return set()
+    return set(
+        Notification.objects.filter(alert_id=alert_id, channel_id__in=channel_ids).values_list(
+            "channel_id", flat=True
         )
     )
 
@@ -162,6 +179,12 @@ def transition_route(
     if not chosen:
         return []
     floors = _channel_floors(chosen)
+    acting = {pk for pk, (_, acts) in floors.items() if acts}
+    if acting:
+        # A recovery action acts when the alert fires, once: never on a repeat, a
+        # resolution or an acknowledgement, nor again when it fires anew after expiry.
+        skipped = acting if event != Event.FIRING else acted_on(alert.pk, acting)
+        floors = {pk: floor for pk, floor in floors.items() if pk not in skipped}
     payload = alert_payload(alert, rule_name=alert.rule.name, source_name=alert.source.name)
     return notifications_create(
         [
@@ -175,7 +198,7 @@ def transition_route(
                 payload=payload,
             )
             for channel_id, route in chosen.items()
-            if channel_id in floors and alert.severity >= floors[channel_id]
+            if channel_id in floors and alert.severity >= floors[channel_id][0]
         ],
         at=transition.at,
         silenced=transition.silenced,

@@ -21,7 +21,7 @@ import pghistory
 from django.db import models
 
 from alerts.models import Channel, Policy, Rule, Silence, Threshold, ThresholdOverride
-from health.models import HealthCheck, RecoveryAction
+from health.models import HealthCheck
 from metrics.models import Source, Tag
 
 
@@ -91,16 +91,6 @@ HEALTH_CHECK_STATE = (
     "last_summary",
 )  # fmt: skip
 HealthCheckEvent = _event_model(HealthCheck, "HealthCheckEvent", exclude=HEALTH_CHECK_STATE)
-RecoveryActionEvent = _event_model(
-    RecoveryAction,
-    "RecoveryActionEvent",
-    exclude=("signing_secret_encrypted",),
-    trackers=(
-        pghistory.UpdateEvent(
-            "secret_changed", condition=pghistory.AnyChange("signing_secret_encrypted")
-        ),
-    ),
-)
 
 
 def _link_event_model(through: type[models.Model], name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Admin for health: checks with their latest result, reports, recovery actions and runs."""
+"""Admin for health: checks with their latest result, and their reports."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from django.utils.safestring import SafeString
 
 from audit.admin import AuditHistoryAdmin
 
-from .models import HealthCheck, HealthReport, ProcessHeartbeat, RecoveryAction, RecoveryActionRun
-from .recovery import recovery_action_secret
+from .models import HealthCheck, HealthReport, ProcessHeartbeat
 from .runner import breaker_reset, checks_run
 from .scoring import Status
 
@@ -144,52 +143,3 @@ class HealthReportAdmin(admin.ModelAdmin):
     @admin.display(description="issues and warnings")
     def summary(self, report: HealthReport) -> str:
         return "; ".join([*report.issues, *report.warnings])[:200]
-
-
-@admin.register(RecoveryAction)
-class RecoveryActionAdmin(AuditHistoryAdmin):
-    list_display = ["name", "command", "url", "source", "enabled", "max_attempts"]
-    list_filter = ["command", "enabled"]
-    search_fields = ["name", "url"]
-    filter_horizontal = ["rules"]
-    readonly_fields = ["signing_secret"]
-
-    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "url":
-            kwargs["assume_scheme"] = "https"  # a URL typed without a scheme
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
-
-    @admin.display(description="signing secret")
-    def signing_secret(self, action: RecoveryAction) -> str:
-        # The trading system verifies with it: shown on the action's own page only.
-        if not action.pk:
-            return "Created when the action is saved."
-        return recovery_action_secret(action)
-
-    def save_model(
-        self, request: HttpRequest, obj: RecoveryAction, form: Any, change: bool
-    ) -> None:
-        if not obj.signing_secret_encrypted:
-            from alerts.channels.signing import signing_secret_new
-            from alerts.crypto import encrypt_text
-
-            obj.signing_secret_encrypted = encrypt_text(signing_secret_new())
-        super().save_model(request, obj, form, change)
-
-
-@admin.register(RecoveryActionRun)
-class RecoveryActionRunAdmin(admin.ModelAdmin):
-    list_display = [
-        "created_at", "action", "state", "attempts", "last_status", "reason", "last_error",
-    ]  # fmt: skip
-    list_filter = ["state", "action"]
-    search_fields = ["reason", "action__name"]
-    list_select_related = ["action"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in RecoveryActionRun._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False

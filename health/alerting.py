@@ -13,64 +13,47 @@ their alerts on Tradewatch's own system source, created on first need.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
-from typing import Final
 
 import orjson
-from django.db import IntegrityError, transaction
 
 from alerts import engine
-from alerts.evaluation import with_thresholds
+from alerts.evaluation import (
+    RULES_GENERATION,
+    RULES_TTL_SECONDS,
+    rule_spec,
+    specs_forget,
+    with_thresholds,
+)
+from alerts.generations import KeptCopy
 from alerts.lifecycle import Finding, apply_finding
 from alerts.models import Alert, Rule
-from metrics.models import Source
-from metrics.services import SYSTEM_SOURCE_NAME
-from metrics.services import system_source as metrics_system_source
+from metrics.services import system_source
 
 from .checks import CheckResult
 from .models import HealthCheck, HealthReport
 from .scoring import Status
 
-RULES_TTL_SECONDS: Final = 5.0
-_rules_cache: tuple[float, list[Rule]] | None = None
-_system_source_id: int | None = None
-
-
-def system_source_name() -> str:
-    return SYSTEM_SOURCE_NAME
-
-
-def system_source() -> Source:
-    """Tradewatch's own source: where alerts of checks without a source belong."""
-    global _system_source_id
-    if _system_source_id is not None:
-        found = Source.objects.filter(pk=_system_source_id).first()
-        if found is not None:
-            return found
-    try:
-        with transaction.atomic():
-            source = metrics_system_source()
-    except IntegrityError:  # another runner created it a moment ago
-        source = Source.objects.get(name=SYSTEM_SOURCE_NAME)
-    _system_source_id = source.pk
-    return source
+# Kept like the evaluated rules (`alerts.evaluation`): until an edit of rules,
+# thresholds or overrides is committed, so an edit applies at the next check run.
+_health_rules: KeptCopy[list[Rule]] = KeptCopy(
+    RULES_GENERATION, what="health rules", ttl_seconds=RULES_TTL_SECONDS
+)
 
 
 def forget_caches() -> None:
-    """Read health rules and the system source afresh (tests, or after an edit)."""
-    global _rules_cache, _system_source_id
-    _rules_cache = None
-    _system_source_id = None
+    """Read health rules afresh (tests, or after an edit)."""
+    _health_rules.forget()
 
 
 def health_rules() -> list[Rule]:
-    """The enabled health rules with their thresholds and overrides (cached a few seconds)."""
-    global _rules_cache
-    if _rules_cache is not None and time.monotonic() - _rules_cache[0] < RULES_TTL_SECONDS:
-        return _rules_cache[1]
+    """The enabled health rules with their thresholds and overrides."""
+    return _health_rules.get(_health_rules_read)
+
+
+def _health_rules_read() -> list[Rule]:
     rules = list(with_thresholds(Rule.objects.filter(enabled=True, kind=Rule.Kind.HEALTH)))
-    _rules_cache = (time.monotonic(), rules)
+    specs_forget()  # specs of the rule objects read before would outlive an edit
     return rules
 
 
@@ -79,32 +62,6 @@ def rule_applies(rule: Rule, check: HealthCheck, source_id: int, tag_ids: set[in
     if rule.metric not in ("*", check.name, f"kind:{check.kind}"):
         return False
     return rule.applies_to(source_id, tag_ids)
-
-
-def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
-    """The engine's view of a health rule for one source (overrides applied)."""
-    thresholds = []
-    for threshold in rule.thresholds.all():
-        value: float | None = threshold.value
-        clear = threshold.clear_value
-        for override in threshold.overrides.all():
-            if override.source_id == source_id:
-                if override.enabled:
-                    value, clear = override.value, override.clear_value
-                else:
-                    value, clear = None, None
-        if value is not None:
-            thresholds.append(
-                engine.Threshold(
-                    engine.Severity(threshold.severity),
-                    engine.Comparison(threshold.comparison),
-                    value,
-                    clear,
-                )
-            )
-    if not thresholds:
-        return None
-    return engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
 
 
 def check_labels(check: HealthCheck) -> tuple[dict[str, str], str]:

@@ -1,4 +1,4 @@
-"""Health of Tradewatch's own processes and of what it watches: checks, reports, recovery."""
+"""Health of Tradewatch's own processes and of what it watches: checks and their reports."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts.models import Channel
 from metrics.indexes import TimeBrinIndex
 from metrics.models import Source
 
@@ -100,12 +101,14 @@ class HealthCheck(models.Model):
         default=timedelta(minutes=5), help_text="While open, probe only this often (half-open)."
     )
     recovery_action = models.ForeignKey(
-        "RecoveryAction",
+        Channel,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="checks",
-        help_text="Sent when the check's status turns as bad as `recover when`.",
+        related_name="recovery_checks",
+        limit_choices_to={"kind": Channel.Kind.RECOVERY},
+        help_text="A recovery action (a channel of kind recovery), sent when the check's "
+        "status turns as bad as `recover when`.",
     )
     recover_when = models.CharField(
         max_length=10, choices=RecoverWhen.choices, default=RecoverWhen.UNHEALTHY
@@ -182,6 +185,10 @@ class HealthCheck(models.Model):
             raise ValidationError({"kind": f"Unknown kind {self.kind!r}."}) from None
         if kind.needs_source and self.source_id is None:
             raise ValidationError({"source": f"A {self.get_kind_display()} check needs a source."})
+        if self.recovery_action is not None and self.recovery_action.kind != Channel.Kind.RECOVERY:
+            raise ValidationError(
+                {"recovery_action": "Choose a channel of kind recovery (a recovery action)."}
+            )
         kind.validate(self.config if isinstance(self.config, dict) else {})
 
     @property
@@ -220,111 +227,6 @@ class HealthReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.health_check_id} {self.status} at {self.created_at.isoformat()}"
-
-
-class RecoveryAction(models.Model):
-    """A command sent to a trading system as a signed webhook when something fires."""
-
-    class Command(models.TextChoices):
-        PAUSE_TRADING = "pause_trading", "Pause trading"
-        CLOSE_POSITIONS = "close_positions", "Close positions"
-        RECONNECT = "reconnect", "Reconnect"
-        RESET_RATE_LIMITS = "reset_rate_limits", "Reset rate limits"
-        CUSTOM = "custom", "Custom command"
-
-    name = models.CharField(max_length=100, unique=True)
-    command = models.CharField(max_length=30, choices=Command.choices)
-    custom_command = models.CharField(
-        max_length=100, blank=True, help_text="The command's name when the command is custom."
-    )
-    parameters = models.JSONField(default=dict, blank=True, help_text="Sent with the command.")
-    url = models.URLField(max_length=500, help_text="The trading system's endpoint.")
-    signing_secret_encrypted = models.TextField(
-        editable=False, help_text="The `whsec_...` signing secret, encrypted at rest."
-    )
-    source = models.ForeignKey(
-        Source, null=True, blank=True, on_delete=models.CASCADE, related_name="recovery_actions",
-        help_text="The trading system the command is for (sent in the payload).",
-    )  # fmt: skip
-    rules = models.ManyToManyField(
-        "alerts.Rule", blank=True, related_name="recovery_actions",
-        help_text="Also send it when an alert of one of these rules fires.",
-    )  # fmt: skip
-    enabled = models.BooleanField(default=True)
-    max_attempts = models.PositiveSmallIntegerField(default=5)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(max_attempts__gte=1), name="recovery_action_attempts_at_least_one"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def clean(self) -> None:
-        if self.command == self.Command.CUSTOM and not self.custom_command:
-            raise ValidationError({"custom_command": "Name the custom command."})
-
-    @property
-    def command_name(self) -> str:
-        return self.custom_command if self.command == self.Command.CUSTOM else self.command
-
-
-class RecoveryActionRun(models.Model):
-    """One sending of a recovery action for one trigger, with its retries and outcome."""
-
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RETRYING = "retrying", "Retrying"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-
-    action = models.ForeignKey(RecoveryAction, on_delete=models.CASCADE, related_name="runs")
-    trigger_key = models.CharField(
-        max_length=200, help_text="What caused it (one run per trigger and action)."
-    )
-    reason = models.CharField(max_length=500)
-    health_check = models.ForeignKey(
-        HealthCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="recovery_runs"
-    )
-    alert = models.ForeignKey(
-        "alerts.Alert", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    webhook_id = models.CharField(max_length=100, help_text="The same on every attempt.")
-    payload = models.JSONField(default=dict)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=1000, blank=True)
-    answer = models.CharField(max_length=500, blank=True)
-    duration_ms = models.FloatField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["action", "trigger_key"], name="recovery_run_once_per_trigger"
-            ),
-        ]
-        indexes = [
-            # The sweeper's read: runs waiting for their next attempt.
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=Q(state__in=["pending", "retrying"]),
-                name="recovery_run_due",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.action} ({self.state})"
 
 
 class PeriodicRun(models.Model):

@@ -28,8 +28,8 @@ from django.utils import timezone
 from alerts.models import Alert
 from alerts.selectors import without_watchdog
 from metrics.models import Event, MetricSeries, Source, SourceHeartbeat, Trade
+from metrics.services import SYSTEM_SOURCE_NAME
 
-from .alerting import system_source_name
 from .checks.activity import DECISION_EVENT
 from .models import HealthCheck
 from .scoring import (
@@ -62,7 +62,7 @@ OPEN_STATES: Final = (Alert.State.PENDING, Alert.State.FIRING)
 
 def watched_sources() -> list[Source]:
     """Enabled sources, without Tradewatch's own (its health is the checks')."""
-    return list(Source.objects.filter(enabled=True).exclude(name=system_source_name()))
+    return list(Source.objects.filter(enabled=True).exclude(name=SYSTEM_SOURCE_NAME))
 
 
 def score_limits() -> ScoreLimits:
@@ -215,7 +215,7 @@ def score_of(
     source: Source, found: SourceFacts, now: datetime, limits: ScoreLimits | None = None
 ) -> Score:
     """One source's score; Tradewatch's own source is judged by its alerts alone."""
-    if source.name == system_source_name():
+    if source.name == SYSTEM_SOURCE_NAME:
         return own_score(found.alerts, max(found.open_alerts - len(found.alerts), 0))
     return source_score(signals_of(found, now), limits or score_limits())
 
@@ -267,7 +267,7 @@ def health_read(*, now: datetime | None = None) -> HealthReading:
     for source in enabled:
         found = facts[source.pk]
         item = SourceHealth(source, score_of(source, found, now, limits), found)
-        if source.name == system_source_name():
+        if source.name == SYSTEM_SOURCE_NAME:
             own = item
         else:
             scored.append(item)

@@ -22,22 +22,6 @@ def run_due_checks() -> int:
     return checks_run_due().ran
 
 
-@shared_task(name="health.tasks.run_recovery_sweep", time_limit=60, soft_time_limit=45)
-def run_recovery_sweep() -> int:
-    """Trigger recovery actions of fired alerts and queue the runs that are due."""
-    from .recovery import recovery_sweep
-
-    return recovery_sweep()
-
-
-@shared_task(name="health.tasks.run_recovery_action", time_limit=60, soft_time_limit=45)
-def run_recovery_action(run_id: int) -> None:
-    """Send one attempt of a recovery action run (a no-op unless it is due)."""
-    from .recovery import recovery_run_attempt
-
-    recovery_run_attempt(run_id=run_id)
-
-
 @shared_task(name="health.tasks.prune", time_limit=600, soft_time_limit=540)
 def prune() -> int:
     """Delete health reports past their retention; return how many."""

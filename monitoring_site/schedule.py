@@ -61,12 +61,6 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         "interval, with flap damping and a circuit breaker.",
     ),
     PeriodicWork(
-        name="Recovery actions",
-        task="health.tasks.run_recovery_sweep",
-        every_seconds=10,
-        description="Sends recovery actions of alerts that fired, and retries those due.",
-    ),
-    PeriodicWork(
         name="Prune health reports",
         task="health.tasks.prune",
         every_seconds=3600,

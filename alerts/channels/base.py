@@ -16,13 +16,17 @@ class NotificationMessage:
     severity, status, value, threshold, message, first_seen, last_seen, count, url).
     `event` is one of firing, repeat, escalated, resolved, acknowledged, test, digest.
     `digest` holds further alerts' payloads when a rate limit held them back and they
-    go out together in this one message.
+    go out together in this one message. `channel` is the channel's name and
+    `created_at` when the change it tells of happened (ISO 8601), the same on every
+    attempt.
     """
 
     webhook_id: str
     event: str
     alert: dict[str, Any]
     digest: tuple[dict[str, Any], ...] = ()
+    channel: str = ""
+    created_at: str = ""
 
     @property
     def severity(self) -> str:
@@ -60,6 +64,10 @@ class ChannelKind:
     label: ClassVar[str]
     config_fields: ClassVar[tuple[str, ...]] = ()
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # A kind whose receiver acts on what it gets (a trading system told to pause) rather
+    # than a person who reads it: it hears of an alert once, when the alert fires or
+    # escalates, and is never rate limited into a digest (routing and delivery read this).
+    acts_once: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any], secrets: dict[str, str]) -> None:
         self.config = config
@@ -68,6 +76,11 @@ class ChannelKind:
     @classmethod
     def validate(cls, config: dict[str, Any], secrets: dict[str, str]) -> None:
         """Raise ValidationError naming each wrong field; the default accepts anything."""
+
+    @classmethod
+    def secrets_completed(cls, secrets: dict[str, str]) -> dict[str, str]:
+        """`secrets` with what the kind makes by itself when left empty; the default none."""
+        return secrets
 
     def send(self, message: NotificationMessage) -> DeliveryResult:
         raise NotImplementedError

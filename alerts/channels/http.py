@@ -1,4 +1,4 @@
-"""The HTTP transport every HTTP channel kind (and recovery actions) delivers through.
+"""The HTTP transport every HTTP channel kind (recovery actions too) delivers through.
 
 One `httpx.Client` per process, so deliveries reuse connections instead of paying for a
 new client and TLS handshake each time. Redirects are never followed (a redirect could

@@ -8,6 +8,7 @@ from alerts.channels.console import ConsoleChannel
 from alerts.channels.discord import DiscordChannel
 from alerts.channels.email import EmailChannel
 from alerts.channels.jsonl import JsonlChannel
+from alerts.channels.recovery import RecoveryChannel
 from alerts.channels.slack import SlackChannel
 from alerts.channels.telegram import TelegramChannel
 from alerts.channels.webhook import WebhookChannel
@@ -23,6 +24,7 @@ KINDS: dict[str, type[ChannelKind]] = {
         TelegramChannel,
         WebhookChannel,
         AppriseChannel,
+        RecoveryChannel,
     )
 }
 
@@ -35,6 +37,12 @@ def channel_kind(kind: str) -> type[ChannelKind]:
         raise LookupError(
             f"Unknown channel kind {kind!r}; the kinds are {', '.join(sorted(KINDS))}."
         ) from None
+
+
+def acts_once(kind: str) -> bool:
+    """Whether channels of `kind` act on what they get (see `ChannelKind.acts_once`)."""
+    found = KINDS.get(kind)
+    return found is not None and found.acts_once
 
 
 def kind_choices() -> list[tuple[str, str]]:

@@ -36,6 +36,13 @@ class WebhookChannel(ChannelKind):
     @classmethod
     def validate(cls, config: dict[str, Any], secrets: dict[str, str]) -> None:
         """The URL is a deliverable destination; the secrets are `whsec_` secrets."""
+        errors = cls.problems(config, secrets)
+        if errors:
+            raise ValidationError(errors)
+
+    @classmethod
+    def problems(cls, config: dict[str, Any], secrets: dict[str, str]) -> dict[str, list[str]]:
+        """What is wrong with the URL and the signing secrets, by field."""
         errors: dict[str, list[str]] = {}
         url = config.get("url")
         if not isinstance(url, str) or not url.strip():
@@ -53,14 +60,17 @@ class WebhookChannel(ChannelKind):
             problem = _secret_problem(previous)
             if problem:
                 errors["previous_signing_secret"] = [problem]
-        if errors:
-            raise ValidationError(errors)
+        return errors
 
     def send(self, message: NotificationMessage) -> DeliveryResult:
         """Sign and POST the payload; the signature covers the exact bytes sent."""
-        body = orjson.dumps(formatting.payload(message), default=str)
+        return self.post_signed(formatting.payload(message), webhook_id=message.webhook_id)
+
+    def post_signed(self, document: dict[str, Any], *, webhook_id: str) -> DeliveryResult:
+        """POST `document` as JSON to the URL, signed with every secret in use."""
+        body = orjson.dumps(document, default=str)
         headers = signed_headers(
-            secrets_in_use=self.secrets_in_use(), webhook_id=message.webhook_id, body=body
+            secrets_in_use=self.secrets_in_use(), webhook_id=webhook_id, body=body
         )
         headers["Content-Type"] = "application/json"
         return http.post(str(self.config["url"]).strip(), content=body, headers=headers)

@@ -34,6 +34,7 @@ class Channel(models.Model):
         TELEGRAM = "telegram", "Telegram"
         WEBHOOK = "webhook", "Signed webhook"
         APPRISE = "apprise", "Apprise URL (Teams, Pushover, ...)"
+        RECOVERY = "recovery", "Recovery action (signed command to the trading system)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -173,7 +174,8 @@ class Policy(models.Model):
 
 
 class Notification(models.Model):
-    """One delivery of one alert change to one channel: the outbox row.
+    """One delivery of one alert change (or of a check's recovery action) to one channel:
+    the outbox row.
 
     Written in the same transaction as the alert change, so a crash never loses it;
     a worker claims it by lease, marks it sent only after the endpoint said 2xx, and a
@@ -188,6 +190,8 @@ class Notification(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         TEST = "test", "Test"
         DIGEST = "digest", "Digest"
+        # A health check turned bad and sends its recovery action (no alert involved).
+        CHECK = "check", "Check turned bad"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"

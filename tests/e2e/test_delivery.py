@@ -21,14 +21,18 @@ import pytest
 from django.utils import timezone
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
+from standardwebhooks.webhooks import Webhook
 
 from alerts.channels.signing import signing_secret_new
 from alerts.delivery import outbox_sweep
-from alerts.models import Alert, Channel, Notification, Policy, Severity
+from alerts.models import Alert, Channel, DeliveryAttempt, Notification, Policy, Rule, Severity
 from alerts.payloads import notification_test_payload
 from alerts.routing import notifications_create
+from health.models import HealthCheck
+from health.runner import checks_run_due
 from metrics.services import source_create
 from monitoring_site.schedule import install_periodic_tasks
+from tests.health.conftest import recovery_channel, unused_port
 from tests.processes import (
     BASE_DIR,
     broker_purge,
@@ -144,11 +148,13 @@ def test_it_delivers_a_posted_breach_to_the_webhook_through_real_workers() -> No
         assert notification.alert == Alert.objects.get(rule__name="Leverage")
 
 
+@pytest.mark.parametrize("kind", ["webhook", "recovery"])
 def test_a_worker_killed_mid_delivery_loses_nothing_and_duplicates_keep_their_webhook_id(
-    tmp_path: Path,
+    tmp_path: Path, kind: str
 ) -> None:
     with receiver(Answer(delay=0.05)) as hook:
-        channel = webhook_channel(hook.url)
+        # A recovery action goes through the same outbox, leases and sweeper.
+        channel = webhook_channel(hook.url) if kind == "webhook" else recovery_channel(hook.url)[0]
         notifications = queue_tests(channel, 200)
         with celery_worker(worker_env(), queues="delivery", name="doomed") as doomed:
             assert wait_until(lambda: len(hook.requests) >= 40, 60)
@@ -274,3 +280,82 @@ def test_a_receiver_down_for_a_while_gets_everything_when_it_returns() -> None:
 
     assert set(arrivals(hook)) == {notification.webhook_id for notification in notifications}
     assert not Notification.objects.exclude(state="sent").exists()
+
+
+def failing_check(name: str, action: Channel) -> HealthCheck:
+    """A TCP check of a port nothing listens on (CRITICAL at once) that sends `action`."""
+    check = HealthCheck(
+        name=name, kind="tcp", config={"host": "127.0.0.1", "port": unused_port()},
+        failures_to_unhealthy=1, recovery_action=action,
+    )  # fmt: skip
+    check.full_clean()
+    check.save()
+    return check
+
+
+def test_recovery_actions_reach_the_bot_signed_on_a_failed_check_and_a_fired_alert() -> None:
+    _, key = source_create(name="e2e-recovery-bot")
+    with receiver() as bot:
+        pause, pause_secret = recovery_channel(f"{bot.url}/pause", name="pause")
+        close, close_secret = recovery_channel(
+            f"{bot.url}/close", name="close positions", command="close_positions"
+        )
+        policy = Policy.objects.create(name="leverage closes", min_severity=Severity.WARNING)
+        policy.rules.set([Rule.objects.get(name="Leverage")])
+        policy.channels.set([close])
+        failing_check("exchange-port", pause)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+        with celery_worker(worker_env(), queues="ingest,delivery"):
+            checks_run_due(claim_seconds=0)  # beat's health run: the check turns CRITICAL
+            response = client.post(
+                "/api/v1/metrics",
+                json.dumps({"samples": [{"name": "leverage", "value": 4.5}]}),
+                content_type="application/json",
+            )
+            assert response.status_code == 202
+            assert wait_until(lambda: len(bot.requests) >= 2, 60)
+
+    by_path = {request.path: request for request in bot.requests}
+    paused = Webhook(pause_secret).verify(by_path["/pause"].body, by_path["/pause"].headers)
+    closed = Webhook(close_secret).verify(by_path["/close"].body, by_path["/close"].headers)
+    assert (paused["command"], paused["event"], paused["check"]) == (
+        "pause_trading", "check", "exchange-port",
+    )  # fmt: skip
+    alert = Alert.objects.get(rule__name="Leverage")
+    assert (closed["command"], closed["event"], closed["alert_id"], closed["source"]) == (
+        "close_positions", "firing", alert.pk, "e2e-recovery-bot",
+    )  # fmt: skip
+    sent = Notification.objects.filter(channel__in=[pause, close])
+    assert set(sent.values_list("state", flat=True)) == {"sent"}
+
+
+def test_workers_retry_a_recovery_action_on_5xx_and_stop_at_a_4xx() -> None:
+    with receiver() as bot, receiver(Answer(status=400, body=b"unknown command")) as refusing:
+        bot.script = [Answer(status=503), Answer(status=502)]
+        pause, secret = recovery_channel(f"{bot.url}/pause", name="pause")
+        close, _ = recovery_channel(f"{refusing.url}/close", name="close positions")
+        failing_check("exchange-port", pause)
+        failing_check("order-gateway", close)
+        with celery_worker(worker_env(), queues="delivery"):
+            checks_run_due(claim_seconds=0)
+
+            def settled() -> bool:
+                states = set(Notification.objects.values_list("channel__name", "state"))
+                return states == {("pause", "sent"), ("close positions", "failed")}
+
+            assert wait_until(settled, 60), list(
+                Notification.objects.values_list("channel__name", "state", "attempts")
+            )
+
+        assert len(refusing.requests) == 1
+        assert [request.headers["webhook-id"] for request in bot.requests] == [
+            Notification.objects.get(channel=pause).webhook_id
+        ] * 3
+        for request in bot.requests:
+            Webhook(secret).verify(request.body, request.headers)
+    attempts = DeliveryAttempt.objects.filter(notification__channel=pause)
+    assert list(attempts.values_list("status", flat=True)) == [503, 502, 200]
+    failed = Notification.objects.get(channel=close)
+    assert (failed.attempts, failed.last_status) == (1, 400)
+    assert "unknown command" in failed.last_error

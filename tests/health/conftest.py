@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from alerts.channels.signing import signing_secret_new
+from alerts.models import Channel
 from health import alerting
 from health.models import HealthCheck
 
@@ -142,3 +144,16 @@ def make_check(db: None) -> MakeCheck:
         return check
 
     return make
+
+
+def recovery_channel(url: str, name: str = "pause alpha", **config: Any) -> tuple[Channel, str]:
+    """A recovery action (a channel of kind recovery) and its signing secret."""
+    secret = signing_secret_new()
+    config.setdefault("command", "pause_trading")
+    channel = Channel(
+        name=name, kind=Channel.Kind.RECOVERY, config={"url": url, **config}, rate_limit=0
+    )
+    channel.secrets = {"signing_secret": secret}
+    channel.full_clean()
+    channel.save()
+    return channel, secret

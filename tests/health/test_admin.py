@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
-from health.models import HealthCheck, HealthReport, RecoveryAction
+from alerts.channels.signing import signing_secret_new
+from alerts.delivery import notification_deliver
+from alerts.models import Channel, Notification
+from health.models import HealthCheck, HealthReport
+from health.runner import checks_run_due
 from health.transitions import Breaker
-from tests.health.conftest import MakeCheck
+from tests.health.conftest import MakeCheck, recovery_channel, unused_port
+from tests.receivers import Answer, receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -73,26 +81,85 @@ def test_it_lists_reports_read_only_with_a_date_drill_down(
     assert admin_client_logged.get(reverse("admin:health_healthreport_add")).status_code == 403
 
 
-def test_it_creates_a_recovery_action_with_a_secret_and_shows_it(
+def test_it_creates_a_recovery_action_as_a_channel_and_shows_its_new_secret_once(
     admin_client_logged: Client,
 ) -> None:
     response = admin_client_logged.post(
-        reverse("admin:health_recoveryaction_add"),
+        reverse("admin:alerts_channel_add"),
         {
-            "name": "pause",
-            "command": "pause_trading",
-            "url": "http://127.0.0.1:9/commands",
-            "parameters": "{}",
-            "max_attempts": 5,
+            "name": "pause alpha",
+            "kind": "recovery",
             "enabled": "on",
-            "custom_command": "",
+            "min_severity": 20,
+            "config": json.dumps(
+                {"url": "http://127.0.0.1:9/commands", "command": "pause_trading"}
+            ),
+            "secrets": "{}",
+            "rate_limit": 0,
+            "rate_window": "00:01:00",
         },
+        follow=True,
     )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    created = RecoveryAction.objects.get()
-    assert created.signing_secret_encrypted
-    page = admin_client_logged.get(reverse("admin:health_recoveryaction_change", args=[created.pk]))
-    assert "whsec_" in page.content.decode()
+
+    assert response.status_code == 200
+    created = Channel.objects.get(name="pause alpha")
+    secret = created.secrets["signing_secret"]
+    assert secret.startswith("whsec_")
+    assert secret in response.content.decode()  # shown this once, for the trading system
+    page = admin_client_logged.get(reverse("admin:alerts_channel_change", args=[created.pk]))
+    assert secret not in page.content.decode()
+
+
+def test_it_shows_each_attempt_of_a_recovery_action(
+    admin_client_logged: Client, make_check: MakeCheck
+) -> None:
+    with receiver() as bot:
+        bot.script = [Answer(status=503, body=b"busy")]
+        channel, _ = recovery_channel(f"{bot.url}/commands")
+        make_check(
+            config={"host": "127.0.0.1", "port": unused_port()}, name="feed",
+            recovery_action=channel,
+        )  # fmt: skip
+        checks_run_due(claim_seconds=0)
+        notification = Notification.objects.get(channel=channel)
+        for _ in range(2):
+            due = Notification.objects.get(pk=notification.pk).next_attempt_at
+            notification_deliver(notification_id=notification.pk, now=due)
+
+    listed = admin_client_logged.get(
+        reverse("admin:alerts_notification_changelist"), {"channel__kind": "recovery"}
+    )
+    page = admin_client_logged.get(
+        reverse("admin:alerts_notification_change", args=[notification.pk])
+    )
+
+    assert f"/{notification.pk}/change/" in listed.content.decode()
+    html = page.content.decode()
+    assert "pause alpha" in html
+    assert "Check turned bad" in html
+    assert "feed turned CRITICAL" in html
+    # The delivery log: both attempts with the endpoint's status and answer.
+    assert re.findall(r'<td class="field-status">\s*<p>(\d+)</p>', html) == ["503", "200"]
+    assert "busy" in html
+
+
+def test_a_check_is_offered_only_recovery_actions(
+    admin_client_logged: Client, make_check: MakeCheck
+) -> None:
+    action, _ = recovery_channel("http://127.0.0.1:9/commands")
+    hook = Channel(name="ops-hook", kind="webhook", config={"url": "http://127.0.0.1:9/hook"})
+    hook.secrets = {"signing_secret": signing_secret_new()}
+    hook.save()
+    check = make_check(config={"host": "127.0.0.1", "port": 9}, name="gateway")
+
+    form = admin_client_logged.get(reverse("admin:health_healthcheck_change", args=[check.pk]))
+    choices = form.context["adminform"].form.fields["recovery_action"].queryset
+    assert list(choices) == [action]
+
+    check.recovery_action = hook
+    with pytest.raises(ValidationError) as caught:
+        check.full_clean()
+    assert "recovery_action" in caught.value.message_dict
 
 
 def test_it_refuses_a_check_without_its_target(admin_client_logged: Client) -> None:

@@ -11,12 +11,12 @@ from django.db import connection
 from django.utils import timezone
 
 from alerts.models import Alert, AlertTransition, Rule
-from health.alerting import system_source_name
 from health.models import HealthCheck, HealthReport
 from health.rulepack import install_health_rule
 from health.runner import breaker_reset, checks_claim, checks_run, checks_run_due
 from health.scoring import Status
 from health.transitions import Breaker
+from metrics.services import SYSTEM_SOURCE_NAME
 from tests.health.conftest import LocalServer, MakeCheck, unused_port
 
 pytestmark = pytest.mark.django_db
@@ -169,7 +169,7 @@ def test_it_opens_an_alert_at_the_statuss_severity_and_resolves_it_on_recovery(
     assert run_once(check).status == Status.UNHEALTHY
     alert = Alert.objects.get()
     assert (alert.rule, alert.source.name, alert.severity, alert.state) == (
-        health_rule, system_source_name(), 40, Alert.State.FIRING,
+        health_rule, SYSTEM_SOURCE_NAME, 40, Alert.State.FIRING,
     )  # fmt: skip
     assert alert.labels == {"check": "exchange-gateway"}
     assert alert.message.startswith("exchange-gateway on tradewatch: UNHEALTHY: ")
@@ -233,11 +233,9 @@ def test_it_only_applies_rules_that_name_the_check_or_its_kind(
     check = make_check(config={"host": "127.0.0.1", "port": unused_port()})
     run_once(check)
     assert not Alert.objects.exists()
+    # The edit reaches the health rules at once, as it reaches the evaluated ones.
     health_rule.metric = check.name
     health_rule.save()
-    from health.alerting import forget_caches
-
-    forget_caches()
     run_once(check)
     assert Alert.objects.filter(severity=50).count() == 1
 

@@ -113,6 +113,7 @@ def test_it_registers_every_kind_under_its_name() -> None:
         "discord",
         "email",
         "jsonl",
+        "recovery",
         "slack",
         "telegram",
         "webhook",
