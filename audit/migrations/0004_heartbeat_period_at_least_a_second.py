@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0002_link_triggers'),
+        ('audit', '0003_recovery_actions_become_channels'),
     ]
 
     operations = [
