@@ -33,19 +33,10 @@ Decisions, in one place:
   - ANOMALY: z = (last - mean(others)) / stdev(others, ddof=1), last the newest point
     in the window, others the rest of it. Undefined with fewer than 3 others or a zero
     deviation (at most 1e-12 of the largest |other|: rounding residue, not spread).
-* Aggregations: last (newest point), avg, min, max, sum, count, rate, p95, p99. Sums
-  use math.fsum (exactly rounded, so order never matters; exact rationals when fsum
-  overflows midway). sum and count of no points are 0; the others are undefined.
-  - rate: per-second increase of a counter from the first to the last point in the
-    window: the increases between consecutive points, a decrease counting as a reset
-    to 0 (it contributes the new value, as in Prometheus), over the seconds between
-    first and last point. No extrapolation to the window edges (unlike Prometheus).
-    Undefined with fewer than 2 points or no time between them.
-  - p95 / p99: nearest rank, the value at 1-based rank ceil(p/100 x n) of the sorted
-    values: always an observed value; below 20 (p95) / 100 (p99) values, the maximum.
-* Thresholds: `Comparison.holds(value, threshold)` is a plain float comparison (`==`
-  and `!=` exact). A threshold *triggers* when its comparison holds against its value;
-  the most severe triggering threshold wins (severities are unique within a rule).
+* Aggregations (THRESHOLD rules) and points: `alerts.aggregations`. Thresholds,
+  severities and comparisons: `alerts.thresholds`. A threshold *triggers* when its
+  comparison holds against its value; the most severe triggering threshold wins
+  (severities are unique within a rule).
 * Hysteresis: each threshold is a switch of its own. It switches on when it triggers
   and stays on while its comparison holds against its clear_value (without one: while
   it triggers); the result is the most severe threshold that is on. A value that
@@ -57,8 +48,7 @@ Decisions, in one place:
   depends on which values in between were seen. Drawdown WARNING > 10 (clear 8),
   EMERGENCY > 20 (clear 18): 10.1 WARNING, 20.1 EMERGENCY, 19 EMERGENCY, 15 WARNING,
   9 WARNING, 7 ok; and from EMERGENCY straight to 9 is WARNING as well (20.1 passed
-  10 on its way up; 9 is above WARNING's clear value 8). A clear value lies on the
-  releasing side (<= value for > / >=, >= value for < / <=), never on == / !=.
+  10 on its way up; 9 is above WARNING's clear value 8).
 * Severities are monotonic by construction: within one direction (> / >=, or < / <=)
   a more extreme value triggers a superset of thresholds and holds on a superset, so
   it never gets a lower severity. A more severe threshold that is not more extreme
@@ -71,89 +61,38 @@ Decisions, in one place:
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum, IntEnum, StrEnum
-from fractions import Fraction
+from enum import StrEnum
 from itertools import islice, pairwise
 from types import MappingProxyType
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal
+
+# The `X as X` imports are part of this module's interface: callers speak of
+# `engine.Threshold`, `engine.Point`, `engine.Severity` as the engine's vocabulary.
+from .aggregations import (
+    ON_POINTS,
+    ON_VALUES,
+    PointAggregator,
+    ValueAggregator,
+    average,
+    finite,
+    newest,
+    time_order,
+)
+from .aggregations import Aggregation as Aggregation
+from .aggregations import Point as Point
+from .aggregations import aggregate as aggregate
+from .thresholds import DOWNWARD, OPERATORS, UPWARD, Operator, enum_member
+from .thresholds import Comparison as Comparison
+from .thresholds import Severity as Severity
+from .thresholds import Threshold as Threshold
 
 Status = Literal["breach", "ok", "no_data", "insufficient_data"]
 
 _ZERO_DEVIATION: Final = 1e-12
 _MIN_ANOMALY_OTHERS: Final = 3
-
-
-class Severity(IntEnum):
-    """How bad an alert is; a larger number is worse."""
-
-    DEBUG = 10
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
-    CRITICAL = 50
-    EMERGENCY = 60
-
-    @property
-    def label(self) -> str:
-        """Return the lower-case name, e.g. "warning"."""
-        return self.name.lower()
-
-    @classmethod
-    def from_label(cls, label: str) -> Severity:
-        """Return the severity named `label` (any case, surrounding spaces ignored)."""
-        try:
-            return cls[label.strip().upper()]
-        except KeyError:
-            known = ", ".join(s.label for s in cls)
-            raise ValueError(f"unknown severity {label!r}; expected one of {known}") from None
-
-
-class Comparison(StrEnum):
-    """How a value is compared with a threshold."""
-
-    GT = ">"
-    GTE = ">="
-    LT = "<"
-    LTE = "<="
-    EQ = "=="
-    NE = "!="
-
-    def holds(self, value: float, threshold: float) -> bool:
-        """Return whether `value <self> threshold`."""
-        return _OPERATORS[self](value, threshold)
-
-
-_Operator = Callable[[float, float], bool]
-_OPERATORS: Final[Mapping[Comparison, _Operator]] = MappingProxyType(
-    {
-        Comparison.GT: operator.gt,
-        Comparison.GTE: operator.ge,
-        Comparison.LT: operator.lt,
-        Comparison.LTE: operator.le,
-        Comparison.EQ: operator.eq,
-        Comparison.NE: operator.ne,
-    }
-)
-_UPWARD: Final = frozenset({Comparison.GT, Comparison.GTE})
-_DOWNWARD: Final = frozenset({Comparison.LT, Comparison.LTE})
-
-
-class Aggregation(StrEnum):
-    """How the values in a window become one value (THRESHOLD rules)."""
-
-    LAST = "last"
-    AVG = "avg"
-    MIN = "min"
-    MAX = "max"
-    SUM = "sum"
-    COUNT = "count"
-    RATE = "rate"
-    P95 = "p95"
-    P99 = "p99"
 
 
 class RuleKind(StrEnum):
@@ -164,78 +103,6 @@ class RuleKind(StrEnum):
     EVENT = "event"
     RATE_OF_CHANGE = "rate_of_change"
     ANOMALY = "anomaly"
-
-
-_E = TypeVar("_E", bound=Enum)
-
-
-def _member(owner: str, enum: type[_E], value: object) -> _E:
-    try:
-        return enum(value)
-    except ValueError:
-        raise ValueError(f"{owner}: {value!r} is not a {enum.__name__}") from None
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _finite_number(owner: str, value: object) -> float:
-    """Return `value` as a float (a Decimal from the database too), refusing NaN and inf."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{owner} must be a finite number, got {value!r}")
-    return number
-
-
-@dataclass(frozen=True, slots=True)
-class Threshold:
-    """One tier of a rule: `value <comparison> self.value` is a breach at `severity`."""
-
-    severity: Severity
-    comparison: Comparison
-    value: float
-    clear_value: float | None = None
-
-    def __post_init__(self) -> None:
-        comparison = _member("Threshold.comparison", Comparison, self.comparison)
-        object.__setattr__(self, "comparison", comparison)
-        object.__setattr__(self, "severity", _member("Threshold.severity", Severity, self.severity))
-        object.__setattr__(self, "value", _finite_number("Threshold.value", self.value))
-        if self.clear_value is None:
-            return
-        clear = _finite_number("Threshold.clear_value", self.clear_value)
-        object.__setattr__(self, "clear_value", clear)
-        if comparison not in _UPWARD and comparison not in _DOWNWARD:
-            raise ValueError(f"Threshold.clear_value is not allowed with {comparison.value}")
-        if (clear > self.value) if comparison in _UPWARD else (clear < self.value):
-            side = "<=" if comparison in _UPWARD else ">="
-            raise ValueError(
-                f"Threshold.clear_value {clear!r} must be {side} value {self.value!r} "
-                f"for {comparison.value} (it releases the alert)"
-            )
-
-    def __str__(self) -> str:
-        text = f"{self.severity.label} {self.comparison.value} {self.value:.15g}"
-        return text if self.clear_value is None else f"{text} (clear {self.clear_value:.15g})"
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One value at one moment: a metric sample, a heartbeat or an event occurrence."""
-
-    ts: datetime
-    value: float
-
-    def __post_init__(self) -> None:
-        # Inlined checks: points are built by the thousand for every evaluation round.
-        if self.ts.tzinfo is None:
-            raise ValueError(f"Point.ts must be timezone-aware, got {self.ts!r}")
-        if self.value.__class__ is not float or not math.isfinite(self.value):
-            object.__setattr__(self, "value", _finite_number("Point.value", self.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,108 +119,10 @@ class Evaluation:
 _NO_DATA: Final = Evaluation("no_data", None, None, None, 0)
 
 
-# --- aggregations --------------------------------------------------------------------
-
-_ValueAggregator = Callable[[list[float]], float | None]
-_PointAggregator = Callable[[list[Point]], float | None]
-
-
-def _order(point: Point) -> tuple[datetime, float]:
-    return point.ts, point.value
-
-
-def _newest(points: Iterable[Point]) -> Point:
-    return max(points, key=_order)
-
-
-def _exact_sum(values: list[float]) -> Fraction:
-    return sum(map(Fraction, values), Fraction(0))
-
-
-def _sum(values: list[float]) -> float | None:
-    try:
-        return math.fsum(values)
-    except OverflowError:  # fsum's partial sums overflowed (an order-dependent accident)
-        try:
-            return float(_exact_sum(values))
-        except OverflowError:
-            return None
-
-
-def _average(values: list[float]) -> float | None:
-    if not values:
-        return None
-    try:
-        return math.fsum(values) / len(values)
-    except OverflowError:  # the mean of huge values is finite where their sum is not
-        return float(_exact_sum(values) / len(values))
-
-
-def _nearest_rank(percent: int) -> _ValueAggregator:
-    def percentile(values: list[float]) -> float | None:
-        if not values:
-            return None
-        rank = -(-percent * len(values) // 100)  # ceil(percent x n / 100), 1-based
-        return sorted(values)[rank - 1]
-
-    return percentile
-
-
-def _last(points: list[Point]) -> float | None:
-    return _newest(points).value if points else None
-
-
-def _rate(points: list[Point]) -> float | None:
-    if len(points) < 2:
-        return None
-    ordered = sorted(points, key=_order)
-    seconds = (ordered[-1].ts - ordered[0].ts).total_seconds()
-    if seconds <= 0:
-        return None
-    increase = 0.0
-    previous = ordered[0].value
-    for point in islice(ordered, 1, None):
-        current = point.value
-        increase += current - previous if current >= previous else current
-        previous = current
-    return _finite(increase / seconds)
-
-
-_ON_VALUES: Final[Mapping[Aggregation, _ValueAggregator]] = MappingProxyType(
-    {
-        Aggregation.AVG: _average,
-        Aggregation.MIN: lambda values: min(values, default=None),
-        Aggregation.MAX: lambda values: max(values, default=None),
-        Aggregation.SUM: _sum,
-        Aggregation.COUNT: lambda values: float(len(values)),
-        Aggregation.P95: _nearest_rank(95),
-        Aggregation.P99: _nearest_rank(99),
-    }
-)
-_ON_POINTS: Final[Mapping[Aggregation, _PointAggregator]] = MappingProxyType(
-    {Aggregation.LAST: _last, Aggregation.RATE: _rate}
-)
-
-
-def aggregate(
-    aggregation: Aggregation, points: Iterable[Point], *, now: datetime, window: timedelta
-) -> float | None:
-    """Return `aggregation` of the values of the points with now - window < ts <= now.
-
-    None when undefined: no points (sum and count of none are 0), a rate from fewer
-    than 2 points or no elapsed time, a sum that overflows.
-    """
-    aggregation = _member("aggregation", Aggregation, aggregation)
-    start = now - window
-    if aggregation in _ON_POINTS:
-        return _ON_POINTS[aggregation]([p for p in points if start < p.ts <= now])
-    return _ON_VALUES[aggregation]([p.value for p in points if start < p.ts <= now])
-
-
 # --- rules ---------------------------------------------------------------------------
 
 # A threshold with what evaluation needs at hand: (threshold, operator, value, clear).
-_Tier = tuple[Threshold, _Operator, float, float | None]
+_Tier = tuple[Threshold, Operator, float, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +143,8 @@ class RuleSpec:
     _evaluate: _KindEvaluator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        kind = _member("RuleSpec.kind", RuleKind, self.kind)
-        aggregation = _member("RuleSpec.aggregation", Aggregation, self.aggregation)
+        kind = enum_member("RuleSpec.kind", RuleKind, self.kind)
+        aggregation = enum_member("RuleSpec.aggregation", Aggregation, self.aggregation)
         thresholds = tuple(self.thresholds)
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "aggregation", aggregation)
@@ -396,15 +165,15 @@ class RuleSpec:
         if self.window <= timedelta(0):
             raise ValueError(f"RuleSpec.window must be positive, got {self.window}")
         ordered = tuple(sorted(thresholds, key=_severity, reverse=True))
-        tiers = tuple((t, _OPERATORS[t.comparison], t.value, t.clear_value) for t in ordered)
+        tiers = tuple((t, OPERATORS[t.comparison], t.value, t.clear_value) for t in ordered)
         object.__setattr__(self, "ordered_thresholds", ordered)
         object.__setattr__(self, "_tiers", tiers)
         object.__setattr__(self, "_by_severity", {tier[0].severity: tier for tier in tiers})
         if kind is RuleKind.THRESHOLD:
             evaluator = (
-                _threshold_on_points(_ON_POINTS[aggregation])
-                if aggregation in _ON_POINTS
-                else _threshold_on_values(_ON_VALUES[aggregation])
+                _threshold_on_points(ON_POINTS[aggregation])
+                if aggregation in ON_POINTS
+                else _threshold_on_values(ON_VALUES[aggregation])
             )
         else:
             evaluator = _KIND_EVALUATORS[kind]
@@ -421,7 +190,7 @@ def check_monotonic(rule: RuleSpec) -> None:
     For > / >= a more severe threshold needs a larger value (or the same value with >
     against a milder >=); for < / <= a smaller one. == and != are not checked.
     """
-    for direction, word in ((_UPWARD, "larger"), (_DOWNWARD, "smaller")):
+    for direction, word in ((UPWARD, "larger"), (DOWNWARD, "smaller")):
         tiers = sorted((t for t in rule.thresholds if t.comparison in direction), key=_severity)
         for milder, worse in pairwise(tiers):
             if not _narrower(worse, milder):
@@ -437,7 +206,7 @@ def _narrower(worse: Threshold, milder: Threshold) -> bool:
     if worse.value == milder.value:
         strict = worse.comparison in (Comparison.GT, Comparison.LT)
         return strict and milder.comparison in (Comparison.GTE, Comparison.LTE)
-    if worse.comparison in _UPWARD:
+    if worse.comparison in UPWARD:
         return worse.value > milder.value
     return worse.value < milder.value
 
@@ -491,14 +260,14 @@ def _judge(
         # The firing threshold and the milder ones of its direction were all passed on
         # the way to it: the most severe of them still holding on its clear value wins
         # over a milder triggering one (tiers run most severe first).
-        upward = rule._by_severity[firing.severity][0].comparison in _UPWARD
+        upward = rule._by_severity[firing.severity][0].comparison in UPWARD
         for threshold, holds, _, clear in rule._tiers:
             if chosen is not None and threshold.severity <= chosen.severity:
                 break
             if (
                 clear is not None
                 and threshold.severity <= firing.severity
-                and (threshold.comparison in _UPWARD) is upward
+                and (threshold.comparison in UPWARD) is upward
                 and holds(value, clear)
             ):
                 chosen = threshold
@@ -512,7 +281,7 @@ def _insufficient(samples: int) -> Evaluation:
     return Evaluation("insufficient_data", None, None, None, samples)
 
 
-def _threshold_on_values(aggregator: _ValueAggregator) -> _KindEvaluator:
+def _threshold_on_values(aggregator: ValueAggregator) -> _KindEvaluator:
     def threshold_rule(
         rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
     ) -> Evaluation:
@@ -527,7 +296,7 @@ def _threshold_on_values(aggregator: _ValueAggregator) -> _KindEvaluator:
     return threshold_rule
 
 
-def _threshold_on_points(aggregator: _PointAggregator) -> _KindEvaluator:
+def _threshold_on_points(aggregator: PointAggregator) -> _KindEvaluator:
     def threshold_rule(
         rule: RuleSpec, points: Sequence[Point], now: datetime, firing: Threshold | None
     ) -> Evaluation:
@@ -574,14 +343,14 @@ def _rate_of_change(
         return _insufficient(len(inside))
     before = [p for p in points if p.ts <= start]
     if before:
-        base = _newest(before).value
+        base = newest(before).value
     elif len(inside) > 1:
-        base = min(inside, key=_order).value
+        base = min(inside, key=time_order).value
     else:
         return _insufficient(len(inside))
-    change = _finite(_newest(inside).value - base)
+    change = finite(newest(inside).value - base)
     if change is not None and rule.change_percent:
-        change = _finite(change / abs(base) * 100.0) if base != 0 else None
+        change = finite(change / abs(base) * 100.0) if base != 0 else None
     return _judge(rule, change, len(inside), firing)
 
 
@@ -600,10 +369,10 @@ def _anomaly(
 def _z_score(inside: list[Point]) -> float | None:
     if len(inside) <= _MIN_ANOMALY_OTHERS:
         return None
-    ordered = sorted(inside, key=_order)
+    ordered = sorted(inside, key=time_order)
     last = ordered[-1].value
     others = [p.value for p in islice(ordered, len(ordered) - 1)]
-    mean = _average(others)
+    mean = average(others)
     if mean is None:
         return None
     try:
@@ -614,7 +383,7 @@ def _z_score(inside: list[Point]) -> float | None:
     scale = max(abs(x) for x in others)
     if not math.isfinite(deviation) or deviation <= _ZERO_DEVIATION * scale:
         return None
-    return _finite((last - mean) / deviation)
+    return finite((last - mean) / deviation)
 
 
 _KIND_EVALUATORS: Final[Mapping[RuleKind, _KindEvaluator]] = MappingProxyType(

@@ -1,7 +1,9 @@
 """Applying evaluations to alerts: open, escalate, repeat, resolve, and record each step.
 
-The engine says what the data shows for one rule on one series at one instant; this
-module turns that into alert rows, by fingerprint, inside the caller's transaction:
+The engine says what the data shows for one rule on one series at one instant;
+`alerts.transitions` decides what that does to the alert of its fingerprint (plain
+values in and out); this module loads and locks that alert, saves the change and records
+its transitions, inside the caller's transaction:
 
 * breach, no open alert: open it PENDING (with a `for` duration) or FIRING;
 * breach, PENDING for at least `for`: FIRING;
@@ -21,7 +23,7 @@ without touching this logic. A silence matching the alert marks its transitions
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,29 +31,21 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.utils import timezone
 
-from metrics.models import Event, Source
+from metrics.models import Source
 
 from . import engine
+from .kept_resolved import KeptResolved as KeptResolved
+from .kept_resolved import is_kept_resolved, kept_resolved_mark
+from .kept_resolved import kept_resolved_release as kept_resolved_release
+from .kept_resolved import still_kept as still_kept
 from .models import Alert, AlertTransition, Rule, Severity, Silence
 from .routing import transition_route
 from .silences import SilenceMatcher, is_silenced
+from .transitions import Outcome, Standing, Step, announcement, breach_outcome, clear_outcome
 
 Kind = AlertTransition.Kind
-
-# Transitions that should reach people; the others are for the timeline only.
-NOTIFYING = frozenset(
-    {
-        Kind.FIRING,
-        Kind.SEVERITY_RAISED,
-        Kind.REPEAT,
-        Kind.RESOLVED,
-        Kind.ACKNOWLEDGED,
-        Kind.ACKNOWLEDGEMENT_EXPIRED,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -96,30 +90,39 @@ def _record(
     *,
     actor: AbstractBaseUser | None = None,
     details: dict[str, Any] | None = None,
-    silences: Sequence[SilenceMatcher] | None = None,
+) -> AlertTransition:
+    """Record a transition a person (or a rule change) caused, routing it if it is sent
+    (never `firing`: only evaluation announces an alert)."""
+    step = announcement(
+        kind,
+        inhibited=alert.inhibited,
+        announced=alert.announced_at is not None,
+        silenced=lambda: is_silenced(alert, now),
+    )
+    return _write(alert, step, now, actor=actor, details=details)
+
+
+def _write(
+    alert: Alert,
+    step: Step,
+    now: datetime,
+    *,
+    actor: AbstractBaseUser | None = None,
+    details: dict[str, Any] | None = None,
     tag_ids: frozenset[int] | None = None,
 ) -> AlertTransition:
-    notify = kind in NOTIFYING and not alert.inhibited
-    silenced = notify and is_silenced(alert, now, silences, tag_ids=tag_ids)
-    if notify and not silenced and alert.announced_at is None:
-        if kind == Kind.FIRING:
-            alert.announced_at = now
-        else:
-            # A receiver opens its incident on `firing`: nothing else about an alert is
-            # sent before its firing was (it stays on the timeline).
-            notify = False
     transition = AlertTransition.objects.create(
         alert=alert,
         at=now,
-        kind=kind,
+        kind=step.kind,
         severity=alert.severity,
         value=alert.value,
         actor=actor if actor is not None and actor.pk is not None else None,  # type: ignore[misc]
         details=details or {},
-        notify=notify,
-        silenced=silenced,
+        notify=step.notify,
+        silenced=step.silenced,
     )
-    if notify:
+    if step.notify:
         # Silenced announcements count too: the repeat clock runs on, so a silence
         # does not turn into one held-back repeat per evaluation.
         alert.last_notified_at = now
@@ -201,7 +204,7 @@ def apply_finding(finding: Finding) -> Alert | None:
         # opened one since, the insert fails on the constraint and updates theirs.
         alert = None if finding.known_closed else _open_alert(finding)
         if status == "breach":
-            if alert is None and not finding.known_closed and _kept_resolved(finding):
+            if alert is None and not finding.known_closed and is_kept_resolved(finding.fingerprint):
                 # A person resolved it since evaluation read it open: their resolve holds
                 # (the next evaluation judges whether it may end).
                 return None
@@ -217,32 +220,31 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
     comparison = threshold.comparison.value if threshold is not None else ""
     threshold_value = threshold.value if threshold is not None else None
     if alert is None:
-        fire_now = rule.for_duration <= timedelta(0)
         alert = Alert(
             fingerprint=finding.fingerprint,
             rule=rule,
             source_id=finding.source_id,
             **({"source": finding.source} if finding.source is not None else {}),
             labels=finding.labels,
-            state=Alert.State.FIRING if fire_now else Alert.State.PENDING,
             severity=severity,
             value=value,
             peak_value=value,
             threshold_value=threshold_value,
             comparison=comparison,
             first_seen=now,
-            fired_at=now if fire_now else None,
             last_seen=now,
             inhibited=finding.inhibited,
-            # The FIRING transition below announces it: stamped in the insert itself.
-            last_notified_at=now if fire_now and not finding.inhibited else None,
         )
-        if (
-            fire_now
-            and not finding.inhibited
-            and not is_silenced(alert, now, finding.silences, tag_ids=finding.tag_ids)
-        ):
-            alert.announced_at = now
+        outcome = breach_outcome(
+            None, severity=severity, now=now, inhibited=finding.inhibited,
+            for_duration=rule.for_duration, repeat_every=repeat_interval(severity),
+            silenced=_silence_check(alert, finding),
+        )  # fmt: skip
+        alert.state = outcome.state
+        alert.fired_at = now if outcome.fired else None
+        # Its first transition announces it: stamped in the insert itself.
+        alert.last_notified_at = now if outcome.notified else None
+        alert.announced_at = now if outcome.announced else None
         try:
             # A savepoint: losing the race to another worker must not end our transaction.
             with transaction.atomic():
@@ -254,67 +256,67 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
             if existing is None:
                 raise
             return _on_breach(finding, existing)
-        _record(
-            alert, Kind.FIRING if fire_now else Kind.PENDING, now,
-            details=_details(finding), silences=finding.silences,
-            tag_ids=finding.tag_ids,
-        )  # fmt: skip
+        for step in outcome.steps:
+            _write(alert, step, now, details=_details(finding), tag_ids=finding.tag_ids)
         return alert
 
+    standing = _standing(alert)
     fields = {"value", "peak_value", "last_seen", "count", "message", "condition_cleared_at"}
     alert.count += 1
     alert.last_seen = now
     alert.value = value
     alert.peak_value = more_extreme(comparison or alert.comparison, alert.peak_value, value)
     alert.condition_cleared_at = None
-    kinds: list[str] = []
-    _inhibition_follow(alert, finding, fields, kinds)
-    if alert.state == Alert.State.PENDING and now - alert.first_seen >= rule.for_duration:
-        alert.state = Alert.State.FIRING
-        alert.fired_at = now
-        fields |= {"state", "fired_at"}
-        kinds.append(Kind.FIRING)
     if severity != alert.severity:
-        raised = severity > alert.severity
         alert.severity = severity
         fields.add("severity")
-        if alert.state == Alert.State.FIRING and Kind.FIRING not in kinds:
-            kinds.append(Kind.SEVERITY_RAISED if raised else Kind.SEVERITY_LOWERED)
     if threshold is not None:
         alert.threshold_value, alert.comparison = threshold_value, comparison
         fields |= {"threshold_value", "comparison"}
-    _due(alert, finding, fields, kinds)
+    outcome = breach_outcome(
+        standing, severity=severity, now=now, inhibited=finding.inhibited,
+        for_duration=rule.for_duration, repeat_every=repeat_interval(severity),
+        silenced=_silence_check(alert, finding),
+    )  # fmt: skip
     alert.message = _message(rule, alert.source.name, alert)
-    _record_all(alert, finding, kinds, fields)
+    _apply(alert, outcome, finding, fields)
     return alert
 
 
-def _inhibition_follow(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> None:
-    """Mark the alert inhibited, or no longer, as evaluation found it now."""
-    if finding.inhibited != alert.inhibited:
-        alert.inhibited = finding.inhibited
-        fields.add("inhibited")
-        kinds.append(Kind.INHIBITED if finding.inhibited else Kind.UNINHIBITED)
+def _standing(alert: Alert) -> Standing:
+    return Standing(
+        state=alert.state,
+        severity=alert.severity,
+        first_seen=alert.first_seen,
+        inhibited=alert.inhibited,
+        announced_at=alert.announced_at,
+        last_notified_at=alert.last_notified_at,
+        acknowledged=alert.is_acknowledged,
+        acknowledged_until=alert.acknowledged_until,
+        condition_cleared_at=alert.condition_cleared_at,
+    )
 
 
-def _due(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> None:
-    """Add what time has made due on an open alert to `kinds`: its firing held back by
-    inhibition or a silence that no longer holds, an ended acknowledgement (pending too:
-    recorded then, not sent), a repeat."""
+def _silence_check(alert: Alert, finding: Finding) -> Callable[[], bool]:
+    """Whether a silence holds the alert back, at the severity it has when asked."""
+    return lambda: is_silenced(alert, finding.now, finding.silences, tag_ids=finding.tag_ids)
+
+
+def _apply(alert: Alert, outcome: Outcome, finding: Finding, fields: set[str]) -> None:
+    """Bring the open alert to `outcome` and record its transitions (a resolve is left to
+    `_resolve`)."""
     now = finding.now
-    firing = alert.state == Alert.State.FIRING
-    if (
-        firing
-        and alert.announced_at is None
-        and not alert.inhibited
-        and Kind.FIRING not in kinds
-        and not is_silenced(alert, now, finding.silences, tag_ids=finding.tag_ids)
-    ):
-        # Announced now, as `firing` (with the severity it has now), not as a repeat or a
-        # change: a receiver opens its incident on `firing`.
-        kinds[:] = [k for k in kinds if k not in (Kind.SEVERITY_RAISED, Kind.SEVERITY_LOWERED)]
-        kinds.append(Kind.FIRING)
-    if alert.is_acknowledged and alert.acknowledged_until and alert.acknowledged_until <= now:
+    if outcome.inhibited != alert.inhibited:
+        alert.inhibited = outcome.inhibited
+        fields.add("inhibited")
+    if outcome.fired:
+        alert.state = Alert.State.FIRING
+        alert.fired_at = now
+        fields |= {"state", "fired_at"}
+    if outcome.condition_cleared:
+        alert.condition_cleared_at = now
+        fields.add("condition_cleared_at")
+    if outcome.acknowledgement_ended:
         _clear_acknowledgement(alert)
         fields |= {
             "acknowledged_at",
@@ -322,39 +324,26 @@ def _due(alert: Alert, finding: Finding, fields: set[str], kinds: list[str]) -> 
             "acknowledged_until",
             "acknowledgement_note",
         }
-        kinds.append(Kind.ACKNOWLEDGEMENT_EXPIRED)
-    if not firing:
+    if outcome.announced:
+        alert.announced_at = now
+    steps = [step for step in outcome.steps if step.kind != Kind.RESOLVED]
+    if not steps and not fields:
         return
-    if (
-        # A change recorded now that reaches people is news enough; one that does not
-        # (a lowered severity, inhibition ending) leaves a due repeat due.
-        not any(kind in NOTIFYING for kind in kinds)
-        and not alert.is_acknowledged
-        and not alert.inhibited
-        and (
-            alert.last_notified_at is None
-            or now - alert.last_notified_at >= repeat_interval(alert.severity)
-        )
-    ):
-        kinds.append(Kind.REPEAT)
-
-
-def _record_all(alert: Alert, finding: Finding, kinds: list[str], fields: set[str]) -> None:
-    if not kinds and not fields:
-        return
-    for kind in kinds:
-        _record(
-            alert, kind, finding.now, details=_details(finding), silences=finding.silences,
-            tag_ids=finding.tag_ids,
-        )  # fmt: skip
+    for step in steps:
+        _write(alert, step, now, details=_details(finding), tag_ids=finding.tag_ids)
     fields |= {"last_notified_at", "announced_at"}
     alert.save(update_fields=sorted(fields))
 
 
 def _on_clear(finding: Finding, alert: Alert, *, missing: bool) -> Alert:
     rule, now = finding.rule, finding.now
+    outcome = clear_outcome(
+        _standing(alert), now=now, inhibited=finding.inhibited, missing=missing,
+        keep_firing_for=rule.keep_firing_for, repeat_every=repeat_interval(alert.severity),
+        silenced=_silence_check(alert, finding),
+    )  # fmt: skip
     if alert.state == Alert.State.PENDING:
-        # It never fired: close it without telling anyone.
+        # It never fired: closed without telling anyone.
         alert.state = Alert.State.RESOLVED
         alert.resolved_at = now
         alert.resolution = Alert.Resolution.CONDITION_CLEARED
@@ -364,24 +353,12 @@ def _on_clear(finding: Finding, alert: Alert, *, missing: bool) -> Alert:
             details={"before_firing": True},
         )  # fmt: skip
         return alert
-    fields: set[str] = set()
-    kinds: list[str] = []
-    _inhibition_follow(alert, finding, fields, kinds)
-    if not missing and rule.keep_firing_for > timedelta(0):
-        if alert.condition_cleared_at is None:
-            alert.condition_cleared_at = now
-            fields.add("condition_cleared_at")
-            kinds.append(Kind.CONDITION_CLEARED)
-        if now - alert.condition_cleared_at < rule.keep_firing_for:
-            # Still firing: what falls due on a firing alert falls due now too.
-            _due(alert, finding, fields, kinds)
-            _record_all(alert, finding, kinds, fields)
-            return alert
-    # The resolve goes out as the inhibition stands now, not as it stood before.
-    _record_all(alert, finding, kinds, fields)
+    _apply(alert, outcome, finding, set())
+    if outcome.state != Alert.State.RESOLVED:
+        return alert
     resolution = Alert.Resolution.MISSING_DATA if missing else Alert.Resolution.CONDITION_CLEARED
     return _resolve(
-        alert, now, resolution=resolution, details=_details(finding), silences=finding.silences
+        alert, now, resolution=resolution, details=_details(finding), step=outcome.steps[-1]
     )
 
 
@@ -392,13 +369,18 @@ def _resolve(
     resolution: str,
     by: AbstractBaseUser | None = None,
     details: dict[str, Any] | None = None,
-    silences: Sequence[SilenceMatcher] | None = None,
+    step: Step | None = None,
 ) -> Alert:
+    """Resolve the alert and record it: `step` as the lifecycle decided it, or as it
+    goes out now (a person's resolve, a rule change)."""
     alert.state = Alert.State.RESOLVED
     alert.resolved_at = now
     alert.resolution = resolution
     alert.resolved_by = by if by is not None and by.pk is not None else None  # type: ignore[assignment]
-    _record(alert, Kind.RESOLVED, now, actor=by, details=details, silences=silences)
+    if step is None:
+        _record(alert, Kind.RESOLVED, now, actor=by, details=details)
+    else:
+        _write(alert, step, now, actor=by, details=details)
     alert.save(
         update_fields=[
             "state", "resolved_at", "resolution", "resolved_by", "last_notified_at",
@@ -477,19 +459,7 @@ def alert_resolve(
         )
         if not alert.is_open:
             raise AlertClosed(f"Alert {alert_id} is resolved already.")
-        rule = alert.rule
-        # (Its condition cleared already, in `keep_firing_for`: the next breach is news.)
-        if rule.kind != Rule.Kind.HEALTH and alert.condition_cleared_at is None:
-            # Evaluation judges the same data again within seconds: without this, the
-            # problem the person just closed would open again as a new alert.
-            Alert.objects.filter(fingerprint=alert.fingerprint, keep_resolved=True).update(
-                keep_resolved=False
-            )
-            alert.keep_resolved = True
-            if rule.kind == Rule.Kind.EVENT:
-                alert.keep_resolved_through = Event.objects.filter(
-                    source_id=alert.source_id, type=rule.metric
-                ).aggregate(newest=Max("ts"))["newest"]
+        kept_resolved_mark(alert)
         return _resolve(
             alert, now, resolution=Alert.Resolution.BY_PERSON, by=by, details={"note": note}
         )
@@ -508,41 +478,3 @@ def alert_resolve_obsolete(*, alert_id: int, now: datetime | None = None) -> Ale
         if alert is None:
             return None
         return _resolve(alert, now, resolution=Alert.Resolution.RULE_CHANGED)
-
-
-@dataclass(frozen=True)
-class KeptResolved:
-    """A problem a person resolved, kept resolved while it lasts (see `still_kept`)."""
-
-    id: int
-    severity: int
-    # Event rules: the newest event when it was resolved.
-    through: datetime | None
-
-
-def still_kept(kept: KeptResolved, evaluation: engine.Evaluation, newest: datetime | None) -> bool:
-    """Whether a person's resolve still holds against what evaluation found now.
-
-    It holds while the same problem goes on: a breach no worse than the one resolved
-    (judged with its threshold's clear value, as if it still fired) and, for event
-    rules, no event newer than those the person saw (`newest`: the newest point
-    judged). A clear condition ends it, so the next breach is a new alert; so does a
-    worse severity or a new event, which are new problems. Too little data to judge
-    keeps it.
-    """
-    if evaluation.status == "insufficient_data":
-        return True
-    if evaluation.status != "breach" or evaluation.severity is None:
-        return False
-    if int(evaluation.severity) > kept.severity:
-        return False
-    return not (kept.through is not None and newest is not None and newest > kept.through)
-
-
-def kept_resolved_release(*, alert_id: int) -> None:
-    """End a person's resolve: the problem's next breach opens a new alert."""
-    Alert.objects.filter(pk=alert_id, keep_resolved=True).update(keep_resolved=False)
-
-
-def _kept_resolved(finding: Finding) -> bool:
-    return Alert.objects.filter(fingerprint=finding.fingerprint, keep_resolved=True).exists()

@@ -42,6 +42,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from . import trading
+from .derived_extremes import Envelope, Extremes
 from .ingest import EQUITY_METRIC, computed_samples_store
 from .ledger import Ledger, RecentTrades, from_micros, grid_times, micros, returns_ratios
 from .models import (
@@ -53,7 +54,7 @@ from .models import (
     Source,
     Trade,
 )
-from .validation import EMPTY_LABELS_KEY, Sample
+from .validation import EMPTY_LABELS_KEY
 
 # Equity is what the source itself reports; storing it again would echo the input.
 DERIVED_NAMES: Final = frozenset(trading.METRICS) - {EQUITY_METRIC}
@@ -69,8 +70,6 @@ _Row = tuple[Any, ...]
 _RECENT, _FILL, _EQUITY, _HEAD = -1, 0, 1, 9
 # A timestamptz as integer microseconds since the epoch: exact (that is its resolution).
 _MICROS: Final = "(extract(epoch FROM ts) * 1000000)::int8"
-# A point of a derived metric: (time in microseconds, value).
-_Point = tuple[int, float]
 
 
 @dataclass(frozen=True)
@@ -87,85 +86,6 @@ class Derivation:
     extremes: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
     # False: a slice of a long fold; the rest is left as a request (see `SLICE_INPUTS`).
     complete: bool = True
-
-
-class _Envelope:
-    """Per metric, per hour: the lowest, highest and newest point; what is stored.
-
-    A metric's newest value is stored when it changed since it was last stored (`stored`,
-    kept in the ledger) or moved away and back within the batch, and every metric's value
-    at the last input of each hour: so a quiet metric costs a row an hour while inputs
-    keep coming, not one per batch.
-    """
-
-    def __init__(self, stored: dict[str, float], *, everything: bool) -> None:
-        self.hour: int | None = None
-        self.points: dict[str, list[_Point]] = {}
-        self.rows: list[Sample] = []
-        self.stored = stored
-        # After a restart every newest value is stored again: what was stored after the
-        # checkpoint is gone.
-        self.everything = everything
-
-    def add(self, at: int, values: dict[str, float]) -> None:
-        hour = at // _PERIOD
-        if hour != self.hour:
-            # The hour before ended with every metric added (see `_Fold.run`).
-            self.flush(everything=self.hour is not None)
-            self.hour = hour
-        points = self.points
-        for name, value in values.items():
-            kept = points.get(name)
-            if kept is None:
-                points[name] = [(at, value), (at, value), (at, value)]
-                continue
-            if value < kept[0][1]:
-                kept[0] = (at, value)
-            if value > kept[1][1]:
-                kept[1] = (at, value)
-            kept[2] = (at, value)
-
-    def flush(self, *, everything: bool = False) -> None:
-        stored = self.stored
-        for name, (low, high, last) in self.points.items():
-            if name == EQUITY_METRIC:
-                continue
-            # One value per instant: inputs of one instant leave the metric at `last`.
-            rows = {at: value for at, value in (low, high) if value != last[1]}
-            if rows or everything or self.everything or stored.get(name) != last[1]:
-                rows[last[0]] = last[1]
-                stored[name] = last[1]
-            for at, value in rows.items():
-                self.rows.append(Sample(name, {}, EMPTY_LABELS_KEY, from_micros(at), value))
-        self.points = {}
-
-
-class _Extremes:
-    """Per metric: the lowest and highest point among new inputs."""
-
-    def __init__(self) -> None:
-        self.points: dict[str, list[_Point]] = {}
-
-    def add(self, at: int, values: dict[str, float]) -> None:
-        points = self.points
-        for name, value in values.items():
-            kept = points.get(name)
-            if kept is None:
-                points[name] = [(at, value), (at, value)]
-            elif value < kept[0][1]:
-                kept[0] = (at, value)
-            elif value > kept[1][1]:
-                kept[1] = (at, value)
-
-    def beyond(self, final: dict[str, float]) -> dict[str, list[tuple[datetime, float]]]:
-        """The extremes that differ from the final values, oldest first."""
-        found: dict[str, list[tuple[datetime, float]]] = {}
-        for name, pair in self.points.items():
-            now = final.get(name)
-            beyond = sorted({p for p in pair if now is None or p[1] != now})
-            if beyond:
-                found[name] = [(from_micros(at), value) for at, value in beyond]
-        return found
 
 
 def trading_metrics_derive(*, source: Source) -> Derivation:
@@ -258,8 +178,10 @@ class _Fold:
         # Inputs at or after this belong to the batches that asked: their extremes count.
         self.since = since
         self.recent = RecentTrades()
-        self.envelope = _Envelope(ledger.stored, everything=restart)
-        self.extremes = _Extremes()
+        self.envelope = Envelope(
+            ledger.stored, everything=restart, reported=EQUITY_METRIC, period=_PERIOD
+        )
+        self.extremes = Extremes()
         self.checkpoints: list[DerivedCheckpoint] = []
         self.folded = 0
 

@@ -28,20 +28,8 @@ Conventions and decisions, in one place:
   peak is not positive. The daily / weekly drawdown is the current drawdown from the
   highest equity of the current UTC day / ISO week, where the last sample before the
   period began counts as the period's opening equity.
-* Sharpe and Sortino (annualised, rolling): equity is sampled on a fixed UTC grid of
-  period P (default 1 hour, aligned to the UNIX epoch) over the trailing window W
-  (default 30 days) ending at `now`; the value at each grid time is the last equity
-  at or before it. Returns are r_i = E_i / E_(i-1) - 1 (skipped where E_(i-1) <= 0).
-  With periods per year N = 365 days / P (crypto trades 24/7) and the annual
-  risk-free rate rf (default 0) taken per period as rf / N, excess returns are
-  x_i = r_i - rf / N and
-      sharpe  = mean(x) / stdev(x, ddof=1) x sqrt(N)
-      sortino = mean(x) / sqrt(mean(min(0, x_i)^2 over ALL periods)) x sqrt(N)
-  i.e. the Sortino target return is the risk-free rate (0 by default). Both are
-  undefined with fewer than 2 returns or a zero deviation (flat equity; for Sortino
-  also no losing period) - they are omitted, never inf. Hourly sampling gives an
-  intraday bot a meaningful figure within a day instead of after weeks of daily
-  returns; the grid makes irregular sample timing irrelevant.
+* Sharpe and Sortino (annualised, rolling, from equity sampled on an hourly UTC
+  grid): `metrics.returns`.
 * Positions come from folding fills: buy adds quantity, sell subtracts, the last
   fill price marks it. Concentration, exposure and leverage use |quantity x price|
   against the latest equity and are undefined when equity <= 0.
@@ -52,13 +40,24 @@ Conventions and decisions, in one place:
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from types import MappingProxyType
 from typing import Final, Literal, TypeVar
+
+# The `X as X` imports keep the returns part of this module's interface: every derived
+# metric's definition is reachable as `trading.<name>`.
+from .returns import DEFAULT_RETURN_PERIOD as DEFAULT_RETURN_PERIOD
+from .returns import DEFAULT_RETURN_WINDOW as DEFAULT_RETURN_WINDOW
+from .returns import YEAR as YEAR
+from .returns import periodic_returns
+from .returns import resample_equity as resample_equity
+from .returns import rolling_sharpe as rolling_sharpe
+from .returns import rolling_sortino as rolling_sortino
+from .returns import sharpe_ratio as sharpe_ratio
+from .returns import simple_returns as simple_returns
+from .returns import sortino_ratio as sortino_ratio
 
 Side = Literal["buy", "sell"]
 
@@ -86,21 +85,11 @@ METRICS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
-DEFAULT_RETURN_PERIOD: Final = timedelta(hours=1)
-DEFAULT_RETURN_WINDOW: Final = timedelta(days=30)
-YEAR: Final = timedelta(days=365)
 RECENT_TRADES_WINDOW: Final = timedelta(minutes=5)
 
-# A per-period standard deviation below this is rounding noise on dimensionless
-# returns (1e-10 %), not risk: dividing by it would report an absurd ratio.
-_ZERO_DEVIATION: Final = 1e-12
 # Net quantity this small relative to the quantity traded is float residue
 # (0.1 + 0.2 - 0.3 != 0), not a position.
 _FLAT_RELATIVE: Final = 1e-9
-# Bounds the work of resampling when a caller passes a tiny period.
-_MAX_PERIODS: Final = 100_000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def _check_finite(owner: str, **values: float | None) -> None:
@@ -317,122 +306,6 @@ def trades_in_last(
     return sum(1 for t in trades if now - window < t.ts <= now)
 
 
-# --- returns, Sharpe and Sortino -----------------------------------------------------
-
-
-def _micros(ts: datetime) -> int:
-    return (ts - _EPOCH) // _MICROSECOND
-
-
-def resample_equity(
-    points: Iterable[EquityPoint],
-    now: datetime,
-    *,
-    period: timedelta = DEFAULT_RETURN_PERIOD,
-    window: timedelta = DEFAULT_RETURN_WINDOW,
-) -> list[float]:
-    """Return equity at each grid time (multiples of `period` since the epoch).
-
-    The grid covers [now - window, now] from the first sample on; each value is the
-    last equity at or before its grid time.
-    """
-    step = period // _MICROSECOND
-    if step <= 0 or window // period > _MAX_PERIODS:
-        raise ValueError(f"period {period} must be positive and at most window/{_MAX_PERIODS}")
-    ordered = _by_time(points)
-    if not ordered:
-        return []
-    # Integer microseconds keep "a sample exactly on a grid time" exact.
-    times = [_micros(p.ts) for p in ordered]
-    first = max(_micros(now - window), times[0])
-    first_k = -(-first // step)  # ceiling division
-    last_k = _micros(now) // step
-    values = []
-    for k in range(first_k, last_k + 1):
-        index = bisect_right(times, k * step) - 1
-        values.append(ordered[index].equity)
-    return values
-
-
-def simple_returns(values: Iterable[float]) -> list[float]:
-    """Return E_i / E_(i-1) - 1 for consecutive values, skipping non-positive bases."""
-    returns = []
-    for previous, current in pairwise(values):
-        if previous > 0:
-            ratio = _finite(current / previous - 1.0)
-            if ratio is not None:
-                returns.append(ratio)
-    return returns
-
-
-def sharpe_ratio(
-    returns: Sequence[float], *, periods_per_year: float, risk_free_rate: float = 0.0
-) -> float | None:
-    """Return mean(x) / stdev(x, ddof=1) * sqrt(periods_per_year), x = r - rf/periods.
-
-    None with fewer than 2 returns or a zero deviation.
-    """
-    if len(returns) < 2:
-        return None
-    excess = [r - risk_free_rate / periods_per_year for r in returns]
-    mean = sum(excess) / len(excess)
-    deviation = math.sqrt(sum((x - mean) * (x - mean) for x in excess) / (len(excess) - 1))
-    if not math.isfinite(deviation) or deviation < _ZERO_DEVIATION:
-        return None
-    return _finite(mean / deviation * math.sqrt(periods_per_year))
-
-
-def sortino_ratio(
-    returns: Sequence[float], *, periods_per_year: float, risk_free_rate: float = 0.0
-) -> float | None:
-    """Return mean(x) / downside deviation * sqrt(periods_per_year), x = r - rf/periods.
-
-    Downside deviation is sqrt(mean(min(0, x)^2)) over all periods, gains counting
-    as 0. None with fewer than 2 returns or no downside (flat equity, no losses).
-    """
-    if len(returns) < 2:
-        return None
-    excess = [r - risk_free_rate / periods_per_year for r in returns]
-    mean = sum(excess) / len(excess)
-    shortfalls = [min(0.0, x) for x in excess]
-    downside = math.sqrt(sum(s * s for s in shortfalls) / len(excess))
-    if not math.isfinite(downside) or downside < _ZERO_DEVIATION:
-        return None
-    return _finite(mean / downside * math.sqrt(periods_per_year))
-
-
-def _periodic_returns(
-    points: Iterable[EquityPoint], now: datetime, period: timedelta, window: timedelta
-) -> list[float]:
-    return simple_returns(resample_equity(points, now, period=period, window=window))
-
-
-def rolling_sharpe(
-    points: Iterable[EquityPoint],
-    now: datetime,
-    *,
-    period: timedelta = DEFAULT_RETURN_PERIOD,
-    window: timedelta = DEFAULT_RETURN_WINDOW,
-    risk_free_rate: float = 0.0,
-) -> float | None:
-    """Return the annualised Sharpe ratio of `period` returns over the trailing `window`."""
-    returns = _periodic_returns(points, now, period, window)
-    return sharpe_ratio(returns, periods_per_year=YEAR / period, risk_free_rate=risk_free_rate)
-
-
-def rolling_sortino(
-    points: Iterable[EquityPoint],
-    now: datetime,
-    *,
-    period: timedelta = DEFAULT_RETURN_PERIOD,
-    window: timedelta = DEFAULT_RETURN_WINDOW,
-    risk_free_rate: float = 0.0,
-) -> float | None:
-    """Return the annualised Sortino ratio of `period` returns over the trailing `window`."""
-    returns = _periodic_returns(points, now, period, window)
-    return sortino_ratio(returns, periods_per_year=YEAR / period, risk_free_rate=risk_free_rate)
-
-
 # --- positions -----------------------------------------------------------------------
 
 
@@ -531,7 +404,7 @@ def derive_metrics(
         positions_known = notionals is not None or bool(ordered_trades)
         if notionals is None:
             notionals = position_notionals(positions_from_trades(ordered_trades))
-        returns = _periodic_returns(points, now, return_period, return_window)
+        returns = periodic_returns(points, now, return_period, return_window)
         periods_per_year = YEAR / return_period
         result |= {
             "equity": equity,

@@ -15,7 +15,7 @@ from alerts.delivery import channel_send_test
 from alerts.models import Channel, Severity
 from metrics.api.reads import ERRORS_SCHEMA
 
-from .views import COMMON_ERRORS, HasModelPermission, OperatorApi, _bad_request, _errors
+from .common import COMMON_ERRORS, HasModelPermission, OperatorApi, bad_request, field_errors
 
 MAX_CHANNELS = 20
 
@@ -77,14 +77,14 @@ class AlertTestApi(OperatorApi):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         if not serializer.is_valid():
-            return _bad_request(_errors(serializer.errors))
+            return bad_request(field_errors(serializer.errors))
         refs: list[str] = serializer.validated_data["channels"]
         numeric = [int(ref) for ref in refs if ref.isdigit()]
         found = list(Channel.objects.filter(Q(pk__in=numeric) | Q(name__in=refs)))
         by_ref = {str(channel.pk): channel for channel in found} | {c.name: c for c in found}
         missing = [ref for ref in refs if ref not in by_ref]
         if missing:
-            return _bad_request(
+            return bad_request(
                 [
                     {
                         "index": refs.index(ref),

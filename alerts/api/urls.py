@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import delivery, views
+from . import delivery, silences, views
 
 urlpatterns = [
     path("alerts", views.AlertListApi.as_view(), name="alert-list"),
@@ -16,10 +16,10 @@ urlpatterns = [
         name="alert-acknowledge",
     ),
     path("alerts/<int:alert_id>/resolve", views.AlertResolveApi.as_view(), name="alert-resolve"),
-    path("silences", views.SilencesApi.as_view(), name="silence-list"),
+    path("silences", silences.SilencesApi.as_view(), name="silence-list"),
     path(
         "silences/<int:silence_id>/expire",
-        views.SilenceExpireApi.as_view(),
+        silences.SilenceExpireApi.as_view(),
         name="silence-expire",
     ),
 ]

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS
+from django.test import Client
 
 from alerts.evaluation import forget_rules_cache
+from tests.factories import make_user
 
 # Playwright's synchronous API runs an event loop in the test's thread; Django refuses
 # database calls from such a thread unless told the code is synchronous, which it is.
@@ -45,9 +47,14 @@ def groups(db: None) -> None:
 
 def person(username: str, group: str) -> User:
     """A staff member (admin access) in one group, with `PASSWORD`."""
-    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
+    return make_user(username, groups=[group], password=PASSWORD, is_staff=True)
+
+
+def signed_in(user: User) -> Client:
+    """A browser session of `user`, signed in without the login form."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from pghistory.core import event_models
 from pghistory.models import Events
 
@@ -14,16 +13,11 @@ from alerts.models import Alert, Channel, Notification, Rule, Threshold
 from audit.models import ChannelEvent, HealthCheckEvent, RuleEvent, SourceEvent, ThresholdEvent
 from health.models import HealthCheck
 from metrics.models import MetricSample, MetricSeries, Source, SourceHeartbeat
+from tests.admin.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "https://hooks.slack.com/services/T000/B000/super-secret-token-123"
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_it_records_a_bulk_admin_action_with_who_did_it(risk_admin: User) -> None:

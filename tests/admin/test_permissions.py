@@ -14,6 +14,8 @@ from rest_framework.test import APIClient
 from alerts.models import Alert, Rule, Threshold
 from health.models import HealthCheck
 from metrics.models import Source
+from tests.admin.conftest import signed_in
+from tests.factories import make_alert
 
 pytestmark = pytest.mark.django_db
 
@@ -21,17 +23,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def firing(source: Source) -> Alert:
     now = timezone.now()
-    return Alert.objects.create(
-        fingerprint="p" * 64, rule=Rule.objects.get(name="Leverage"), source=source,
-        state=Alert.State.FIRING, severity=50, value=4.5, threshold_value=3, comparison=">",
-        first_seen=now - timedelta(minutes=5), fired_at=now, last_seen=now,
+    return make_alert(
+        Rule.objects.get(name="Leverage"), source, fingerprint="p" * 64, severity=50,
+        value=4.5, threshold_value=3, at=now - timedelta(minutes=5), fired_at=now,
+        last_seen=now,
     )  # fmt: skip
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def action_names(client: Client, url: str) -> set[str]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -14,29 +14,12 @@ from django.utils.http import urlencode
 from alerts.models import Alert, AlertTransition, Rule, Silence
 from alerts.statistics import alert_statistics
 from metrics.models import Source
-from tests.factories import SourceFactory
+from tests.factories import SourceFactory, make_alert, make_user
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/admin/alerts/alert/"
 WARNING, ERROR, CRITICAL, EMERGENCY = 30, 40, 50, 60
-
-
-def make_alert(
-    source: Source,
-    rule: Rule,
-    *,
-    severity: int = WARNING,
-    state: str = Alert.State.FIRING,
-    first_seen: datetime | None = None,
-    **fields: Any,
-) -> Alert:
-    first_seen = first_seen or timezone.now()
-    return Alert.objects.create(
-        fingerprint=f"{source.pk}-{rule.pk}-{Alert.objects.count()}",
-        rule=rule, source=source, severity=severity, state=state, first_seen=first_seen,
-        last_seen=first_seen, message=f"{rule.name} on {source.name}", **fields,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -45,11 +28,11 @@ def alerts(source: Source) -> dict[str, Alert]:
     drawdown, leverage = Rule.objects.get(name="Drawdown"), Rule.objects.get(name="Leverage")
     old = timezone.now() - timedelta(days=10)
     return {
-        "warning": make_alert(source, drawdown),
-        "critical": make_alert(other, leverage, severity=CRITICAL),
-        "pending": make_alert(source, leverage, state=Alert.State.PENDING),
+        "warning": make_alert(drawdown, source, message="Drawdown on alpha-bot"),
+        "critical": make_alert(leverage, other, severity=CRITICAL),
+        "pending": make_alert(leverage, source, state=Alert.State.PENDING),
         "resolved": make_alert(
-            other, drawdown, state=Alert.State.RESOLVED, first_seen=old, resolved_at=old
+            drawdown, other, state=Alert.State.RESOLVED, at=old, resolved_at=old
         ),
     }
 
@@ -140,8 +123,7 @@ def test_it_silences_selected_alerts(
 
 
 def test_it_offers_actions_by_permission(client: Client, alerts: dict[str, Alert]) -> None:
-    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_alert"))
+    viewer = make_user("viewer", "alerts.view_alert", password="pw", is_staff=True)
     client.force_login(viewer)
 
     page = client.get(LIST)
@@ -200,20 +182,18 @@ def test_it_computes_statistics_on_a_hand_built_set(source: Source) -> None:
     beta = SourceFactory.create(name="beta-bot")
     # acknowledged after 60 s and 180 s: mean 120 s; resolved after 600 s and 1200 s: 900 s
     two_hours, three_hours, two_days = (now - timedelta(hours=h) for h in (2, 3, 48))
+    make_alert(drawdown, source, at=two_hours, acknowledged_at=two_hours + timedelta(seconds=60))
     make_alert(
-        source, drawdown, first_seen=two_hours, acknowledged_at=two_hours + timedelta(seconds=60)
-    )
-    make_alert(
-        source, drawdown, first_seen=three_hours, state=Alert.State.RESOLVED,
+        drawdown, source, at=three_hours, state=Alert.State.RESOLVED,
         acknowledged_at=three_hours + timedelta(seconds=180),
         resolved_at=three_hours + timedelta(seconds=600),
     )  # fmt: skip
-    make_alert(beta, leverage, severity=CRITICAL, first_seen=now - timedelta(minutes=30))
+    make_alert(leverage, beta, severity=CRITICAL, at=now - timedelta(minutes=30))
     make_alert(
-        beta, leverage, severity=EMERGENCY, first_seen=two_days, state=Alert.State.RESOLVED,
+        leverage, beta, severity=EMERGENCY, at=two_days, state=Alert.State.RESOLVED,
         resolved_at=two_days + timedelta(seconds=1200),
     )  # fmt: skip
-    make_alert(beta, leverage, first_seen=now - timedelta(days=40))  # outside the 30 days
+    make_alert(leverage, beta, at=now - timedelta(days=40))  # outside the 30 days
 
     stats = alert_statistics(now=now)
 

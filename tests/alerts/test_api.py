@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import include, path
 from django.utils import timezone
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from alerts.lifecycle import alert_acknowledge
@@ -21,7 +19,7 @@ from alerts.models import Alert, AlertTransition, Rule, Silence
 from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Source
 from tests.alerts.conftest import MakeRule, evaluate, open_alerts, record
-from tests.factories import SourceFactory, TagFactory
+from tests.factories import SourceFactory, TagFactory, make_alert, make_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -37,25 +35,6 @@ SEVERITIES = "use one of debug, info, warning, error, critical, emergency."
 NO_END = "A silence needs an end time, or an alert to last until it resolves."
 
 CURSOR = "Invalid cursor: use the `next` or `previous` link of a page."
-
-_fingerprints = itertools.count()
-
-
-def make_user(username: str, *perms: str) -> User:
-    # No password: hashing one costs half a second, and tokens and sessions need none.
-    user = User.objects.create_user(username)
-    for perm in perms:
-        app_label, codename = perm.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    return user
-
-
-def token_client(user: User) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 @pytest.fixture
@@ -79,38 +58,6 @@ def rule() -> Rule:
     return Rule.objects.create(name="api drawdown", metric="drawdown_pct")
 
 
-def make_alert(
-    rule: Rule,
-    source: Source,
-    *,
-    state: str = Alert.State.FIRING,
-    severity: int = WARNING,
-    last_seen: datetime = T0,
-    save: bool = True,
-    **fields: Any,
-) -> Alert:
-    """An alert as the lifecycle leaves it (without its timeline)."""
-    values: dict[str, Any] = {
-        "fingerprint": f"fp-{next(_fingerprints)}",
-        "labels": {},
-        "value": 12.5,
-        "peak_value": 14.0,
-        "threshold_value": 10.0,
-        "comparison": ">",
-        "message": f"{rule.name} on {source.name}: 12.5 > 10",
-        "count": 3,
-        "first_seen": last_seen - timedelta(minutes=5),
-        "fired_at": None if state == Alert.State.PENDING else last_seen - timedelta(minutes=5),
-        "last_seen": last_seen,
-    }
-    if state == Alert.State.RESOLVED:
-        values |= {"resolved_at": last_seen, "resolution": Alert.Resolution.CONDITION_CLEARED}
-    alert = Alert(rule=rule, source=source, state=state, severity=severity, **(values | fields))
-    if save:
-        alert.save()
-    return alert
-
-
 def iso(moment: datetime) -> str:
     """A time as the API writes it (DRF: ISO 8601, UTC as Z)."""
     return moment.isoformat().replace("+00:00", "Z")
@@ -131,7 +78,10 @@ def ids(response: Any) -> list[int]:
 def test_it_lists_alerts_with_every_field(
     api: APIClient, operator: User, rule: Rule, source: Source
 ) -> None:
-    alert = make_alert(rule, source, labels={"symbol": "BTC/USDT"}, severity=CRITICAL)
+    alert = make_alert(
+        rule, source, labels={"symbol": "BTC/USDT"}, severity=CRITICAL,
+        at=T0 - timedelta(minutes=5), last_seen=T0, peak_value=14.0, count=3,
+    )  # fmt: skip
     until = timezone.now() + timedelta(hours=1)
     alert_acknowledge(alert_id=alert.pk, by=operator, note="on it", until=until)
     alert.refresh_from_db()
@@ -178,8 +128,9 @@ def test_it_shows_a_missing_threshold_and_a_resolution(
     api: APIClient, rule: Rule, source: Source
 ) -> None:
     make_alert(
-        rule, source, state=Alert.State.RESOLVED, threshold_value=None, comparison="", value=None
-    )
+        rule, source, state=Alert.State.RESOLVED, last_seen=T0, threshold_value=None,
+        comparison="", value=None,
+    )  # fmt: skip
 
     [item] = api.get(ALERTS).json()["results"]
 

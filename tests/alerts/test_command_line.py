@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,12 +42,12 @@ from health.selfmonitoring import self_check, tradewatch_queues, worker_presence
 from metrics.cli.text import format_time
 from metrics.management.commands.tradewatch import Command
 from metrics.models import Source
+from tests import factories
 from tests.alerts.conftest import MakeRule, evaluate, record
 from tests.factories import SourceFactory
 from tests.processes import BASE_DIR, process_environment, stop, wait_until
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-_fingerprints = itertools.count()
 
 
 def tradewatch(*args: str) -> tuple[str, int]:
@@ -58,30 +58,9 @@ def tradewatch(*args: str) -> tuple[str, int]:
     return out.getvalue(), command.exit_code
 
 
-def make_alert(
-    rule: Rule,
-    source: Source,
-    *,
-    severity: int,
-    state: str = Alert.State.FIRING,
-    value: float = 12.5,
-    at: datetime | None = None,
-    **fields: Any,
-) -> Alert:
-    """An alert and its first timeline entry, as the lifecycle would leave them."""
-    at = at or timezone.now()
-    fields.setdefault("message", f"{rule.name} on {source.name}: {value:g} > 10")
-    alert = Alert.objects.create(
-        fingerprint=f"fp-{next(_fingerprints)}", rule=rule, source=source, state=state,
-        severity=severity, value=value, peak_value=value, threshold_value=10.0, comparison=">",
-        first_seen=at, fired_at=at if state != Alert.State.PENDING else None, last_seen=at,
-        **fields,
-    )  # fmt: skip
-    AlertTransition.objects.create(
-        alert=alert, at=at, kind=Alert.State.PENDING if state == "pending" else "firing",
-        severity=severity, value=value, notify=state != "pending",
-    )  # fmt: skip
-    return alert
+# `tail` follows the timeline: each alert here comes with its first entry, as the
+# lifecycle writes it.
+make_alert = partial(factories.make_alert, timeline=True)
 
 
 @pytest.fixture

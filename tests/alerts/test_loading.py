@@ -15,7 +15,7 @@ from alerts.models import Alert, Rule, Severity, Silence
 from metrics.ingest import heartbeat_record, metric_ingest
 from metrics.models import Source
 from metrics.validation import HeartbeatIn, Sample
-from tests.factories import SourceFactory, TagFactory
+from tests.factories import SourceFactory, TagFactory, make_alert
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +24,9 @@ HOUR = timedelta(hours=1)
 
 def alert(rule: Rule, source: Source, fingerprint: str, state: str) -> Alert:
     now = timezone.now()
-    return Alert.objects.create(
-        fingerprint=fingerprint, rule=rule, source=source, state=state,
-        severity=Severity.ERROR, first_seen=now - HOUR, last_seen=now, threshold_value=3.0,
-        comparison=">", peak_value=4.5,
+    return make_alert(
+        rule, source, fingerprint=fingerprint, state=state, severity=Severity.ERROR,
+        at=now - HOUR, last_seen=now, threshold_value=3.0, peak_value=4.5,
     )  # fmt: skip
 
 

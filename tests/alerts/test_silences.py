@@ -21,19 +21,11 @@ from alerts.silences import (
     silence_expire,
 )
 from metrics.models import Source
-from tests.factories import SourceFactory, TagFactory
+from tests.factories import SourceFactory, TagFactory, make_alert
 
 pytestmark = pytest.mark.django_db
 
 HOUR = timedelta(hours=1)
-
-
-def open_alert(rule: Rule, source: Source, state: str = Alert.State.FIRING) -> Alert:
-    now = timezone.now()
-    return Alert.objects.create(
-        fingerprint=f"fp-{state}", rule=rule, source=source, state=state,
-        severity=Severity.WARNING, first_seen=now, last_seen=now,
-    )  # fmt: skip
 
 
 @pytest.fixture
@@ -60,7 +52,7 @@ def test_it_creates_a_silence_with_what_it_matches(source: Source, rule: Rule) -
 
 
 def test_it_ends_with_whichever_comes_first_of_time_and_alert(source: Source, rule: Rule) -> None:
-    alert = open_alert(rule, source)
+    alert = make_alert(rule, source)
     now = timezone.now()
 
     silence = silence_create(
@@ -100,7 +92,7 @@ def test_it_names_the_field_at_fault_and_stores_nothing(
 
 
 def test_it_refuses_to_last_until_a_resolved_alert(source: Source, rule: Rule) -> None:
-    alert = open_alert(rule, source, state=Alert.State.RESOLVED)
+    alert = make_alert(rule, source, state=Alert.State.RESOLVED)
 
     with pytest.raises(ValidationError) as raised:
         silence_create(reason="late", created_by=None, alert=alert)
@@ -126,7 +118,7 @@ def test_it_will_not_expire_a_silence_that_ended_or_whose_alert_resolved(
 ) -> None:
     now = timezone.now()
     timed = silence_create(reason="short", created_by=None, ends_at=now + HOUR, now=now)
-    alert = open_alert(rule, SourceFactory.create())
+    alert = make_alert(rule, SourceFactory.create())
     with_alert = silence_create(reason="until fixed", created_by=None, alert=alert, now=now)
     Alert.objects.filter(pk=alert.pk).update(state=Alert.State.RESOLVED)
 

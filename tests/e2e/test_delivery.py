@@ -276,7 +276,7 @@ def test_a_receiver_down_for_a_while_gets_everything_when_it_returns() -> None:
 
             assert wait_until(all_arrived, 60, interval=0.5)
         finally:
-            hook.close()
+            hook.stop()
 
     assert set(arrivals(hook)) == {notification.webhook_id for notification in notifications}
     assert not Notification.objects.exclude(state="sent").exists()

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
@@ -25,15 +25,14 @@ from metrics.models import Source
 from metrics.services import system_source
 from metrics.validation import EventIn, HeartbeatIn
 from tests.alerts.conftest import record
-from tests.factories import SourceFactory
+from tests.factories import SourceFactory, make_alert, make_user
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def viewer(django_user_model: type[User]) -> APIClient:
-    user = django_user_model.objects.create_user("viewer", password="pw")
-    user.user_permissions.add(Permission.objects.get(codename="view_healthcheck"))
+def viewer() -> APIClient:
+    user = make_user("viewer", "health.view_healthcheck", password="pw")
     client = APIClient()
     client.force_authenticate(user)
     return client
@@ -327,9 +326,7 @@ def open_alert(
     source: Source, rule_name: str, severity: int, message: str, state: str = "firing"
 ) -> Alert:
     """An open alert of the rule named so (the packs' rules exist from migrate)."""
-    now = timezone.now()
-    return Alert.objects.create(
-        fingerprint=f"{source.pk}-{rule_name}", rule=Rule.objects.get(name=rule_name),
-        source=source, state=state, severity=severity, message=message, first_seen=now,
-        fired_at=now if state == "firing" else None, last_seen=now,
+    return make_alert(
+        Rule.objects.get(name=rule_name), source, fingerprint=f"{source.pk}-{rule_name}",
+        state=state, severity=severity, message=message,
     )  # fmt: skip

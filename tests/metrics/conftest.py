@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
+from rest_framework.test import APIClient
 
 from alerts.evaluation import forget_rules_cache
 from metrics.authentication import forget_known_keys
@@ -23,6 +25,14 @@ def _nothing_remembered() -> Iterator[None]:
     yield
     forget_known_keys()
     forget_rules_cache()
+
+
+@pytest.fixture
+def reader(admin_user: User) -> APIClient:
+    """An API client signed in as a superuser: it may read everything."""
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    return client
 
 
 @pytest.fixture

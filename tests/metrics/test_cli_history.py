@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from metrics.cli import text
 from metrics.cli.history import auto_step, bucket_values, format_history, sparkline
-from metrics.models import MetricSample, MetricSeries, Source
+from metrics.models import Source
 from metrics.queries import QueryResult, SeriesPoints
-from metrics.query_params import labels_key
+from tests.factories import make_series
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -170,18 +170,6 @@ def tradewatch(*args: str) -> str:
     out = io.StringIO()
     call_command("tradewatch", *args, stdout=out)
     return out.getvalue()
-
-
-def make_series(
-    source: Source, name: str, labels: dict[str, str], points: list[tuple[datetime, float]]
-) -> None:
-    series = MetricSeries.objects.create(
-        source=source, name=name, labels=labels, labels_key=labels_key(labels),
-        last_ts=points[-1][0], last_value=points[-1][1],
-    )  # fmt: skip
-    MetricSample.objects.bulk_create(
-        MetricSample(series=series, ts=ts, value=value) for ts, value in points
-    )
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -177,13 +176,6 @@ def expected_of(batches: list[list[Input]]) -> tuple[dict[str, float | None], da
                 trades.append(item.trade)
     as_of = max(item.ts for batch in batches for item in batch)
     return reference_metrics(equity, trades), as_of
-
-
-@pytest.fixture
-def reader(admin_user: User) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from metrics import queries
-from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
+from metrics.models import Event, Source, SourceHeartbeat, Trade
 from metrics.query_params import (
     ParamError,
     ParamErrors,
@@ -23,7 +23,7 @@ from metrics.query_params import (
     parse_step,
     parse_time,
 )
-from tests.factories import SourceFactory, TagFactory
+from tests.factories import SourceFactory, TagFactory, make_series
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a multiple of every step used below
 
@@ -218,23 +218,6 @@ def test_it_calls_a_heartbeat_overdue_past_period_and_grace() -> None:
 
 
 # --- database -----------------------------------------------------------------------------
-
-
-def make_series(
-    source: Source, name: str, labels: dict[str, str], points: Sequence[tuple[datetime, float]]
-) -> MetricSeries:
-    series = MetricSeries.objects.create(
-        source=source,
-        name=name,
-        labels=labels,
-        labels_key=labels_key(labels),
-        last_ts=points[-1][0] if points else None,
-        last_value=points[-1][1] if points else None,
-    )
-    MetricSample.objects.bulk_create(
-        MetricSample(series=series, ts=ts, value=value) for ts, value in points
-    )
-    return series
 
 
 # Irregular samples over 20 minutes, some exactly on 5-minute boundaries.

@@ -6,20 +6,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import include, path
 from django.utils import timezone
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from metrics import queries
 from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
-from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
-from metrics.query_params import labels_key
-from tests.factories import SourceFactory
+from metrics.models import Event, Source, SourceHeartbeat, Trade
+from tests.factories import SourceFactory, make_series, make_user, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -31,40 +29,9 @@ def snapshot_url(source: Source | int) -> str:
     return f"/api/v1/sources/{source.pk if isinstance(source, Source) else source}/snapshot"
 
 
-def make_user(username: str, *, can_view: bool) -> User:
-    # No password: hashing one costs half a second, and tokens and sessions need none.
-    user = User.objects.create_user(username)
-    if can_view:
-        user.user_permissions.add(Permission.objects.get(codename="view_metricseries"))
-    return user
-
-
-def token_client(user: User) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
-
-
 @pytest.fixture
 def viewer() -> APIClient:
-    return token_client(make_user("viewer", can_view=True))
-
-
-def make_series(
-    source: Source, name: str, labels: dict[str, str], points: list[tuple[datetime, float]]
-) -> MetricSeries:
-    series = MetricSeries.objects.create(
-        source=source,
-        name=name,
-        labels=labels,
-        labels_key=labels_key(labels),
-        last_ts=points[-1][0],
-        last_value=points[-1][1],
-    )
-    MetricSample.objects.bulk_create(
-        MetricSample(series=series, ts=ts, value=value) for ts, value in points
-    )
-    return series
+    return token_client(make_user("viewer", "metrics.view_metricseries"))
 
 
 def error(field: str | None, message: str) -> dict[str, Any]:
@@ -116,7 +83,7 @@ def test_it_refuses_a_wrong_token(source: Source) -> None:
 
 @pytest.mark.parametrize("url", ["snapshot", QUERY + "?source=alpha-bot&name=equity"])
 def test_it_refuses_a_user_without_the_view_permission(source: Source, url: str) -> None:
-    client = token_client(make_user("stranger", can_view=False))
+    client = token_client(make_user("stranger"))
 
     response = client.get(snapshot_url(source) if url == "snapshot" else url)
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -25,13 +24,6 @@ TRADE = {"id": "t-1", "symbol": "BTC/USDT", "side": "sell", "quantity": 0.1, "pr
 def post_trades(client: APIClient, trades: list[dict[str, Any]]) -> Any:
     body = json.dumps({"trades": trades})
     return client.post("/api/v1/trades", body, content_type="application/json")
-
-
-@pytest.fixture
-def reader(admin_user: User) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(admin_user)
-    return client
 
 
 def pnl_figures(reader: APIClient, source: Source) -> dict[str, float]:

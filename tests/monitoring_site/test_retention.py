@@ -19,20 +19,15 @@ from health.services import health_reports_prune
 from metrics.models import Source
 from metrics.retention import delete_in_chunks
 from monitoring_site.schedule import PERIODIC_WORK
-from tests.factories import SourceFactory
+from tests.factories import SourceFactory, make_alert
 
 DAY = timedelta(days=1)
 
 
 def alert(source: Source, rule: Rule, *, age: timedelta, state: str = "resolved") -> Alert:
-    seen = timezone.now() - age
-    made = Alert.objects.create(
-        fingerprint=f"{rule.pk}-{source.pk}-{Alert.objects.count()}", rule=rule, source=source,
-        state=state, severity=30, first_seen=seen, last_seen=seen,
-        resolved_at=seen if state == "resolved" else None,
-    )  # fmt: skip
-    AlertTransition.objects.create(alert=made, at=seen, kind="firing", severity=30)
-    return made
+    return make_alert(
+        rule, source, state=state, severity=30, at=timezone.now() - age, timeline=True
+    )
 
 
 def notification(
