@@ -223,13 +223,18 @@ class Pass:
         if kept is not None:
             # Judged as if it still fired, so hysteresis decides when it cleared.
             firing = _threshold_of(kept.severity, spec)
-        elif open_alert is None and m_of_n is not None:
-            # A threshold switched on by the last evaluation stays on until its clear
-            # value, alert or not (M of N may not have let one open yet).
-            holding = _m_of_n_holding(m_of_n)
-            firing = None if holding is None else _threshold_of(holding, spec)
         else:
             firing = _firing_threshold(open_alert, spec)
+            if m_of_n is not None:
+                # A threshold switched on by the last evaluation stays on until its clear
+                # value whether or not M of N let it count: with no alert open yet, or
+                # above the severity the open alert has (or kept after it cleared).
+                holding = _m_of_n_holding(m_of_n)
+                held = None if holding is None else _threshold_of(holding, spec)
+                if held is not None and (
+                    firing is None or int(held.severity) > int(firing.severity)
+                ):
+                    firing = held
         if worse is None:
             evaluation = subject.judge(spec, now, firing)
         else:

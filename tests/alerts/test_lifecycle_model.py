@@ -587,3 +587,23 @@ def test_the_readme_example_steps_down_to_warning(no_pack: None, values: list[fl
         assert [a.severity for a in Alert.objects.filter(source=machine.source)] == [WARNING]
     finally:
         machine.teardown()
+
+
+def test_a_switch_m_of_n_did_not_count_yet_still_holds_by_its_clear_value(no_pack: None) -> None:
+    """WARNING > 10 (clear 8), EMERGENCY > 20 (clear 18), 3 of 3, kept firing 600 s: the
+    WARNING alert clears at 5 and is kept; 22 turns EMERGENCY's switch on though 3 of 3
+    does not hold yet; at 19 it is still on (above 18), and the third breach in a row
+    raises the alert to EMERGENCY, not WARNING."""
+    machine = AlertLifecycle()
+    try:
+        machine.start(
+            tiers=TIERS[0], for_seconds=0, keep_seconds=600, m_of_n=(3, 3), inhibitable=False,
+            repeats=DEFAULT_REPEATS,
+        )  # fmt: skip
+        for value in [15, 15, 15, 5, 22, 22, 19]:
+            machine.a_value_arrives(seconds=10, value=value)
+            machine.matches_the_model()
+        [alert] = Alert.objects.filter(source=machine.source)
+        assert (alert.state, alert.severity) == ("firing", EMERGENCY)
+    finally:
+        machine.teardown()
