@@ -54,7 +54,9 @@ ARRIVAL_ALLOWANCE_SECONDS: Final = 10.0
 # The healthy bot trades this often in wall-clock seconds whatever the pace: faster, it
 # would be unusual trading (more than 10 fills in 5 minutes).
 HEALTHY_TRADE_SECONDS: Final = 30.0
-# Scenario seconds of the shortened heartbeat period and grace of the hanging bot.
+# The shortened heartbeat period and grace of the hanging bot, wall-clock seconds at any
+# pace: short enough for its lapse to show within the minute, long enough that a tick
+# delayed on a busy machine is not mistaken for one.
 LAPSE_PERIOD: Final = 5.0
 LAPSE_GRACE: Final = 5.0
 MIN_PACE: Final = 0.1
@@ -390,8 +392,7 @@ def _model() -> System:
 
 
 def _heartbeat(pace: float) -> System:
-    period = max(LAPSE_PERIOD / pace, 1.0)
-    grace = max(LAPSE_GRACE / pace, 1.0)
+    period, grace = LAPSE_PERIOD, LAPSE_GRACE
     # The last heartbeat goes out one tick before the step; the lapse is judged by
     # beat's evaluation of every source, the first one after period + grace.
     within = TICK / pace + period + grace + BEAT_EVALUATION_SECONDS + ARRIVAL_ALLOWANCE_SECONDS

@@ -63,7 +63,7 @@ def test_it_makes_a_source_and_key_per_system_a_console_channel_and_a_policy() -
         assert [tag.name for tag in source.tags.all()] == ["demo"]
         assert SourceAPIKey.objects.get_from_key(made.keys[name]).source == source
     hanging = Source.objects.get(name="demo-heartbeat")
-    assert hanging.heartbeat_period + hanging.heartbeat_grace == timedelta(seconds=5)
+    assert hanging.heartbeat_period + hanging.heartbeat_grace == timedelta(seconds=10)
     channel = Channel.objects.get(name="demo")
     assert (channel.kind, channel.min_severity) == ("console", Severity.INFO)
     policy = Policy.objects.get(name="demo")
