@@ -61,7 +61,9 @@ def test_it_makes_a_source_and_key_per_system_a_console_channel_and_a_policy() -
     for name in NAMES:
         source = Source.objects.get(name=name)
         assert [tag.name for tag in source.tags.all()] == ["demo"]
-        assert SourceAPIKey.objects.get_from_key(made.keys[name]).source == source
+        key = SourceAPIKey.objects.get_from_key(made.keys[name])
+        assert isinstance(key, SourceAPIKey)
+        assert key.source == source
     hanging = Source.objects.get(name="demo-heartbeat")
     assert hanging.heartbeat_period + hanging.heartbeat_grace == timedelta(seconds=10)
     channel = Channel.objects.get(name="demo")
