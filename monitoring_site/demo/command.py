@@ -124,36 +124,50 @@ def _uninterrupted() -> Iterator[None]:
 
 
 def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
-    color = use_color(options["color"], out)
     if options["clean"]:
-        removed = demo_clean()
+        try:
+            removed = demo_clean()
+        except DatabaseError as error:
+            return _database_problem(err, error)
         out.write(f"Removed {removed.describe()}.")
         return 0
     url = (options["url"] or default_url()).rstrip("/")
     if not url.startswith(("http://", "https://")):
         err.write(f"{url} is not an HTTP address: give the server's with --url.")
         return 1
-    if not server_answers(url):
-        err.write(
-            f"Nothing answers at {url}/healthz: start Tradewatch with `make run` first "
-            "(or give its address with --url)."
-        )
-        return 1
-    demo = Demo(Scenario.at_pace(options["pace"]), url, out, err, color=color)
+    demo = Demo(
+        Scenario.at_pace(options["pace"]), url, out, err, color=use_color(options["color"], out)
+    )
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_terminate)
     try:
+        if not server_answers(url):
+            err.write(
+                f"Nothing answers at {url}/healthz: start Tradewatch with `make run` first "
+                "(or give its address with --url)."
+            )
+            return 1
         if demo.prepare():
             demo.loop(options["duration"])
     except (KeyboardInterrupt, _Stop):
         pass  # Ctrl-C or SIGTERM: the person has seen enough, which is success
+    except DatabaseError as error:
+        demo.exit_code = _database_problem(err, error)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         with _uninterrupted():
             demo.finish()
     return demo.exit_code
+
+
+def _database_problem(err: OutputWrapper, error: DatabaseError) -> int:
+    first = (str(error).strip().splitlines() or ["no answer"])[0]
+    err.write(
+        f"Cannot use the database ({first}): run the demo with the DATABASE_URL `make run` uses."
+    )
+    return 1
 
 
 @dataclass

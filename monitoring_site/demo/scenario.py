@@ -2,9 +2,10 @@
 
 Pure: no Django, no I/O, no clock. Times are *scenario seconds* from the start of the
 story; `Scenario.seconds` turns them into wall-clock seconds at the chosen pace (pace 2
-tells the same story twice as fast). Each system is sent to every `TICK` scenario
-seconds; the values a system reports at a tick are a function of the tick's time, so
-the same pace always sends the same values.
+tells the same story twice as fast). Every system sends every `TICK` scenario seconds;
+what it sends at a tick is a function of the tick's time alone, so a pace always sends
+the same values, and `tests/monitoring_site/test_demo_scenario.py` can run the story
+through the pack's rules without a server.
 
 What fires is decided by Tradewatch's built-in trading rule pack (alerts/rulepacks),
 read for this story:
@@ -33,7 +34,7 @@ read for this story:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final, Literal
@@ -70,7 +71,8 @@ Change = Literal["firing", "resolved"]
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric sample; `at` (scenario seconds, negative: history) None means now."""
+    """A metric sample; `at`: wall-clock seconds from the start for history (negative),
+    None for now."""
 
     name: str
     value: float
@@ -429,11 +431,10 @@ def _heartbeat(pace: float) -> System:
 EXCHANGE_LATENCY: Final = Curve(
     (
         (0.0, 150.0),
-        (4.0, 150.0),
-        (10.0, 3_800.0),
-        (12.0, 6_200.0),  # over 5 s: the p99 of the window
-        (22.0, 7_000.0),
-        (24.0, 7_000.0),
+        (2.0, 600.0),
+        (4.0, 1_800.0),
+        (6.0, 5_600.0),  # over 5 s: the p99 of the window
+        (12.0, 7_000.0),
         (50.0, 160.0),  # reconnected
     )
 )
@@ -446,21 +447,21 @@ def _exchange() -> System:
         kind="exchange",
         role="an exchange connection: latency rises, then the connection is lost",
         series=(
-            Series("exchange_latency_ms", EXCHANGE_LATENCY, active=((0.0, 24.0), (50.0, math.inf))),
+            Series("exchange_latency_ms", EXCHANGE_LATENCY, active=((0.0, 12.0), (50.0, math.inf))),
         ),
-        heartbeats=((0.0, 24.0, "ok"), (24.0, 50.0, "degraded"), (50.0, math.inf, "ok")),
+        heartbeats=((0.0, 12.0, "ok"), (12.0, 50.0, "degraded"), (50.0, math.inf, "ok")),
         once=(
-            (24.0, Event("connectivity_lost", "websocket closed (1006), reconnecting", venue)),
+            (12.0, Event("connectivity_lost", "websocket closed (1006), reconnecting", venue)),
             (50.0, Event("connectivity_restored", "websocket reconnected", venue)),
         ),
         steps=(
-            Step(4.0, "round trips slow down, from 150 ms towards 6 s", note="nothing yet"),
+            Step(0.0, "round trips start to slow down, from 150 ms", note="nothing yet"),
             Step(
-                12.0,
-                "round trips take 6.2 s (p99 over 5 s)",
+                6.0,
+                "round trips take 5.6 s (p99 over 5 s)",
                 (Expect("Exchange latency p99", Severity.WARNING),),
             ),
-            Step(24.0, "connection lost", (Expect("Exchange connectivity lost", Severity.ERROR),)),
+            Step(12.0, "connection lost", (Expect("Exchange connectivity lost", Severity.ERROR),)),
             Step(
                 50.0,
                 "reconnected, round trips back to 160 ms",
@@ -489,16 +490,16 @@ def _breaker() -> System:
         series=(
             Series(
                 "equity",
-                Curve(((0.0, 10_000.0), (2.0, 9_880.0), (4.0, 9_730.0), (6.0, 9_600.0))),
+                Curve(((0.0, 9_880.0), (2.0, 9_730.0), (4.0, 9_600.0))),
                 noise=0.0003,
                 history_rise=0.02,
             ),
         ),
-        heartbeats=((0.0, 6.0, "ok"), (6.0, math.inf, "degraded")),
+        heartbeats=((0.0, 4.0, "ok"), (4.0, math.inf, "degraded")),
         once=(
             *fills,
             (
-                6.0,
+                4.0,
                 Event(
                     "circuit_breaker_tripped",
                     "3 losing trades in a row, -4 % today",
@@ -510,12 +511,12 @@ def _breaker() -> System:
         steps=(
             Step(
                 0.0,
-                "losing trades, three in a row (-4 %)",
+                "loses on its trades, one every tick",
                 note="nothing yet (a losing streak alerts at 10)",
             ),
             Step(
-                6.0,
-                "its circuit breaker trips",
+                4.0,
+                "its circuit breaker trips on the third loss in a row (-4 % today)",
                 (Expect("Circuit breaker tripped", Severity.CRITICAL),),
             ),
             Step(
@@ -589,7 +590,3 @@ def story(pace: float) -> tuple[System, ...]:
         _exchange(),
         _breaker(),
     )
-
-
-def source_names(systems: Iterable[System]) -> list[str]:
-    return [system.name for system in systems]
