@@ -35,6 +35,7 @@ from . import watching
 from .provisioning import CHANNEL_NAME, DEMO_TAG, POLICY_NAME, demo_clean, demo_provision
 from .scenario import HISTORY_SECONDS, MAX_PACE, MIN_PACE, TICK, Expect, Scenario
 from .sending import Senders, key_source, server_answers
+from .story import demo_story
 
 SUMMARY: Final = "run simulated trading systems against a running Tradewatch (Ctrl-C stops)"
 EPILOG: Final = (
@@ -135,9 +136,7 @@ def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
     if not url.startswith(("http://", "https://")):
         err.write(f"{url} is not an HTTP address: give the server's with --url.")
         return 1
-    demo = Demo(
-        Scenario.at_pace(options["pace"]), url, out, err, color=use_color(options["color"], out)
-    )
+    demo = Demo(demo_story(options["pace"]), url, out, err, color=use_color(options["color"], out))
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_terminate)

@@ -26,7 +26,8 @@ from alerts.models import Alert, Channel, Notification, Policy
 from alerts.rulepacks.trading import install_trading_pack
 from metrics.models import MetricSample, Source, Tag, Trade
 from metrics.services import source_create
-from monitoring_site.demo.scenario import Expect, Scenario
+from monitoring_site.demo.scenario import Expect
+from monitoring_site.demo.story import demo_story
 from monitoring_site.demo.watching import changes_since, first_meeting
 from monitoring_site.schedule import install_periodic_tasks
 from tests.processes import (
@@ -101,7 +102,7 @@ def test_the_demo_fires_what_it_announces_prints_it_and_cleans_up_only_its_own(
     url = f"http://127.0.0.1:{port}"
     worker_log = tmp_path / "worker.log"
     demo_log = tmp_path / "demo.log"
-    scenario = Scenario.at_pace(PACE)
+    scenario = demo_story(PACE)
     names = [system.name for system in scenario.systems]
 
     with (

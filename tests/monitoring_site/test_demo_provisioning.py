@@ -18,12 +18,12 @@ from metrics.services import source_create
 from metrics.validation import EventIn, HeartbeatIn, Sample
 from monitoring_site.demo.command import default_url
 from monitoring_site.demo.provisioning import demo_clean, demo_provision
-from monitoring_site.demo.scenario import Scenario
+from monitoring_site.demo.story import demo_story
 from tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
-NAMES = [system.name for system in Scenario.at_pace().systems]
+NAMES = [system.name for system in demo_story().systems]
 
 
 def tradewatch(*args: str) -> tuple[str, str, int]:
@@ -53,7 +53,7 @@ def data_for(source: Source) -> None:
 
 
 def test_it_makes_a_source_and_key_per_system_a_console_channel_and_a_policy() -> None:
-    scenario = Scenario.at_pace(2.0)
+    scenario = demo_story(2.0)
 
     made = demo_provision(scenario.systems)
 
@@ -77,7 +77,7 @@ def test_it_makes_a_source_and_key_per_system_a_console_channel_and_a_policy() -
 
 
 def test_running_it_again_replaces_the_sources_and_keeps_one_channel_and_policy() -> None:
-    systems = Scenario.at_pace().systems
+    systems = demo_story().systems
     first = demo_provision(systems)
     data_for(Source.objects.get(name="demo-model"))
 
@@ -102,7 +102,7 @@ def test_clean_removes_the_demo_and_nothing_else() -> None:
     lookalike, _ = source_create(name="demo-mine", tags=["live"])
     for source in (mine, lookalike):
         data_for(source)
-    demo_provision(Scenario.at_pace().systems)
+    demo_provision(demo_story().systems)
     for name in ("demo-model", "demo-breaker"):
         data_for(Source.objects.get(name=name))
 
@@ -127,7 +127,7 @@ def test_clean_removes_the_demo_and_nothing_else() -> None:
 
 
 def test_clean_drops_the_demo_tag_when_nothing_else_uses_it() -> None:
-    demo_provision(Scenario.at_pace().systems)
+    demo_provision(demo_story().systems)
 
     removed = demo_clean()
 

@@ -19,7 +19,6 @@ from alerts import engine
 from alerts.rulepacks.trading import PackRule, pack_rules
 from metrics import trading
 from monitoring_site.demo.scenario import (
-    HEALTHY_TRADE_SECONDS,
     TICK,
     Curve,
     Event,
@@ -30,6 +29,7 @@ from monitoring_site.demo.scenario import (
     Scenario,
     System,
 )
+from monitoring_site.demo.story import HEALTHY_TRADE_SECONDS, demo_story
 
 # A Wednesday noon: the day and the week began long before the history.
 START = datetime(2026, 1, 14, 12, 0, tzinfo=UTC)
@@ -127,7 +127,7 @@ class DryRun:
 
 
 def dry_run(pace: float, until: float = 120.0) -> tuple[Scenario, dict[str, DryRun]]:
-    scenario = Scenario.at_pace(pace)
+    scenario = demo_story(pace)
     runs = {system.name: DryRun(system, scenario) for system in scenario.systems}
     for run in runs.values():
         run.history()
@@ -178,12 +178,12 @@ def test_the_rules_fire_what_the_story_announces_at_the_tick_it_announces_and_no
 
 def test_every_announced_alert_is_a_rule_and_severity_of_the_pack() -> None:
     severities = {rule.name: {t[0] for t in rule.thresholds} for rule in pack_rules()}
-    for _, expect, _ in Scenario.at_pace().expectations():
+    for _, expect, _ in demo_story().expectations():
         assert expect.severity in severities[expect.rule], expect
 
 
 def test_several_severities_fire_within_the_first_minute_at_the_default_pace() -> None:
-    scenario = Scenario.at_pace()
+    scenario = demo_story()
     by_severity: dict[int, float] = {}
     for _source, expect, due in scenario.expectations():
         if expect.change == "firing":
@@ -215,7 +215,7 @@ def test_only_the_hanging_bot_stops_its_heartbeats_and_its_source_lapses_soon(pa
 
 @pytest.mark.parametrize("pace", [1.0, 8.0])
 def test_the_healthy_bot_trades_every_30_seconds_at_any_pace(pace: float) -> None:
-    scenario = Scenario.at_pace(pace)
+    scenario = demo_story(pace)
     healthy = scenario.systems[0]
     times = []
     previous = -TICK
@@ -232,7 +232,7 @@ def test_the_healthy_bot_trades_every_30_seconds_at_any_pace(pace: float) -> Non
 
 
 def test_history_rises_to_the_starting_equity_and_never_above_it() -> None:
-    for system in Scenario.at_pace().systems:
+    for system in demo_story().systems:
         history = system.history()
         for series in system.series:
             values = [
@@ -252,9 +252,9 @@ def test_history_rises_to_the_starting_equity_and_never_above_it() -> None:
 
 
 def test_lines_say_what_should_fire_or_that_nothing_should() -> None:
-    lines = {a.source: a.line() for a in Scenario.at_pace().announcements() if a.at == 0.0}
+    lines = {a.source: a.line() for a in demo_story().announcements() if a.at == 0.0}
     assert lines["demo-healthy"].endswith("-> nothing should fire")
-    slide = [a.line() for a in Scenario.at_pace().announcements() if a.at == 16.0]
+    slide = [a.line() for a in demo_story().announcements() if a.at == 16.0]
     assert (
         "demo-drawdown: equity 8,900, down 11.0 % from its peak -> expect Drawdown WARNING, "
         "Weekly drawdown ERROR"
@@ -263,11 +263,11 @@ def test_lines_say_what_should_fire_or_that_nothing_should() -> None:
 
 
 def test_pace_scales_time_and_is_bounded() -> None:
-    fast = Scenario.at_pace(4.0)
+    fast = demo_story(4.0)
     assert fast.seconds(16.0) == 4.0
     assert fast.tick_seconds == 0.5
     with pytest.raises(ValueError, match="pace"):
-        Scenario.at_pace(0.01)
+        demo_story(0.01)
 
 
 def test_a_curve_is_linear_between_waypoints_and_held_outside() -> None:
