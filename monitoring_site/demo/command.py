@@ -240,7 +240,7 @@ class Demo:
         try:
             known = key_source(self.url, provisioned.keys[first])
         except OSError as error:
-            self.err.write(f"Tradewatch at {self.url} stopped answering: {error}")
+            self.err.write(f"Tradewatch at {self.url} cannot check the demo's keys: {error}")
             self.exit_code = 1
             return False
         if known != first:

@@ -28,15 +28,18 @@ def server_answers(url: str, timeout: float = 3.0) -> bool:
 
 
 def key_source(url: str, key: str, timeout: float = 5.0) -> str | None:
-    """The source the server says `key` belongs to (`/api/v1/whoami`); None if unknown."""
+    """The source the server says `key` belongs to (`/api/v1/whoami`); None if it does
+    not know the key. Any other failure raises OSError."""
     request = urllib.request.Request(  # noqa: S310 (the operator's own server)
         f"{url}/api/v1/whoami", headers={"Authorization": f"Api-Key {key}"}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
             return str(json.loads(answer.read())["source"])
-    except urllib.error.HTTPError:
-        return None
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            return None
+        raise
 
 
 @dataclass(frozen=True)

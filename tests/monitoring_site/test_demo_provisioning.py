@@ -20,6 +20,7 @@ from monitoring_site.demo.command import default_url
 from monitoring_site.demo.provisioning import demo_clean, demo_provision
 from monitoring_site.demo.story import demo_story
 from tests.processes import free_port
+from tests.receivers import Answer, receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +147,18 @@ def test_it_says_to_start_tradewatch_first_when_nothing_answers() -> None:
         "(or give its address with --url)."
     )
     assert not Source.objects.filter(name__startswith="demo-").exists()
+
+
+def test_it_stops_when_the_server_reads_another_database() -> None:
+    # Answers /healthz, but knows none of the keys this test's database holds.
+    with receiver(Answer(401, body=b'{"errors": ["bad key"]}')) as server:
+        server.script = [Answer(200, body=b'{"status": "ok"}')]
+
+        _, err, code = tradewatch("demo", "--url", server.url)
+
+    assert code == 1
+    assert "does not know the demo's keys: it uses another database" in err
+    assert [request.path for request in server.requests] == ["/healthz", "/api/v1/whoami"]
 
 
 def test_its_default_address_is_where_make_run_binds() -> None:
