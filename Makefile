@@ -1,9 +1,10 @@
-# Tradewatch: `make run` runs it, `make test` tests it. Both set up .venv themselves.
+# Tradewatch: `make run` runs it, `make test` tests it, `make demo` shows it at work.
+# Each sets up .venv itself.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run dev test lint format services bench clean
+.PHONY: run dev demo test lint format services bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Tradewatch needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -25,6 +26,11 @@ run: $(VENV)/.runtime
 ## dev: the same with DEBUG on (Django's debug pages; never for real money)
 dev: $(VENV)/.runtime
 	DEBUG=True $(PY) -m monitoring_site.launcher
+
+## demo: simulated trading systems pushing to the running `make run` (Ctrl-C stops);
+## `make demo DEMO_ARGS=--clean` removes them, DEMO_ARGS="--pace 2" tells it faster.
+demo: $(VENV)/.runtime
+	$(PY) -m monitoring_site.demo $(DEMO_ARGS)
 
 ## test: the whole suite against PostgreSQL and Redis (started if installed but stopped)
 test: $(VENV)/.dev services

@@ -14,6 +14,7 @@ from health.cli import health
 from metrics.cli import history, sources
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
+from monitoring_site.demo import command as demo
 
 
 class Verb(Protocol):
@@ -39,6 +40,7 @@ VERBS: dict[str, Verb] = {
     "metrics": history,
     "export": export,
     "health": health,
+    "demo": demo,
 }
 
 
