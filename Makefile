@@ -30,7 +30,7 @@ dev: $(VENV)/.runtime
 ## demo: simulated trading systems pushing to the running `make run` (Ctrl-C stops);
 ## `make demo DEMO_ARGS=--clean` removes them, DEMO_ARGS="--pace 2" tells it faster.
 demo: $(VENV)/.runtime
-	$(PY) -m monitoring_site.demo $(DEMO_ARGS)
+	$(PY) manage.py tradewatch demo $(DEMO_ARGS)
 
 ## test: the whole suite against PostgreSQL and Redis (started if installed but stopped)
 test: $(VENV)/.dev services
