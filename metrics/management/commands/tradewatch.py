@@ -46,9 +46,10 @@ VERBS: dict[str, Verb] = {
 
 class Command(BaseCommand):
     help = (
-        "Tradewatch from the command line: `tradewatch source add NAME --kind bot`, "
-        "`tradewatch tail`, `tradewatch status`, `tradewatch metrics SOURCE NAME`, "
-        "`tradewatch export --from TIME`."
+        "Tradewatch from the command line: `tradewatch source add|key|revoke-keys|list`, "
+        "`tradewatch tail`, `tradewatch status`, `tradewatch health`, "
+        "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
+        "`tradewatch demo`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0
