@@ -206,3 +206,15 @@ def test_it_issues_a_source_key_once_and_revokes_it(
     ).click()
     page.wait_for_selector("text=The key is revoked")
     assert source.api_keys.get(name="production").revoked
+
+
+def test_a_source_name_stays_on_one_line_beside_a_long_why(
+    live_server: Any, page: Any, operator: User
+) -> None:
+    leverage_alert(name="exchange-gateway-01")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    log_in(page, live_server, operator)
+    link = page.wait_for_selector("[data-testid=sources] a:has-text('exchange-gateway-01')")
+
+    # A wrapped inline element has one box per line it spans.
+    assert link.evaluate("element => element.getClientRects().length") == 1
