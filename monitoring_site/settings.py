@@ -471,6 +471,10 @@ LOGGING = {
         # there; lockouts and failed sign-ins log under axes.handlers.* and are kept
         # (AXES_VERBOSE=False would also drop the user agent from those lines).
         "axes.apps": {"level": "WARNING"},
+        # redis-py gives this logger a stdout handler of its own (no redaction, outside
+        # LOG_FORMAT) the first time a process subscribes, unless the logger exists
+        # already: configured here, its records go through the handlers above.
+        "push_response": {"level": "WARNING"},
     },
 }
 # Error reports (the admins' e-mail, the debug page) show the request's path and META.
