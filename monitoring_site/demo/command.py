@@ -34,7 +34,7 @@ from monitoring_site.launch_defaults import DEFAULT_BIND, address_of
 from . import watching
 from .provisioning import CHANNEL_NAME, DEMO_TAG, POLICY_NAME, demo_clean, demo_provision
 from .scenario import HISTORY_SECONDS, MAX_PACE, MIN_PACE, TICK, Expect, Scenario
-from .sending import Senders, key_source, server_answers
+from .sending import Senders, key_source, server_awaited
 from .story import demo_story
 
 SUMMARY: Final = "run simulated trading systems against a running Tradewatch (Ctrl-C stops)"
@@ -75,6 +75,11 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _wait(text: str) -> float:
+    """Seconds to wait for the server: 0 (do not wait) or more."""
+    return 0.0 if text.strip() in ("0", "0.0") else _seconds(text)
+
+
 def add_arguments(parser: CommandParser) -> None:
     parser.add_argument(
         "--url", default=None, metavar="URL",
@@ -89,6 +94,11 @@ def add_arguments(parser: CommandParser) -> None:
     parser.add_argument(
         "--duration", type=_seconds, default=None, metavar="SECONDS",
         help="stop after this many seconds (default: run until Ctrl-C)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--wait", type=_wait, default=60.0, metavar="SECONDS",
+        help="how long to wait for Tradewatch to answer (default 60: `make run` may still "
+        "be starting)",
     )  # fmt: skip
     parser.add_argument(
         "--clean", action="store_true",
@@ -141,7 +151,7 @@ def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_terminate)
     try:
-        if not server_answers(url):
+        if not server_awaited(url, options["wait"], out.write):
             err.write(
                 f"Nothing answers at {url}/healthz: start Tradewatch with `make run` first "
                 "(or give its address with --url)."

@@ -8,9 +8,10 @@ No Django here: only the server's HTTP API is spoken to.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tradewatch_client import Client
@@ -25,6 +26,21 @@ def server_answers(url: str, timeout: float = 3.0) -> bool:
             return bool(answer.status == 200)
     except (OSError, ValueError):
         return False
+
+
+def server_awaited(url: str, wait: float, say: Callable[[str], object]) -> bool:
+    """Whether Tradewatch answers at `url` within `wait` seconds: started in a second
+    terminal right after `make run`, the demo may come before the web server is up."""
+    if server_answers(url):
+        return True
+    deadline = time.monotonic() + wait
+    if wait > 0:
+        say(f"Waiting up to {wait:g} s for Tradewatch to answer at {url} ...")
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if server_answers(url, timeout=1.0):
+            return True
+    return False
 
 
 def key_source(url: str, key: str, timeout: float = 5.0) -> str | None:

@@ -3,7 +3,9 @@ by `tradewatch demo --clean` without touching anything else; the verb's refusals
 
 from __future__ import annotations
 
+import http.server
 import io
+import threading
 from datetime import timedelta
 
 import pytest
@@ -18,6 +20,7 @@ from metrics.services import source_create
 from metrics.validation import EventIn, HeartbeatIn, Sample
 from monitoring_site.demo.command import default_url
 from monitoring_site.demo.provisioning import demo_clean, demo_provision
+from monitoring_site.demo.sending import server_awaited
 from monitoring_site.demo.story import demo_story
 from tests.processes import free_port
 from tests.receivers import Answer, receiver
@@ -139,7 +142,7 @@ def test_clean_drops_the_demo_tag_when_nothing_else_uses_it() -> None:
 def test_it_says_to_start_tradewatch_first_when_nothing_answers() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
-    _, err, code = tradewatch("demo", "--url", url)
+    _, err, code = tradewatch("demo", "--url", url, "--wait", "0")
 
     assert code == 1
     assert err.strip() == (
@@ -147,6 +150,39 @@ def test_it_says_to_start_tradewatch_first_when_nothing_answers() -> None:
         "(or give its address with --url)."
     )
     assert not Source.objects.filter(name__startswith="demo-").exists()
+
+
+def test_it_waits_for_tradewatch_still_starting() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    said: list[str] = []
+    # The web server comes up two seconds after the demo started.
+    later = threading.Timer(2.0, lambda: servers.append(healthz_server(port)))
+    servers: list[http.server.HTTPServer] = []
+    later.start()
+    try:
+        assert server_awaited(url, 30, said.append)
+    finally:
+        later.join()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert said == [f"Waiting up to 30 s for Tradewatch to answer at {url} ..."]
+    assert not server_awaited(f"http://127.0.0.1:{free_port()}", 1, said.append)
+
+
+def healthz_server(port: int) -> http.server.HTTPServer:
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", port), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def test_it_stops_when_the_server_reads_another_database() -> None:
