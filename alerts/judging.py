@@ -230,11 +230,11 @@ class Pass:
                 # value whether or not M of N let it count: with no alert open yet, or
                 # above the severity the open alert has (or kept after it cleared).
                 holding = _m_of_n_holding(m_of_n)
-                held = None if holding is None else _threshold_of(holding, spec)
-                if held is not None and (
-                    firing is None or int(held.severity) > int(firing.severity)
+                still_on = None if holding is None else _threshold_of(holding, spec)
+                if still_on is not None and (
+                    firing is None or int(still_on.severity) > int(firing.severity)
                 ):
-                    firing = held
+                    firing = still_on
         if worse is None:
             evaluation = subject.judge(spec, now, firing)
         else:
