@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.authentication import SessionAuthentication
 
-from metrics.api.errors import ERRORS_SCHEMA
+from core.api_errors import ERRORS_SCHEMA
 from metrics.api.limits import BODY_METHODS
 from metrics.authentication import SourceKeyRefusal
 

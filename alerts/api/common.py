@@ -19,8 +19,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from metrics.api.errors import ErrorsView, errors_body, single_error
-from metrics.api.reads import ERRORS_SCHEMA
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
 from metrics.authentication import OPERATOR_AUTHENTICATION
 
 # --- who may call ------------------------------------------------------------------------
@@ -173,4 +172,4 @@ PAGE_PARAMETERS = [
 ]
 ALERT_ID = OpenApiParameter("alert_id", int, OpenApiParameter.PATH)
 SILENCE_ID = OpenApiParameter("silence_id", int, OpenApiParameter.PATH)
-COMMON_ERRORS = {401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA}
+COMMON_ERRORS = {401: OPERATOR_ERRORS_SCHEMA, 403: OPERATOR_ERRORS_SCHEMA}

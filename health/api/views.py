@@ -15,9 +15,8 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView
 from health import selectors
-from metrics.api.errors import ErrorsView
-from metrics.api.reads import ERRORS_SCHEMA
 from metrics.authentication import OPERATOR_AUTHENTICATION
 
 VIEW_PERMISSION: Final = "health.view_healthcheck"
@@ -124,7 +123,7 @@ class HealthStatusApi(HealthReadView):
     @extend_schema(
         operation_id="health_status",
         summary="System health: rollup, source scores and checks",
-        responses={200: STATUS_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA},
+        responses={200: STATUS_SCHEMA, 401: OPERATOR_ERRORS_SCHEMA, 403: OPERATOR_ERRORS_SCHEMA},
     )
     def get(self, request: Request) -> Response:
         return Response(selectors.system_status())
@@ -136,7 +135,7 @@ class HealthSafetyApi(HealthReadView):
     @extend_schema(
         operation_id="health_safety",
         summary="Safety view per source",
-        responses={200: SAFETY_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA},
+        responses={200: SAFETY_SCHEMA, 401: OPERATOR_ERRORS_SCHEMA, 403: OPERATOR_ERRORS_SCHEMA},
     )
     def get(self, request: Request) -> Response:
         return Response({"sources": selectors.safety_view()})

@@ -24,8 +24,8 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
 from metrics import queries
-from metrics.api.errors import ErrorsView, errors_body, single_error
 from metrics.authentication import OPERATOR_AUTHENTICATION
 from metrics.models import SOURCE_NAME_PATTERN
 from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
@@ -69,21 +69,6 @@ class PointField(serializers.ListField):
 
 
 LABELS_FIELD = serializers.DictField(child=serializers.CharField())
-ERRORS_SCHEMA = inline_serializer(
-    "OperatorErrors",
-    {
-        "errors": serializers.ListField(
-            child=inline_serializer(
-                "OperatorError",
-                {
-                    "index": serializers.IntegerField(allow_null=True),
-                    "field": serializers.CharField(allow_null=True),
-                    "message": serializers.CharField(),
-                },
-            )
-        )
-    },
-)
 SOURCE_REF_SCHEMA = inline_serializer(
     "SourceRef", {"id": serializers.IntegerField(), "name": serializers.CharField()}
 )
@@ -245,9 +230,9 @@ class SourceSnapshotView(OperatorReadView):
         ],
         responses={
             200: SNAPSHOT_SCHEMA,
-            401: ERRORS_SCHEMA,
-            403: ERRORS_SCHEMA,
-            404: ERRORS_SCHEMA,
+            401: OPERATOR_ERRORS_SCHEMA,
+            403: OPERATOR_ERRORS_SCHEMA,
+            404: OPERATOR_ERRORS_SCHEMA,
         },
     )
     def get(self, request: Request, source: str) -> Response:
@@ -269,9 +254,9 @@ class MetricQueryView(OperatorReadView):
         parameters=QUERY_PARAMETERS,
         responses={
             200: QUERY_RESULT_SCHEMA,
-            400: ERRORS_SCHEMA,
-            401: ERRORS_SCHEMA,
-            403: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
+            401: OPERATOR_ERRORS_SCHEMA,
+            403: OPERATOR_ERRORS_SCHEMA,
         },
     )
     def get(self, request: Request) -> Response:
