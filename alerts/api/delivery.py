@@ -14,8 +14,9 @@ from rest_framework.response import Response
 from alerts.delivery import channel_send_test
 from alerts.models import Channel, Severity
 from core.api_errors import OPERATOR_ERRORS_SCHEMA
+from core.operator_api import HasModelPermission
 
-from .common import COMMON_ERRORS, HasModelPermission, OperatorApi, bad_request, field_errors
+from .common import COMMON_ERRORS, OperatorApi, bad_request, field_errors
 
 MAX_CHANNELS = 20
 

@@ -9,7 +9,7 @@ parse, call a selector of `metrics.queries` and shape the answer; every error is
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -20,27 +20,24 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
+from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
 from metrics import queries
-from metrics.authentication import OPERATOR_AUTHENTICATION
 from metrics.models import SOURCE_NAME_PATTERN
 from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
 
 
-class CanViewMetrics(BasePermission):
+class CanViewMetrics(HasModelPermission):
     """A person allowed to read metrics: `metrics.view_metricseries` (Viewer group and up)."""
 
+    permission = VIEW_PERMISSION
     message = f"You need the permission to view metrics ({VIEW_PERMISSION})."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
 
 
 class OperatorReadView(ErrorsView):
