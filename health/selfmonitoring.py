@@ -208,8 +208,8 @@ def queue_backlogs(queues: Iterable[str]) -> dict[str, int]:
 def self_check(*, now: datetime | None = None) -> dict[str, Any]:
     """Measure Tradewatch's own health, store it on the system source, evaluate it now."""
     from alerts.evaluation import source_evaluate
+    from core.query_params import labels_key
     from metrics.ingest import metric_ingest
-    from metrics.query_params import labels_key
     from metrics.services import system_source
     from metrics.validation import Sample
 

@@ -26,9 +26,9 @@ from rest_framework.response import Response
 
 from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
 from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
+from core.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 from metrics import queries
 from metrics.models import SOURCE_NAME_PATTERN
-from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
 
