@@ -16,7 +16,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 from rest_framework_api_key.models import APIKey
 
-from audit.admin import AuditHistoryAdmin
+from core.audit_admin import AuditHistoryAdmin
 
 from .models import Source, SourceAPIKey, Tag
 from .services import api_keys_revoke, sources_enabled_set
