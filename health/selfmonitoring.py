@@ -259,7 +259,7 @@ def own_notifications_deliver(*, source_id: int, limit: int = 20) -> int:
 
 def self_check_if_due() -> bool:
     """Run the self-check unless another worker ran it this period; True when it ran."""
-    from monitoring_site.periodic import period_claim, period_release
+    from health.periodic import period_claim, period_release
 
     if settings.TRADEWATCH_SELF_CHECK_SECONDS <= 0:
         return False  # switched off
