@@ -65,7 +65,8 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/silences/{silence_id}/expire", ("POST",), "operator",
              "End a silence now."),
             ("/api/v1/sources/{source}/snapshot", ("GET",), "operator",
-             "A source's latest values, derived metrics, heartbeat, trades and events (by id or name)."),
+             "A source's latest values, derived metrics, heartbeat, trades and events "
+             "(by id or name)."),
             ("/api/v1/metrics/query", ("GET",), "operator", "A metric's history."),
         ],
     ),

@@ -133,7 +133,7 @@ def test_it_will_not_expire_a_silence_that_ended_or_whose_alert_resolved(
 def test_it_silences_an_alerts_rule_on_its_source_for_hours_or_until_it_resolves(
     source: Source, rule: Rule
 ) -> None:
-    alert = open_alert(rule, source)
+    alert = make_alert(rule, source)
     person = User.objects.create_user("sam")
     now = timezone.now()
 
@@ -156,7 +156,7 @@ def test_it_silences_an_alerts_rule_on_its_source_for_hours_or_until_it_resolves
 def test_it_names_the_silences_that_mute_an_alert_as_the_lifecycle_judges_them(
     source: Source, rule: Rule
 ) -> None:
-    alert = open_alert(rule, source)
+    alert = make_alert(rule, source)
     other_rule = Rule.objects.create(name="another rule", metric="equity")
     tag, other_tag = TagFactory.create(name="live"), TagFactory.create(name="paper")
     source.tags.add(tag)
