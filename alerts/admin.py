@@ -18,7 +18,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from audit.admin import AuditHistoryAdmin
+from core.audit_admin import AuditHistoryAdmin
 from metrics.models import Source
 
 from . import engine

@@ -12,8 +12,8 @@ from typing import Any, Final
 
 from django.utils import timezone
 
+from core.query_params import Aggregation
 from metrics.queries import metric_query
-from metrics.query_params import Aggregation
 
 from .models import Alert, AlertTransition, Notification
 

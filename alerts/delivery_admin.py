@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.admin import AuditHistoryAdmin
+from core.audit_admin import AuditHistoryAdmin
 
 from .channels.registry import channel_kind
 from .crypto import masked

@@ -248,8 +248,8 @@ class Pass:
         summary.by_status[evaluation.status] += 1
         if m_of_n is not None and evaluation.status in ("breach", "ok"):
             on = int(evaluation.severity) if evaluation.severity is not None else None
-            held = _m_of_n(rule, m_of_n, on, now)
-            if not held and evaluation.status == "breach":
+            m_of_n_held = _m_of_n(rule, m_of_n, on, now)
+            if not m_of_n_held and evaluation.status == "breach":
                 evaluation = engine.Evaluation(
                     status="ok", value=evaluation.value, threshold=None,
                     severity=None, samples=evaluation.samples,

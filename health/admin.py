@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from audit.admin import AuditHistoryAdmin
+from core.audit_admin import AuditHistoryAdmin
 
 from .models import HealthCheck, HealthReport, ProcessHeartbeat
 from .runner import breaker_reset, checks_run

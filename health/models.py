@@ -231,7 +231,7 @@ class HealthReport(models.Model):
 
 class PeriodicRun(models.Model):
     """The last run of one beat entry: how a run claims its period (see
-    `monitoring_site.periodic`), and a record of periodic work actually happening."""
+    `health.periodic`), and a record of periodic work actually happening."""
 
     name = models.CharField(max_length=200, unique=True, help_text="The beat entry's name.")
     task = models.CharField(max_length=200)

@@ -208,8 +208,8 @@ def queue_backlogs(queues: Iterable[str]) -> dict[str, int]:
 def self_check(*, now: datetime | None = None) -> dict[str, Any]:
     """Measure Tradewatch's own health, store it on the system source, evaluate it now."""
     from alerts.evaluation import source_evaluate
+    from core.query_params import labels_key
     from metrics.ingest import metric_ingest
-    from metrics.query_params import labels_key
     from metrics.services import system_source
     from metrics.validation import Sample
 
@@ -259,7 +259,7 @@ def own_notifications_deliver(*, source_id: int, limit: int = 20) -> int:
 
 def self_check_if_due() -> bool:
     """Run the self-check unless another worker ran it this period; True when it ran."""
-    from monitoring_site.periodic import period_claim, period_release
+    from health.periodic import period_claim, period_release
 
     if settings.TRADEWATCH_SELF_CHECK_SECONDS <= 0:
         return False  # switched off

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from metrics.retention import Progress, delete_in_chunks
+from core.chunks import Progress, delete_in_chunks
 
 from .models import HealthReport, ProcessHeartbeat
 

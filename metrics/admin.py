@@ -16,7 +16,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 from rest_framework_api_key.models import APIKey
 
-from audit.admin import AuditHistoryAdmin
+from core.audit_admin import AuditHistoryAdmin
 
 from .models import Source, SourceAPIKey, Tag
 from .services import api_keys_revoke, sources_enabled_set
@@ -30,7 +30,8 @@ class TagAdmin(AuditHistoryAdmin):
     search_fields = ["name"]
 
 
-@admin.register(Source)
+# Registered by the project (`monitoring_site.admin`): a source's page also shows its
+# health and open alerts, which are not metrics' to read.
 class SourceAdmin(AuditHistoryAdmin):
     list_display = ["name", "kind", "enabled", "tag_list", "heartbeat_period", "updated_at"]
     list_filter = ["kind", "enabled", "tags"]
@@ -68,14 +69,15 @@ class SourceAdmin(AuditHistoryAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> Any:
-        from monitoring_site.source_page import source_page
-
         context = dict(extra_context or {})
         source = self.get_object(request, object_id)
         if source is not None:
-            context.update(source_page(source))
-            context["can_manage_keys"] = request.user.has_perm("metrics.add_sourceapikey")
+            context.update(self.page_context(request, source))
         return super().change_view(request, object_id, form_url, context)
+
+    def page_context(self, request: HttpRequest, source: Source) -> dict[str, Any]:
+        """What the source's page shows beside its fields."""
+        return {"can_manage_keys": request.user.has_perm("metrics.add_sourceapikey")}
 
     @method_decorator(require_POST)
     def key_issue_view(self, request: HttpRequest, source_id: int) -> HttpResponse:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Final
 
 from django.db import connection
 from django.utils import timezone
@@ -13,10 +12,9 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from alerts.generations import generation_bump, generation_current
+from core.operator_api import KEYWORD
 
 from .models import Source, SourceAPIKey
-
-KEYWORD = "Api-Key"
 
 
 @dataclass(frozen=True)
@@ -191,37 +189,3 @@ class HookKeyAuthentication(SourceAPIKeyAuthentication):
         if not key:
             raise exceptions.AuthenticationFailed("Missing API key.")
         return self.authenticate_key(key)
-
-
-SOURCE_KEY_ON_OPERATOR_ENDPOINT: Final = (
-    "API keys are for sending data (metrics, trades, heartbeats, events; whoami checks "
-    "one). This endpoint is for people: send a user's token (Authorization: Token "
-    "<token>) or use an admin session."
-)
-
-
-class SourceKeyRefusal(authentication.BaseAuthentication):
-    """Refuse a source's API key on an operator endpoint, saying what the endpoint takes.
-
-    Listed after the token and session classes, so it only sees requests neither
-    authenticated. Without it a key is simply not looked at, and its caller is told
-    "Authentication credentials were not provided." while sending some. The answer
-    stays 401 (the key is no credential here; the request may succeed with one),
-    with the first class's `WWW-Authenticate: Token` naming what to send.
-    """
-
-    def authenticate(self, request: Request) -> None:
-        header = authentication.get_authorization_header(request).split()
-        if header and header[0].decode("latin-1").lower() == KEYWORD.lower():
-            raise exceptions.AuthenticationFailed(SOURCE_KEY_ON_OPERATOR_ENDPOINT)
-        return None
-
-
-# The authentication of every operator endpoint. Listed on each of their views rather
-# than in the project's defaults: a source's key must never authenticate a person, and
-# the defaults also serve the schema, which a bot may fetch with its key in the header.
-OPERATOR_AUTHENTICATION: Final = (
-    authentication.TokenAuthentication,
-    authentication.SessionAuthentication,
-    SourceKeyRefusal,
-)

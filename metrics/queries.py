@@ -21,8 +21,9 @@ from django.db.models.functions import RowNumber
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
+from core.query_params import EMPTY_LABELS_KEY, Aggregation, ParamError, labels_key
+
 from .models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
-from .query_params import EMPTY_LABELS_KEY, Aggregation, ParamError, labels_key
 from .trading import METRICS as TRADING_METRICS
 
 MAX_SERIES: Final = 500

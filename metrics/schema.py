@@ -8,9 +8,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.authentication import SessionAuthentication
 
-from metrics.api.errors import ERRORS_SCHEMA
+from core.api_errors import ERRORS_SCHEMA
+from core.operator_api import SourceKeyRefusal
 from metrics.api.limits import BODY_METHODS
-from metrics.authentication import SourceKeyRefusal
 
 
 class SourceAPIKeyScheme(OpenApiAuthenticationExtension):
@@ -44,7 +44,7 @@ class SourceKeyRefusalScheme(OpenApiAuthenticationExtension):
     """The refusal of source keys on operator endpoints authenticates nobody: no scheme
     (its answer is documented with the 401)."""
 
-    target_class = "metrics.authentication.SourceKeyRefusal"
+    target_class = "core.operator_api.SourceKeyRefusal"
     name: list[str] = []
     priority = 1
 

@@ -4,7 +4,7 @@ DRF answers its own errors in JSON, but a URL no route matches, an exception esc
 view, or a request Django refuses before any view (a bad Host) is answered by Django's
 HTML pages, and with DEBUG on by its debug pages, which list every URL pattern and
 the settings. Clients of the API (trading bots, scripts) read the API's one error shape
-(`{"errors": [{"index", "field", "message"}]}`, `metrics.api.errors`); none of them
+(`{"errors": [{"index", "field", "message"}]}`, `core.api_errors`); none of them
 should ever be handed a page of HTML, let alone that one.
 """
 
@@ -15,7 +15,7 @@ from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from metrics.api.errors import single_error
+from core.api_errors import single_error
 
 from .logcontext import current_request_id
 

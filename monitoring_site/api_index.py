@@ -16,7 +16,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from metrics.api.errors import ErrorsView
+from core.api_errors import ErrorsView
 
 SCHEMA_URL: Final = "/api/schema/"
 DOCS_URL: Final = "/api/docs/"

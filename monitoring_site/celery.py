@@ -14,9 +14,9 @@ from .memory import collector_tune
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitoring_site.settings")
 
-# Every task's base (`monitoring_site.periodic`): a run sent by beat claims its period
+# Every task's base (`health.periodic`): a run sent by beat claims its period
 # first, so a second beat (or a replayed message) cannot run periodic work twice.
-app = Celery("tradewatch", task_cls="monitoring_site.periodic:TradewatchTask")
+app = Celery("tradewatch", task_cls="health.periodic:TradewatchTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 connect_celery_signals()

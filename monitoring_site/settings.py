@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "pghistory",
     "pghistory.admin",
     "axes",
+    # The bottom layer every app may import (no models; listed for its templates).
+    "core",
     "monitoring_site",
     "metrics",
     "alerts",

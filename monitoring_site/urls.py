@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from metrics.api.errors import api_not_found
+from core.api_errors import api_not_found
 from metrics.prometheus import prometheus_metrics
 
 from . import probes

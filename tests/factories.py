@@ -18,8 +18,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from alerts.models import Alert, AlertTransition, Rule, Severity
+from core.query_params import labels_key
 from metrics.models import MetricSample, MetricSeries, Source, Tag
-from metrics.query_params import labels_key
 
 
 class TagFactory(factory.django.DjangoModelFactory[Tag]):

@@ -8,33 +8,21 @@ groups). Every error is `{"errors": [{"index": null, "field": ..., "message": ..
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from metrics.api.errors import ErrorsView, errors_body, single_error
-from metrics.api.reads import ERRORS_SCHEMA
-from metrics.authentication import OPERATOR_AUTHENTICATION
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
+from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
 
 # --- who may call ------------------------------------------------------------------------
-
-
-class HasModelPermission(BasePermission):
-    """A signed-in person holding one Django model permission."""
-
-    permission: ClassVar[str]
-    message: ClassVar[str]
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(self.permission))
 
 
 class CanViewAlerts(HasModelPermission):
@@ -173,4 +161,4 @@ PAGE_PARAMETERS = [
 ]
 ALERT_ID = OpenApiParameter("alert_id", int, OpenApiParameter.PATH)
 SILENCE_ID = OpenApiParameter("silence_id", int, OpenApiParameter.PATH)
-COMMON_ERRORS = {401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA}
+COMMON_ERRORS = {401: OPERATOR_ERRORS_SCHEMA, 403: OPERATOR_ERRORS_SCHEMA}

@@ -13,9 +13,10 @@ from rest_framework.response import Response
 
 from alerts.delivery import channel_send_test
 from alerts.models import Channel, Severity
-from metrics.api.reads import ERRORS_SCHEMA
+from core.api_errors import OPERATOR_ERRORS_SCHEMA
+from core.operator_api import HasModelPermission
 
-from .common import COMMON_ERRORS, HasModelPermission, OperatorApi, bad_request, field_errors
+from .common import COMMON_ERRORS, OperatorApi, bad_request, field_errors
 
 MAX_CHANNELS = 20
 
@@ -70,7 +71,7 @@ class AlertTestApi(OperatorApi):
                     )
                 },
             ),
-            400: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
             **COMMON_ERRORS,
         },
     )

@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from alerts import selectors
 from alerts.models import Alert, AlertTransition, Silence
-from metrics.query_params import ParamError, parse_time
+from core.query_params import ParamError, parse_time
 
 _OLDEST, _NEWEST = 0, datetime(9999, 1, 1, tzinfo=UTC).timestamp()
 SEVERITY_HELP = f"One of {', '.join(selectors.SEVERITY_LABELS)} (least to most urgent)."

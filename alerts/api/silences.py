@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from alerts import selectors
 from alerts.models import Alert, Rule, Silence
 from alerts.silences import SilenceOver, silence_create, silence_expire
-from metrics.api.reads import ERRORS_SCHEMA
+from core.api_errors import OPERATOR_ERRORS_SCHEMA
 from metrics.models import Source, Tag
 
 from .common import (
@@ -130,7 +130,7 @@ class SilencesApi(OperatorApi):
         ],
         responses={
             200: page_schema("SilencePage", SilenceSerializer(many=True)),
-            400: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
             **COMMON_ERRORS,
         },
     )
@@ -152,7 +152,7 @@ class SilencesApi(OperatorApi):
         operation_id="silence_create",
         summary="Silence matching alerts for a while, or until an alert resolves",
         request=InputSerializer,
-        responses={201: SilenceSerializer, 400: ERRORS_SCHEMA, **COMMON_ERRORS},
+        responses={201: SilenceSerializer, 400: OPERATOR_ERRORS_SCHEMA, **COMMON_ERRORS},
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -176,7 +176,12 @@ class SilenceExpireApi(OperatorApi):
         summary="End a silence now",
         parameters=[SILENCE_ID],
         request=None,
-        responses={200: SilenceSerializer, 404: ERRORS_SCHEMA, 409: ERRORS_SCHEMA, **COMMON_ERRORS},
+        responses={
+            200: SilenceSerializer,
+            404: OPERATOR_ERRORS_SCHEMA,
+            409: OPERATOR_ERRORS_SCHEMA,
+            **COMMON_ERRORS,
+        },
     )
     def post(self, request: Request, silence_id: int) -> Response:
         try:

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from alerts import selectors
 from alerts.lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.models import Alert, Rule
-from metrics.api.reads import ERRORS_SCHEMA
+from core.api_errors import OPERATOR_ERRORS_SCHEMA
 from metrics.models import Source
 
 from .common import (
@@ -113,7 +113,7 @@ class AlertListApi(OperatorApi):
         ],
         responses={
             200: page_schema("AlertPage", AlertSerializer(many=True)),
-            400: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
             **COMMON_ERRORS,
         },
     )
@@ -146,7 +146,7 @@ class AlertDetailApi(OperatorApi):
         operation_id="alert_detail",
         summary="One alert with its timeline",
         parameters=[ALERT_ID],
-        responses={200: AlertDetailSerializer, 404: ERRORS_SCHEMA, **COMMON_ERRORS},
+        responses={200: AlertDetailSerializer, 404: OPERATOR_ERRORS_SCHEMA, **COMMON_ERRORS},
     )
     def get(self, request: Request, alert_id: int) -> Response:
         return _alert_answer(request, alert_id)
@@ -174,9 +174,9 @@ class AlertAcknowledgeApi(OperatorApi):
         request=InputSerializer,
         responses={
             200: AlertDetailSerializer,
-            400: ERRORS_SCHEMA,
-            404: ERRORS_SCHEMA,
-            409: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
+            404: OPERATOR_ERRORS_SCHEMA,
+            409: OPERATOR_ERRORS_SCHEMA,
             **COMMON_ERRORS,
         },
     )
@@ -212,9 +212,9 @@ class AlertResolveApi(OperatorApi):
         request=InputSerializer,
         responses={
             200: AlertDetailSerializer,
-            400: ERRORS_SCHEMA,
-            404: ERRORS_SCHEMA,
-            409: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
+            404: OPERATOR_ERRORS_SCHEMA,
+            409: OPERATOR_ERRORS_SCHEMA,
             **COMMON_ERRORS,
         },
     )

@@ -2,5 +2,5 @@
 
 Each module has `add_arguments(parser)` and `run(options, out, err) -> exit code`, with
 its pure formatting apart from its database reads; the management command
-(`metrics/management/commands/tradewatch.py`) only dispatches.
+(`monitoring_site/management/commands/tradewatch.py`) only dispatches.
 """

@@ -21,8 +21,8 @@ from django.core.management.base import CommandError, CommandParser, OutputWrapp
 from django.utils import timezone
 
 from alerts.models import Alert
+from core.cli_text import timestamp
 from metrics.cli.streams import reader_left
-from metrics.cli.text import timestamp
 
 from .style import severity_name
 

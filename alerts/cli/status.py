@@ -28,8 +28,7 @@ from django.utils import timezone
 
 from alerts.models import Alert, Severity
 from alerts.selectors import is_watchdog, without_watchdog
-from metrics.cli.sources import source_ids
-from metrics.cli.text import (
+from core.cli_text import (
     add_color_arguments,
     format_age,
     format_time,
@@ -37,6 +36,7 @@ from metrics.cli.text import (
     render_table,
     use_color,
 )
+from metrics.cli.sources import source_ids
 
 from .style import SEVERITY_WIDTH, paint_severity, severity_name
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from alerts.models import Severity
-from metrics.cli.text import paint
+from core.cli_text import paint
 
 # One colour per severity, so a wall of lines can be read from across the room.
 SEVERITY_COLORS: Final[Mapping[int, str]] = {

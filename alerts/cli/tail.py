@@ -26,9 +26,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from alerts.models import AlertTransition, Severity
-from metrics.cli.sources import source_ids
-from metrics.cli.streams import reader_left
-from metrics.cli.text import (
+from core.cli_text import (
     add_color_arguments,
     duration,
     format_time,
@@ -37,6 +35,8 @@ from metrics.cli.text import (
     seconds_between,
     use_color,
 )
+from metrics.cli.sources import source_ids
+from metrics.cli.streams import reader_left
 
 from .style import RESOLVED_COLOR, SEVERITY_WIDTH, paint_severity, severity_argument, severity_name
 

@@ -11,27 +11,23 @@ from typing import Any, Final
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView
+from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
 from health import selectors
-from metrics.api.errors import ErrorsView
-from metrics.api.reads import ERRORS_SCHEMA
-from metrics.authentication import OPERATOR_AUTHENTICATION
 
 VIEW_PERMISSION: Final = "health.view_healthcheck"
 STATUS_HELP: Final = "HEALTHY, DEGRADED, UNHEALTHY, CRITICAL (UNKNOWN: nothing known yet)."
 
 
-class CanViewHealth(BasePermission):
+class CanViewHealth(HasModelPermission):
     """A person allowed to read health: `health.view_healthcheck` (Viewer group and up)."""
 
+    permission = VIEW_PERMISSION
     message = f"You need the permission to view health ({VIEW_PERMISSION})."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
 
 
 class HealthReadView(ErrorsView):
@@ -124,7 +120,7 @@ class HealthStatusApi(HealthReadView):
     @extend_schema(
         operation_id="health_status",
         summary="System health: rollup, source scores and checks",
-        responses={200: STATUS_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA},
+        responses={200: STATUS_SCHEMA, 401: OPERATOR_ERRORS_SCHEMA, 403: OPERATOR_ERRORS_SCHEMA},
     )
     def get(self, request: Request) -> Response:
         return Response(selectors.system_status())
@@ -136,7 +132,7 @@ class HealthSafetyApi(HealthReadView):
     @extend_schema(
         operation_id="health_safety",
         summary="Safety view per source",
-        responses={200: SAFETY_SCHEMA, 401: ERRORS_SCHEMA, 403: ERRORS_SCHEMA},
+        responses={200: SAFETY_SCHEMA, 401: OPERATOR_ERRORS_SCHEMA, 403: OPERATOR_ERRORS_SCHEMA},
     )
     def get(self, request: Request) -> Response:
         return Response({"sources": selectors.safety_view()})

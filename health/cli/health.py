@@ -11,11 +11,11 @@ from typing import Any, Final
 from django.core.management.base import CommandParser, OutputWrapper
 from django.db import InterfaceError, OperationalError
 
+from core.cli_text import render_table
 from health import selectors
 from health.models import HealthCheck
 from health.runner import checks_run
 from health.scoring import Status
-from metrics.cli.text import render_table
 
 SUMMARY: Final = "run the health checks now and print the results (exit code for scripts)"
 EPILOG: Final = (

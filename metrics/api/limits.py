@@ -13,7 +13,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from .errors import single_error
+from core.api_errors import single_error
 
 API_PREFIX = "/api/"
 # Methods whose body a view may read; a body sent with GET is never read.

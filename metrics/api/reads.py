@@ -9,7 +9,7 @@ parse, call a selector of `metrics.queries` and shape the answer; every error is
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -20,27 +20,24 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
+from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
+from core.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 from metrics import queries
-from metrics.api.errors import ErrorsView, errors_body, single_error
-from metrics.authentication import OPERATOR_AUTHENTICATION
 from metrics.models import SOURCE_NAME_PATTERN
-from metrics.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
 
 
-class CanViewMetrics(BasePermission):
+class CanViewMetrics(HasModelPermission):
     """A person allowed to read metrics: `metrics.view_metricseries` (Viewer group and up)."""
 
+    permission = VIEW_PERMISSION
     message = f"You need the permission to view metrics ({VIEW_PERMISSION})."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(VIEW_PERMISSION))
 
 
 class OperatorReadView(ErrorsView):
@@ -69,21 +66,6 @@ class PointField(serializers.ListField):
 
 
 LABELS_FIELD = serializers.DictField(child=serializers.CharField())
-ERRORS_SCHEMA = inline_serializer(
-    "OperatorErrors",
-    {
-        "errors": serializers.ListField(
-            child=inline_serializer(
-                "OperatorError",
-                {
-                    "index": serializers.IntegerField(allow_null=True),
-                    "field": serializers.CharField(allow_null=True),
-                    "message": serializers.CharField(),
-                },
-            )
-        )
-    },
-)
 SOURCE_REF_SCHEMA = inline_serializer(
     "SourceRef", {"id": serializers.IntegerField(), "name": serializers.CharField()}
 )
@@ -245,9 +227,9 @@ class SourceSnapshotView(OperatorReadView):
         ],
         responses={
             200: SNAPSHOT_SCHEMA,
-            401: ERRORS_SCHEMA,
-            403: ERRORS_SCHEMA,
-            404: ERRORS_SCHEMA,
+            401: OPERATOR_ERRORS_SCHEMA,
+            403: OPERATOR_ERRORS_SCHEMA,
+            404: OPERATOR_ERRORS_SCHEMA,
         },
     )
     def get(self, request: Request, source: str) -> Response:
@@ -269,9 +251,9 @@ class MetricQueryView(OperatorReadView):
         parameters=QUERY_PARAMETERS,
         responses={
             200: QUERY_RESULT_SCHEMA,
-            400: ERRORS_SCHEMA,
-            401: ERRORS_SCHEMA,
-            403: ERRORS_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
+            401: OPERATOR_ERRORS_SCHEMA,
+            403: OPERATOR_ERRORS_SCHEMA,
         },
     )
     def get(self, request: Request) -> Response:

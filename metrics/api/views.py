@@ -19,6 +19,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api_errors import ErrorsView, errors_body, single_error
 from metrics import ingest, instrumentation, validation
 from metrics.authentication import (
     HookKeyAuthentication,
@@ -29,7 +30,6 @@ from metrics.idempotency import MAX_KEY_LENGTH, Answer, IdempotencyKeyReused, an
 from metrics.models import Source
 from metrics.permissions import IsSource
 
-from .errors import ErrorsView, errors_body, single_error
 from .parsers import BodyTooLarge, StrictJSONParser, body_parsed
 from .throttling import SourceIngestThrottle
 

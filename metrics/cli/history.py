@@ -15,12 +15,11 @@ from typing import Any, Final
 from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.utils import timezone
 
+from core.cli_text import duration, format_duration, format_labels, format_time, format_value
+from core.cli_text import labels as labels_argument
+from core.query_params import AGGREGATIONS, Aggregation, ParamError, parse_step
 from metrics.models import MetricSeries, Source
 from metrics.queries import QueryResult, bucket_index, metric_query, source_find
-from metrics.query_params import AGGREGATIONS, Aggregation, ParamError, parse_step
-
-from .text import duration, format_duration, format_labels, format_time, format_value
-from .text import labels as labels_argument
 
 SUMMARY: Final = "a metric's recent history, with a sparkline per series"
 EPILOG: Final = (

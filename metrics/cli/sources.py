@@ -10,10 +10,9 @@ from datetime import datetime, timedelta
 from django.core.management.base import CommandError
 from django.db.models import Count, Q
 
+from core.cli_text import format_age, format_duration, render_table, seconds
 from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, MIN_HEARTBEAT_PERIOD, Source
 from metrics.queries import heartbeat_overdue, source_find
-
-from .text import format_age, format_duration, render_table, seconds
 
 
 def source_ids(

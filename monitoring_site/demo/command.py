@@ -28,7 +28,7 @@ from django.core.management.base import CommandParser, OutputWrapper
 from django.db import DatabaseError
 
 from alerts.cli.style import RESOLVED_COLOR, paint_severity, severity_name
-from metrics.cli.text import add_color_arguments, paint, use_color
+from core.cli_text import add_color_arguments, paint, use_color
 from monitoring_site.launch_defaults import DEFAULT_BIND, address_of
 
 from . import watching

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from alerts.lifecycle import alert_acknowledge
 from alerts.models import Alert, AlertTransition, Rule, Silence
-from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
+from core.operator_api import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Source
 from tests.alerts.conftest import MakeRule, evaluate, open_alerts, record
 from tests.factories import SourceFactory, TagFactory, make_alert, make_user, token_client

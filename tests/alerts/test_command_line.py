@@ -38,10 +38,10 @@ from alerts.cli.tail import (
 )
 from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, AlertTransition, Rule, Severity
+from core.cli_text import format_time
 from health.selfmonitoring import self_check, tradewatch_queues, worker_presence_record
-from metrics.cli.text import format_time
-from metrics.management.commands.tradewatch import Command
 from metrics.models import Source
+from monitoring_site.management.commands.tradewatch import Command
 from tests import factories
 from tests.alerts.conftest import MakeRule, evaluate, record
 from tests.factories import SourceFactory

@@ -17,9 +17,9 @@ from rest_framework.test import APIClient
 
 from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, Rule, Severity
+from core.operator_api import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from health.models import HealthCheck
 from health.scoring import Status
-from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.ingest import event_ingest, heartbeat_record
 from metrics.models import Source
 from metrics.services import system_source

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def run_verb(*args: str) -> tuple[int, str, str]:
     """`manage.py tradewatch health ARGS`: exit code, output and errors."""
-    from metrics.management.commands.tradewatch import Command
+    from monitoring_site.management.commands.tradewatch import Command
 
     command = Command(stdout=StringIO(), stderr=StringIO())
     parser = command.create_parser("manage.py", "tradewatch")

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from metrics.cli import text
+from core import cli_text
 from metrics.cli.history import auto_step, bucket_values, format_history, sparkline
 from metrics.models import Source
 from metrics.queries import QueryResult, SeriesPoints
@@ -123,11 +123,11 @@ def test_it_says_raw_samples_and_truncation() -> None:
     ],
 )
 def test_it_shows_ages_in_two_units_at_most(seconds: int, shown: str) -> None:
-    assert text.format_age(timedelta(seconds=seconds)) == shown
+    assert cli_text.format_age(timedelta(seconds=seconds)) == shown
 
 
 def test_it_aligns_tables_and_colours_after_padding() -> None:
-    lines = text.render_table(
+    lines = cli_text.render_table(
         ["A", "LONG HEADER"],
         [["x", "1"], ["wide cell", "2"]],
         painter=lambda row, column, cell: f"<{cell}>" if row == 0 and column == 0 else cell,
@@ -145,22 +145,22 @@ class _Stream:
 
 
 def test_it_colours_a_terminal_unless_told_otherwise() -> None:
-    assert text.use_color("auto", _Stream(True), environ={})
-    assert not text.use_color("auto", _Stream(False), environ={})
-    assert not text.use_color("auto", _Stream(True), environ={"NO_COLOR": "1"})
-    assert not text.use_color("auto", _Stream(True), environ={"TERM": "dumb"})
-    assert text.use_color("always", _Stream(False), environ={"NO_COLOR": "1"})
-    assert not text.use_color("never", _Stream(True), environ={})
+    assert cli_text.use_color("auto", _Stream(True), environ={})
+    assert not cli_text.use_color("auto", _Stream(False), environ={})
+    assert not cli_text.use_color("auto", _Stream(True), environ={"NO_COLOR": "1"})
+    assert not cli_text.use_color("auto", _Stream(True), environ={"TERM": "dumb"})
+    assert cli_text.use_color("always", _Stream(False), environ={"NO_COLOR": "1"})
+    assert not cli_text.use_color("never", _Stream(True), environ={})
 
 
 def test_it_explains_a_bad_duration_or_time() -> None:
-    assert text.duration("10m") == timedelta(minutes=10)
+    assert cli_text.duration("10m") == timedelta(minutes=10)
     with pytest.raises(argparse.ArgumentTypeError, match=r"number with s, m, h, d or w \(e.g. 10m"):
-        text.duration("ten minutes")
+        cli_text.duration("ten minutes")
     with pytest.raises(argparse.ArgumentTypeError, match="needs a UTC offset"):
-        text.timestamp("2026-03-02T12:00:00")
+        cli_text.timestamp("2026-03-02T12:00:00")
     with pytest.raises(argparse.ArgumentTypeError, match=r"between 0\.05 and 10 seconds"):
-        text.seconds_between(0.05, 10)("0")
+        cli_text.seconds_between(0.05, 10)("0")
 
 
 # --- the verb -----------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_it_prints_every_series_of_a_metric_per_step(source: Source, drawdown: d
     spark = lines[btc][len('{symbol="BTC/USDT"}  ') : lines[btc].index("  min ")]
     assert spark.rstrip().endswith("▁▂▄▅▇█")
     assert len(spark) == 13
-    assert f"  {text.format_time(drawdown)}  5" in lines
+    assert f"  {cli_text.format_time(drawdown)}  5" in lines
     eth = next(line for line in lines if line.startswith('{symbol="ETH/USDT"}'))
     assert eth.endswith("  min 2.5  max 2.5  last 2.5  (1 point)")
     assert eth.count("▄") == 1
@@ -228,7 +228,7 @@ def test_it_prints_raw_samples(source: Source, drawdown: datetime) -> None:
     assert "raw samples" in output
     assert output.splitlines()[2].startswith("(no labels)  ")
     assert "{}" not in output
-    assert output.splitlines()[-1] == f"  {text.format_time(drawdown)}  1000"
+    assert output.splitlines()[-1] == f"  {cli_text.format_time(drawdown)}  1000"
 
 
 @pytest.mark.django_db

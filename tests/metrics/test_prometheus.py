@@ -17,9 +17,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.validation import METRIC_LABEL_NAME_RE, METRIC_NAME_RE
 
+from core.query_params import labels_key
 from metrics import instrumentation, prometheus
 from metrics.models import MetricSeries, Source, SourceHeartbeat
-from metrics.query_params import labels_key
 from tests.factories import SourceFactory
 
 BASE_DIR = Path(__file__).resolve().parents[2]

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from metrics import queries
-from metrics.models import Event, Source, SourceHeartbeat, Trade
-from metrics.query_params import (
+from core.query_params import (
     ParamError,
     ParamErrors,
     labels_key,
@@ -23,6 +21,8 @@ from metrics.query_params import (
     parse_step,
     parse_time,
 )
+from metrics import queries
+from metrics.models import Event, Source, SourceHeartbeat, Trade
 from tests.factories import SourceFactory, TagFactory, make_series
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a multiple of every step used below

@@ -14,8 +14,8 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
+from core.operator_api import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics import queries
-from metrics.authentication import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Event, Source, SourceHeartbeat, Trade
 from tests.factories import SourceFactory, make_series, make_user, token_client
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.chunks import delete_older_than
 from metrics.models import (
     DerivedCheckpoint,
     Event,
@@ -16,7 +17,7 @@ from metrics.models import (
     Source,
     Trade,
 )
-from metrics.retention import delete_older_than, samples_prune
+from metrics.retention import samples_prune
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from health.models import PeriodicRun
+from health.periodic import period_claim, period_release
 from monitoring_site.beat import BeatLock
-from monitoring_site.periodic import period_claim, period_release
 from monitoring_site.schedule import PERIODIC_WORK, install_periodic_tasks
 from tests.processes import (
     BASE_DIR,

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from alerts.models import Alert, Channel, Notification, Policy, Rule, Severity
 from metrics.ingest import event_ingest, heartbeat_record, metric_ingest
-from metrics.management.commands.tradewatch import Command
 from metrics.models import Event, MetricSample, Source, SourceAPIKey, Tag
 from metrics.services import source_create
 from metrics.validation import EventIn, HeartbeatIn, Sample
@@ -22,6 +21,7 @@ from monitoring_site.demo.command import default_url
 from monitoring_site.demo.provisioning import demo_clean, demo_provision
 from monitoring_site.demo.sending import server_awaited
 from monitoring_site.demo.story import demo_story
+from monitoring_site.management.commands.tradewatch import Command
 from tests.processes import free_port
 from tests.receivers import Answer, receiver
 

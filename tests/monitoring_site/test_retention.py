@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from alerts.models import Alert, AlertTransition, Channel, DeliveryAttempt, Notification, Rule
 from alerts.retention import notifications_prune, resolved_alerts_prune
+from core.chunks import delete_in_chunks
 from health.models import HealthCheck, HealthReport
 from health.services import health_reports_prune
 from metrics.models import Source
-from metrics.retention import delete_in_chunks
 from monitoring_site.schedule import PERIODIC_WORK
 from tests.factories import SourceFactory, make_alert
 

@@ -41,10 +41,10 @@ def retained() -> list[Retained]:
         notifications_prune,
         resolved_alerts_prune,
     )
+    from core.chunks import delete_older_than
     from health.models import HealthReport
     from health.services import expired_health_reports, health_reports_prune
     from metrics.models import Event, MetricSample, Trade
-    from metrics.retention import delete_older_than
 
     def metric_cutoff() -> Any:
         return timezone.now() - timedelta(days=settings.TRADEWATCH_METRIC_RETENTION_DAYS)

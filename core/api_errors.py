@@ -1,4 +1,9 @@
-"""One shape for every API error: `{"errors": [{"index", "field", "message"}]}`."""
+"""One shape for every API error: `{"errors": [{"index", "field", "message"}]}`.
+
+The views' side: DRF's own errors and a database gone away, in that shape. What
+Django answers before or around the views (an unknown URL, an escaped exception, a bad
+Host) is put in the same shape by `monitoring_site.api_errors`.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +49,23 @@ ERRORS_SCHEMA = inline_serializer(
         "total_errors": serializers.IntegerField(
             required=False, help_text="When more errors were found than listed."
         ),
+    },
+)
+
+# The same shape as the operator endpoints document it (alerts, health, metric reads).
+OPERATOR_ERRORS_SCHEMA = inline_serializer(
+    "OperatorErrors",
+    {
+        "errors": serializers.ListField(
+            child=inline_serializer(
+                "OperatorError",
+                {
+                    "index": serializers.IntegerField(allow_null=True),
+                    "field": serializers.CharField(allow_null=True),
+                    "message": serializers.CharField(),
+                },
+            )
+        )
     },
 )
 

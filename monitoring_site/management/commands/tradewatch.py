@@ -1,4 +1,8 @@
-"""`python manage.py tradewatch <verb>`: Tradewatch from the command line."""
+"""`python manage.py tradewatch <verb>`: Tradewatch from the command line.
+
+The verbs live in their apps (`alerts.cli`, `health.cli`, `metrics.cli`,
+`monitoring_site.demo`); this dispatcher gathers them all, so it lives with the project.
+"""
 
 from __future__ import annotations
 

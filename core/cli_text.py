@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, Protocol
 
-from metrics.query_params import ParamError, parse_labels, parse_step, parse_time
+from core.query_params import ParamError, parse_labels, parse_step, parse_time
 
 ColorMode = Literal["auto", "always", "never"]
 

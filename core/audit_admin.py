@@ -12,7 +12,7 @@ from django.db.models import Model
 from django.http import Http404, HttpRequest
 from django.template.response import TemplateResponse
 
-from .history import audit_available, object_history
+from .audit_history import audit_available, object_history
 
 
 class AuditHistoryAdmin(admin.ModelAdmin):
