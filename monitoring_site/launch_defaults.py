@@ -111,7 +111,10 @@ def _check_private(path: Path) -> None:
         path.chmod(0o600)
         print(f"{path} was readable by other users; it is now readable by its owner only.")
     folder = path.parent.stat()
-    if stat.S_IMODE(folder.st_mode) & 0o077:
+    # The folder too, when it is this user's own; never a shared one such as /tmp (sticky)
+    # or another user's, which the file's own 0600 already protects.
+    shared = folder.st_mode & stat.S_ISVTX or folder.st_uid != os.getuid()
+    if stat.S_IMODE(folder.st_mode) & 0o077 and not shared:
         path.parent.chmod(0o700)
 
 

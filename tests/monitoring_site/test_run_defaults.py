@@ -396,3 +396,14 @@ def test_make_run_is_safe_by_default_and_its_admin_works(
     assert secret_key.group(1) not in text  # never printed
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(secrets_file.parent.stat().st_mode) == 0o700
+
+
+def test_it_leaves_a_shared_folder_such_as_tmp_as_it_is(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # sticky and writable by all, as /tmp is
+
+    run_defaults({}, shared / "tradewatch.env")
+
+    assert _mode(shared) == 0o1777
+    assert _mode(shared / "tradewatch.env") == 0o600
