@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -189,6 +190,10 @@ def no_broker_leftovers() -> Any:
     max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    # The same 120 deliveries on every run, so a red suite names a change, not a draw.
+    # Random draws (TRADEWATCH_ORACLE_RANDOM=1) keep looking for new cases by hand.
+    derandomize=os.environ.get("TRADEWATCH_ORACLE_RANDOM") != "1",
+    database=None,
 )
 @given(delivery=deliveries())
 def test_it_derives_what_pandas_and_empyrical_compute_however_the_batches_arrive(
