@@ -38,7 +38,7 @@ from itertools import chain
 from typing import Any, Final, cast
 
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
 from . import trading
@@ -462,5 +462,14 @@ def _derived_samples_delete(source: Source, *, after: datetime) -> None:
             source=source, name__in=DERIVED_NAMES, labels_key=EMPTY_LABELS_KEY
         ).values_list("id", flat=True)
     )
-    if series:
-        MetricSample.objects.filter(series_id__in=series, ts__gt=after).delete()
+    if not series:
+        return
+    MetricSample.objects.filter(series_id__in=series, ts__gt=after).delete()
+    # The latest value goes back to the newest sample left, or to none: the fold writes
+    # every metric it still defines again, but one a late input made undefined (Sharpe
+    # with no deviation left) must not stay the latest as of the newest input, where
+    # rules and the snapshot would keep reading it.
+    newest = MetricSample.objects.filter(series_id=OuterRef("pk")).order_by("-ts")
+    MetricSeries.objects.filter(id__in=series, last_ts__gt=after).update(
+        last_ts=Subquery(newest.values("ts")[:1]), last_value=Subquery(newest.values("value")[:1])
+    )

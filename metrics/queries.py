@@ -283,6 +283,8 @@ def source_snapshot(*, source: Source, now: datetime | None = None) -> dict[str,
         .order_by("name", "labels_key")
         .values_list("name", "labels", "labels_key", "last_value", "last_ts")
     ):
+        if ts is None:
+            continue  # no value now (a derived metric a late input made undefined)
         if key == EMPTY_LABELS_KEY and name in TRADING_METRICS:
             trading[name] = {"value": value, "ts": ts}
         else:

@@ -224,3 +224,31 @@ def test_it_folds_a_long_history_in_slices_that_each_end_between_instants(
     assert [d.inputs for d in slices] == [29, 29, 29, 13]
     assert slices[-1].values == whole.values
     assert not DerivationRequest.objects.filter(source=source).exists()
+
+
+def test_it_forgets_a_sharpe_that_a_late_sample_makes_undefined(
+    source: Source, reader: APIClient
+) -> None:
+    # Hourly grid 1:00, 2:00, 3:00 (from the first sample at 0:59). Before the late
+    # sample the grid reads 100, 101, 101: returns 1 % and 0, a Sharpe ratio. The late
+    # sample at 1:59 makes it 100, 100, 100: no deviation, no Sharpe (found by the
+    # oracle's random draws, where the old value stayed the latest, as of the newest
+    # input, and rules kept reading it).
+    base = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    equity_batch(
+        source,
+        [(timedelta(minutes=59), 100.0), (timedelta(hours=1, minutes=30), 101.0)],
+        base,
+    )
+    equity_batch(source, [(timedelta(hours=3, milliseconds=15), 101.0)], base)
+    assert trading_metrics_derive(source=source).values["sharpe_ratio"] is not None
+    assert latest(source)["sharpe_ratio"] is not None
+
+    equity_batch(source, [(timedelta(hours=1, minutes=59), 100.0)], base)
+    equity_batch(source, [(timedelta(hours=3, milliseconds=15), 100.0)], base)
+    derivation = trading_metrics_derive(source=source)
+
+    assert "sharpe_ratio" not in derivation.values
+    snapshot = reader.get(f"/api/v1/sources/{source.pk}/snapshot").json()["trading"]
+    assert "sharpe_ratio" not in snapshot
+    assert latest(source)["sharpe_ratio"] is None
