@@ -58,8 +58,11 @@ class Input:
 def histories(draw: st.DrawFn) -> list[Input]:
     """Inputs in time order: equity as a random walk, fills between them."""
     now = timezone.now()
-    # Start shortly before a Monday 00:00 UTC, so days and a week turn over inside.
-    monday = (now - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # Start shortly before a Monday 00:00 UTC, so days and a week turn over inside. That
+    # Monday is two to three weeks back: a history (at most 36 h + 60 x 5 h) then ends
+    # before now whatever the day, so a seed draws the same inputs, relative to the
+    # Monday, every day (and all of them stay inside the retention window).
+    monday = (now - timedelta(days=14)).replace(hour=0, minute=0, second=0, microsecond=0)
     monday -= timedelta(days=monday.weekday())
     ts = monday - draw(st.integers(0, 36 * 60)) * timedelta(minutes=1)
     equity = draw(st.sampled_from([100.0, 1000.0, 25_000.0]))
