@@ -350,7 +350,8 @@ def delivery_problem_record(event_type: str, message: str, *, context: dict[str,
     """
     from metrics.models import Event as SourceEvent
     from metrics.services import system_source
-    from metrics.tasks import source_changed_soon
+
+    from .trigger import evaluation_request
 
     source = system_source()
     SourceEvent.objects.create(
@@ -358,7 +359,7 @@ def delivery_problem_record(event_type: str, message: str, *, context: dict[str,
         ts=timezone.now(),
     )  # fmt: skip
     source_id = source.pk
-    transaction.on_commit(lambda: source_changed_soon(source_id, derive=False))
+    transaction.on_commit(lambda: evaluation_request(source_id))
 
 
 def outbox_sweep(*, now: datetime | None = None, limit: int = 500) -> int:

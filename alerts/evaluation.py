@@ -75,7 +75,7 @@ def _enabled_rules_read() -> list[Rule]:
 
 
 # Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
-# watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Asked for
+# watches (alerts.trigger asks, before it evaluates a source after a batch). Asked for
 # every batch: kept like the rules, until an edit is committed (one plain GET of the
 # generation per batch, as for API keys), so a rule added for a new metric sees its next
 # batch evaluated.
