@@ -20,6 +20,7 @@ from core.api_errors import ErrorsView
 
 SCHEMA_URL: Final = "/api/schema/"
 DOCS_URL: Final = "/api/docs/"
+CONFIG_SCHEMA_URL: Final = "/api/schema/config.json"
 
 # The credentials an endpoint takes, by the name the endpoints below use.
 AUTH: Final[dict[str, str]] = {
@@ -86,6 +87,8 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             (SCHEMA_URL, ("GET",), "none",
              "The OpenAPI 3 schema (YAML; `?format=json` for JSON)."),
             (DOCS_URL, ("GET",), "none", "Interactive API documentation."),
+            (CONFIG_SCHEMA_URL, ("GET",), "none",
+             "The JSON Schema of configuration files (`tradewatch config export`)."),
         ],
     ),
     "probes": (

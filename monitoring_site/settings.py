@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "alerts",
     "health",
     "audit",
+    "configuration",
 ]
 
 MIDDLEWARE = [

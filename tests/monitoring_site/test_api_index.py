@@ -85,7 +85,8 @@ def test_every_endpoint_it_lists_outside_the_versioned_api_answers_a_get(client:
     others = [e for e in index_endpoints(index) if not e["url"].startswith("/api/v1/")]
 
     assert {e["url"] for e in others} == {
-        "/api/schema/", "/api/docs/", "/healthz", "/readyz", "/metrics",
+        "/api/schema/", "/api/docs/", "/api/schema/config.json", "/healthz", "/readyz",
+        "/metrics",
     }  # fmt: skip
     for endpoint in others:
         assert endpoint["methods"] == ["GET"]
