@@ -62,25 +62,38 @@ class Document:
 def yaml_load(text: str) -> Any:
     """The file's data (safe_load); a DocumentInvalid naming the line if it is not YAML."""
     try:
-        data = yaml.safe_load(text)
+        data = _plain(yaml.safe_load(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "file"
         reason = getattr(exc, "problem", None) or str(exc)
         raise DocumentInvalid([(where, f"not valid YAML: {reason}")]) from None
-    return _plain(data)
+    except RecursionError:
+        raise DocumentInvalid([("file", "nested too deeply to be a configuration")]) from None
+    except ValueError as exc:  # from _plain
+        raise DocumentInvalid([("file", str(exc))]) from None
+    return data
 
 
 def _plain(value: Any) -> Any:
-    """YAML's own types made JSON's: an unquoted time becomes its ISO 8601 text."""
+    """YAML's own types made JSON's: an unquoted time becomes its ISO 8601 text.
+
+    Text holding a NUL character is refused here: the database cannot store it.
+    """
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
     if isinstance(value, date | time):
         return value.isoformat()
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"text must not hold a NUL character: {value[:40]!r}")
+    if isinstance(value, bytes):
+        raise ValueError("binary values (!!binary) are not configuration")
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
+        return {_plain(str(key)): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, set):
+        raise ValueError("sets (!!set) are not configuration: use a list")
     return value
 
 
@@ -129,9 +142,13 @@ def _value(spec: Field, value: Any, path: list[Any], problems: list[Problem]) ->
         return None
     kind = spec.kind
     if kind == "number":
-        if not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
             problems.append((path_text(path), "must be a finite number"))
-        return float(value)
+        return number
     if kind == "duration":
         try:
             return duration_text(duration_parse(value))
@@ -147,7 +164,11 @@ def _value(spec: Field, value: Any, path: list[Any], problems: list[Problem]) ->
     if kind == "secrets":
         return dict(sorted(value.items()))
     if kind == "timestamp":
-        return timestamp_text(datetime.fromisoformat(value.replace(" ", "T")))
+        try:
+            return timestamp_text(datetime.fromisoformat(value.replace(" ", "T")))
+        except (ValueError, OverflowError):
+            problems.append((path_text(path), "is not a time that exists"))
+            return value
     if kind == "items":
         items = [
             _canonical(spec.items, entry, [*path, index], problems)

@@ -41,6 +41,8 @@ SEVERITY_NAMES: Final = tuple(severity.label.upper() for severity in Severity)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 DURATION_PATTERN: Final = r"^((\d+(\.\d+)?)(ms|d|h|m|s))+$"
 _UNITS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Longer than anything Tradewatch waits for, and well inside what the database stores.
+MAX_DURATION: Final = timedelta(days=3650)
 SECRET_REFERENCE_PATTERN: Final = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"  # noqa: S105 (a pattern)
 
 
@@ -93,14 +95,16 @@ def duration_parse(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("must be a duration")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
+        total = float(value)
+        if not math.isfinite(total) or total < 0:
             raise ValueError("must be a duration of 0 seconds or more")
-        return timedelta(seconds=value)
-    if not isinstance(value, str) or not re.fullmatch(DURATION_PATTERN, value.strip()):
+    elif isinstance(value, str) and re.fullmatch(DURATION_PATTERN, value.strip()):
+        parts = _DURATION_PART.findall(value.strip())
+        total = sum(float(amount) * _UNITS[unit] for amount, unit in parts)
+    else:
         raise ValueError("must be a duration such as 30s, 5m, 1h30m, 1d or a number of seconds")
-    total = sum(
-        float(amount) * _UNITS[unit] for amount, unit in _DURATION_PART.findall(value.strip())
-    )
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"must be at most {duration_text(MAX_DURATION)}")
     return timedelta(seconds=total)
 
 

@@ -42,6 +42,16 @@ APPLY_PERMISSIONS: Final = tuple(
 )  # fmt: skip
 
 
+# What a person needs to read configuration: the Viewer group's view permissions.
+VIEW_PERMISSIONS: Final = tuple(
+    f"{app}.view_{model}"
+    for app, model in (
+        ("metrics", "source"), ("alerts", "channel"), ("alerts", "rule"), ("alerts", "policy"),
+        ("alerts", "silence"), ("health", "healthcheck"),
+    )
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     plan: Plan

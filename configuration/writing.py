@@ -16,7 +16,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import DataError, IntegrityError, models, transaction
 
 from alerts.channels.registry import channel_kind
 from alerts.models import Channel, Policy, Rule, Silence, Threshold, ThresholdOverride
@@ -131,7 +131,17 @@ class Writer:
         except ValidationError as exc:
             self._invalid(exc, where, nested=("config", "secrets"))
             return False
-        obj.save()
+        except (TypeError, ValueError, AttributeError) as exc:
+            # A kind's check met a value of a type it did not expect (a list for a URL).
+            self.problems.append((where, f"has a value of the wrong type: {exc}"))
+            return False
+        try:
+            # A savepoint: a value the database refuses fails this object, not the run.
+            with transaction.atomic():
+                obj.save()
+        except (IntegrityError, DataError) as exc:
+            self.problems.append((where, f"the database refused it: {str(exc).splitlines()[0]}"))
+            return False
         return True
 
     # --- sections --------------------------------------------------------------------

@@ -80,6 +80,16 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
              "Kill switch, circuit breaker, positions and exchange per source."),
         ],
     ),
+    "configuration": (
+        "People export and apply configuration files, and edit configuration; reading "
+        "needs the Viewer group's permissions, changing the Admin group's.",
+        [
+            ("/api/v1/config/apply", ("POST",), "operator",
+             "Apply a configuration file (`dry_run` to see the changes only)."),
+            ("/api/v1/config/export", ("GET",), "operator",
+             "The configuration as one file (secrets as references)."),
+        ],
+    ),
     "schema/docs": (
         "The API's contract.",
         [
