@@ -19,7 +19,6 @@ from django.db import models
 
 from alerts.channels.registry import KINDS as CHANNEL_KINDS
 from alerts.models import Channel, Policy, Rule, Severity, Silence, Threshold, ThresholdOverride
-from health.checks import PROBES
 from health.models import HealthCheck
 from metrics.models import Source
 
@@ -37,6 +36,12 @@ SECTIONS: Final = (
 )
 REQUIRED: Final = object()
 
+# Every channel kind but recovery actions, which have their own section.
+CHANNEL_KINDS_ORDINARY: Final = tuple(kind for kind in CHANNEL_KINDS if kind != "recovery")
+# The other kinds' values, named for the OpenAPI schema's enums.
+SOURCE_KINDS: Final = tuple(Source.Kind.values)
+RULE_KINDS: Final = tuple(Rule.Kind.values)
+HEALTH_CHECK_KINDS: Final = tuple(HealthCheck.Kind.values)
 SEVERITY_NAMES: Final = tuple(severity.label.upper() for severity in Severity)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 DURATION_PATTERN: Final = r"^((\d+(\.\d+)?)(ms|d|h|m|s))+$"
@@ -202,7 +207,7 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
         Field("clear_value", "number", None, nullable=True),
         Field("overrides", "items", [], items=overrides, help="Per-source values."),
     )
-    ordinary = tuple(kind for kind in CHANNEL_KINDS if kind != Channel.Kind.RECOVERY)
+    ordinary = CHANNEL_KINDS_ORDINARY
     return {
         "sources": (
             _name(Source),
@@ -263,7 +268,7 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
         ),
         "health_checks": (
             _name(HealthCheck),
-            Field("kind", "choice", REQUIRED, choices=tuple(PROBES)),
+            Field("kind", "choice", REQUIRED, choices=_choices(HealthCheck, "kind")),
             Field("source", "ref", None, ref="sources", nullable=True),
             Field("config", "object", {}),
             _plain(HealthCheck, "enabled", "bool"),

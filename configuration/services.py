@@ -23,8 +23,8 @@ from metrics.models import Source
 from .document import Document, DocumentInvalid, document_read, document_text, reference_problems
 from .fields import SECTIONS
 from .plan import Plan, plan_make
-from .secrets import secrets_resolve
-from .state import exported, state_read
+from .secrets import CHANNEL_SECTIONS, secrets_resolve
+from .state import STORED, exported, state_read
 from .writing import Writer
 
 # Held for the length of one apply, so two applies at once take turns.
@@ -100,13 +100,36 @@ def config_apply(
     so the answer is the same a real apply would give. History records each change
     as made by `actor` (or `actor_name`) through `via`.
     """
-    document = document_read(text)
+    return document_apply(
+        document=document_read(text), environ=environ, actor=actor, actor_name=actor_name,
+        dry_run=dry_run, prune=prune, via=via,
+    )  # fmt: skip
+
+
+def document_apply(
+    *,
+    document: Document,
+    environ: Mapping[str, str],
+    literal_secrets: Mapping[str, dict[str, str]] | None = None,
+    actor: AbstractBaseUser | None = None,
+    actor_name: str = "",
+    dry_run: bool = False,
+    prune: bool = False,
+    via: str = APPLIED_VIA,
+) -> ApplyResult:
+    """Apply a document read already (see `config_apply`).
+
+    `literal_secrets` are secret values given as such (by the API, per channel name),
+    stored without a reference; a file only ever has references.
+    """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPLY_LOCK])
-        plan, writer = _planned_and_written(document, environ, actor, prune=prune,
-                                            actor_name=actor_name, via=via)  # fmt: skip
+        plan, writer = _planned_and_written(
+            document, environ, literal_secrets or {}, actor, prune=prune,
+            actor_name=actor_name, via=via,
+        )  # fmt: skip
         if writer.problems:
             raise DocumentInvalid(writer.problems)
         if dry_run:
@@ -117,6 +140,7 @@ def config_apply(
 def _planned_and_written(
     document: Document,
     environ: Mapping[str, str],
+    literal_secrets: Mapping[str, dict[str, str]],
     actor: AbstractBaseUser | None,
     *,
     prune: bool,
@@ -128,6 +152,13 @@ def _planned_and_written(
     problems += secret_problems
     if problems:
         raise DocumentInvalid(problems)
+    for section in CHANNEL_SECTIONS:
+        for item in document.sections.get(section, []):
+            literal = literal_secrets.get(item["name"], {})
+            values.setdefault(item["name"], {}).update(literal)
+            item["secrets"] = dict(
+                sorted({**item["secrets"], **dict.fromkeys(literal, STORED)}.items())
+            )
     current, stored = state_read(sections=tuple(document.sections))
     changed_values = {
         name: {

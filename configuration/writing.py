@@ -182,11 +182,12 @@ class Writer:
         if not self._saved(channel, where):
             return False
         row, _ = ChannelSecretReferences.objects.get_or_create(channel=channel)
+        # A secret given as a value (through the API) is stored without a reference.
         given_from = self.secret_variables.get(planned.key, {})
         references = {
             key: variable
             for key, variable in {**row.references, **given_from}.items()
-            if key in secrets
+            if key in secrets and (key not in given or key in given_from)
         }
         if references != row.references:
             row.references = references

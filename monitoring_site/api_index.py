@@ -32,6 +32,13 @@ AUTH: Final[dict[str, str]] = {
     "an admin session; the person's Django permissions decide what they may do.",
 }
 
+# The configuration API's objects: (URL part, what they are).
+CONFIG_OBJECTS: Final = (
+    ("sources", "sources"), ("channels", "channels"), ("recovery-actions", "recovery actions"),
+    ("rules", "rules with their thresholds and overrides"), ("policies", "policies"),
+    ("health-checks", "health checks"),
+)  # fmt: skip
+
 Endpoint = tuple[str, tuple[str, ...], str, str]  # url, methods, auth, purpose
 
 # Group name -> (purpose, endpoints). URLs use the schema's `{placeholder}` spelling.
@@ -88,6 +95,18 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
              "Apply a configuration file (`dry_run` to see the changes only)."),
             ("/api/v1/config/export", ("GET",), "operator",
              "The configuration as one file (secrets as references)."),
+            *[
+                endpoint
+                for part, what in CONFIG_OBJECTS
+                for endpoint in (
+                    (f"/api/v1/config/{part}", ("GET", "POST"), "operator",
+                     f"List {what}, or create one (as in a file)."),
+                    (f"/api/v1/config/{part}/{{name}}", ("GET", "PUT", "DELETE"), "operator",
+                     f"Read, replace or delete one of the {what}, by name."),
+                )
+            ],
+            ("/api/v1/config/sources/{name}/keys", ("POST", "DELETE"), "operator",
+             "Issue a source's API key (shown once), or revoke all of them."),
         ],
     ),
     "schema/docs": (
