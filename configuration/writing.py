@@ -64,15 +64,24 @@ class Writer:
 
     def _delete(self, planned: ObjectPlan) -> None:
         if planned.section == "silences":
-            found = self._silence(planned.key)
-            if found is not None:
-                found.delete()
+            silence = self._silence(planned.key)
+            if silence is not None:
+                silence.delete()
             return
         model: type[models.Model] = {
             "sources": Source, "channels": Channel, "recovery_actions": Channel, "rules": Rule,
             "policies": Policy, "health_checks": HealthCheck,
         }[planned.section]  # fmt: skip
-        model._default_manager.filter(name=planned.key).delete()
+        found = model._default_manager.filter(name=planned.key)
+        if planned.section in ("channels", "recovery_actions"):
+            # A channel the file moved to the other section (its kind changed) stays.
+            recovery = Channel.Kind.RECOVERY
+            found = (
+                found.filter(kind=recovery)
+                if planned.section == "recovery_actions"
+                else found.exclude(kind=recovery)
+            )
+        found.delete()
 
     # --- problems --------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import yaml
 from django.contrib.auth.models import User
@@ -42,8 +44,9 @@ def test_it_answers_a_dry_run_plan_and_applies_nothing(risk_owner: User, desk_te
 
 
 def test_it_applies_a_file_recorded_as_the_person_through_the_api(
-    risk_owner: User, desk_text: str
+    risk_owner: User, desk_text: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client = token_client(risk_owner)
 
     answer = client.post("/api/v1/config/apply", {"file": desk_text}, format="json")
@@ -63,6 +66,7 @@ def test_it_applies_a_file_recorded_as_the_person_through_the_api(
     assert event.pgh_context.metadata["user"] == risk_owner.pk
     assert event.pgh_context.metadata["via"] == "config apply (API)"
     assert SLACK_URL not in answer.content.decode() + again.content.decode()
+    assert SLACK_URL not in caplog.text
 
 
 def test_it_answers_each_problem_with_its_path(risk_owner: User, desk_text: str) -> None:

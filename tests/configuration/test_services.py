@@ -321,3 +321,18 @@ silences:
         "  ends_at: '2099-01-01T12:00:00Z'\n  min_severity: WARNING\n"
     )
     assert not config_apply(text=exported, environ={}).plan.changes_anything
+
+
+def test_it_keeps_a_channel_moved_to_recovery_actions_when_pruning() -> None:
+    Channel.objects.create(name="bot-control", kind="console")
+    text = """
+version: 1
+channels: []
+recovery_actions:
+- name: bot-control
+  config: {url: "http://10.20.0.15:8080/control", command: reconnect}
+  secrets: {signing_secret: "${CONTROL}"}
+"""
+    config_apply(text=text, environ={"CONTROL": CONTROL_SECRET}, prune=True)
+
+    assert Channel.objects.get(name="bot-control").kind == "recovery"
