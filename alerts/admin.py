@@ -21,13 +21,13 @@ from django.utils.safestring import mark_safe
 from core.audit_admin import AuditHistoryAdmin
 from metrics.models import Source
 
-from . import engine
 from .alert_page_admin import AcknowledgeForm, AlertPageAdmin
 from .evaluation import rule_preview
 from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
 from .silences import SilenceMatcher, alert_silence
 from .statistics import alert_statistics
+from .threshold_checks import thresholds_problem
 
 
 class ThresholdFormSet(forms.BaseInlineFormSet):
@@ -35,30 +35,16 @@ class ThresholdFormSet(forms.BaseInlineFormSet):
 
     def clean(self) -> None:
         super().clean()
-        thresholds = []
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE") or data.get("value") is None:
-                continue
-            try:
-                thresholds.append(
-                    engine.Threshold(
-                        severity=engine.Severity(data["severity"]),
-                        comparison=engine.Comparison(data["comparison"]),
-                        value=data["value"],
-                        clear_value=data.get("clear_value"),
-                    )
-                )
-            except ValueError as exc:
-                raise forms.ValidationError(f"Threshold {data['severity']}: {exc}") from None
-        if not thresholds:
-            return
-        try:
-            engine.check_monotonic(
-                engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
-            )
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
+        tiers = [
+            (data["severity"], data["comparison"], data["value"], data.get("clear_value"))
+            for form in self.forms
+            if (data := getattr(form, "cleaned_data", None))
+            and not data.get("DELETE")
+            and data.get("value") is not None
+        ]
+        problem = thresholds_problem(tiers)
+        if problem:
+            raise forms.ValidationError(problem)
 
 
 class ThresholdInline(admin.TabularInline):

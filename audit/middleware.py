@@ -27,7 +27,12 @@ class AuditContextMiddleware(HistoryMiddleware):
 
     @cached_property
     def audited_prefixes(self) -> tuple[str, ...]:
-        return (reverse("admin:index"), reverse("alert-list"), reverse("silence-list"))
+        return (
+            reverse("admin:index"),
+            reverse("alert-list"),
+            reverse("silence-list"),
+            reverse("config-apply").removesuffix("apply"),  # the configuration API
+        )
 
     def get_context(self, request: HttpRequest) -> dict[str, Any]:
         context: dict[str, Any] = super().get_context(request)

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "alerts",
     "health",
     "audit",
+    "configuration",
 ]
 
 MIDDLEWARE = [
@@ -221,6 +222,13 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's files come from the project itself, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Several objects of the configuration API have a `kind`, each its own choices.
+    "ENUM_NAME_OVERRIDES": {
+        "SourceKindEnum": "configuration.fields.SOURCE_KINDS",
+        "ChannelKindEnum": "configuration.fields.CHANNEL_KINDS_ORDINARY",
+        "RuleKindEnum": "configuration.fields.RULE_KINDS",
+        "HealthCheckKindEnum": "configuration.fields.HEALTH_CHECK_KINDS",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from alerts.cli import export, status, tail
+from configuration import cli as config
 from health.cli import health
 from metrics.cli import history, sources
 from metrics.models import Source
@@ -45,6 +46,7 @@ VERBS: dict[str, Verb] = {
     "export": export,
     "health": health,
     "demo": demo,
+    "config": config,
 }
 
 
@@ -53,7 +55,7 @@ class Command(BaseCommand):
         "Tradewatch from the command line: `tradewatch source add|key|revoke-keys|list`, "
         "`tradewatch tail`, `tradewatch status`, `tradewatch health`, "
         "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
-        "`tradewatch demo`."
+        "`tradewatch demo`, `tradewatch config export|apply|schema`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0
