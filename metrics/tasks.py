@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from celery import current_app, shared_task
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from django.utils.module_loading import import_string
+
+from core.redis_cache import cache_key, redis_cache_client, redis_script
 
 from .arrival_budget import ArrivalBudget
 from .retention import samples_prune
@@ -54,39 +52,6 @@ if redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[2]) then
 end
 return {0, -1}
 """
-
-
-# redis-py clients by cache backend: Django builds a new one on every call, which costs
-# more than the round trip it makes (each copies a table of ~200 reply callbacks). Weak
-# keys: a backend built anew (settings changed) never finds the client of an old one.
-_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-
-def redis_cache_client() -> Any | None:
-    """The redis-py client behind the default cache, or None when it is not Redis."""
-    backend = caches["default"]  # one per thread
-    if not isinstance(backend, RedisCache):
-        return None
-    inner = backend._cache
-    client = _clients.get(inner)
-    if client is None:
-        client = _clients[inner] = inner.get_client(write=True)
-    return client
-
-
-def cache_key(name: str) -> str:
-    return caches["default"].make_and_validate_key(name)
-
-
-_scripts: dict[str, Any] = {}
-
-
-def redis_script(client: Any, source: str) -> Callable[..., Any]:
-    """Lua `source` run on `client` in one round trip (EVALSHA; loaded when missing)."""
-    script = _scripts.get(source)
-    if script is None:
-        script = _scripts[source] = client.register_script(source)
-    return functools.partial(script, client=client)
 
 
 def _watched_names_function() -> Callable[[], Iterable[str]] | None:
