@@ -271,7 +271,6 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Separate queues so a flood of one kind of work never starves another: evaluation after
 # ingestion, notification delivery, health checks; housekeeping goes to "default".
 CELERY_TASK_ROUTES = {
-    "metrics.tasks.derive_*": {"queue": "ingest"},
     "alerts.tasks.evaluate_*": {"queue": "ingest"},
     "alerts.tasks.deliver*": {"queue": "delivery"},
     "alerts.tasks.sweep_outbox": {"queue": "delivery"},
