@@ -30,7 +30,7 @@ from .silences import SilenceMatcher, alert_silence
 from .statistics import alert_statistics
 
 
-class ThresholdFormSet(forms.BaseInlineFormSet):
+class ThresholdFormSet(forms.BaseInlineFormSet[Threshold, Rule, forms.ModelForm[Threshold]]):
     """Refuse thresholds that contradict each other, naming them (the engine's check)."""
 
     def clean(self) -> None:
@@ -61,7 +61,7 @@ class ThresholdFormSet(forms.BaseInlineFormSet):
             raise forms.ValidationError(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
 
 
-class ThresholdInline(admin.TabularInline):
+class ThresholdInline(admin.TabularInline[Threshold, Rule]):
     model = Threshold
     formset = ThresholdFormSet
     extra = 0
@@ -69,7 +69,7 @@ class ThresholdInline(admin.TabularInline):
 
 
 @admin.register(Rule)
-class RuleAdmin(AuditHistoryAdmin):
+class RuleAdmin(AuditHistoryAdmin[Rule]):
     list_display = ["name", "kind", "metric", "aggregation", "window", "scope", "enabled", "pack"]
     list_filter = ["enabled", "kind", "scope", "pack"]
     search_fields = ["name", "metric", "description"]
@@ -144,14 +144,14 @@ class RuleAdmin(AuditHistoryAdmin):
 
 
 @admin.register(ThresholdOverride)
-class ThresholdOverrideAdmin(AuditHistoryAdmin):
+class ThresholdOverrideAdmin(AuditHistoryAdmin[ThresholdOverride]):
     list_display = ["threshold", "source", "value", "clear_value", "enabled"]
     list_select_related = ["threshold__rule", "source"]
     autocomplete_fields = ["source"]
     list_filter = ["enabled"]
 
 
-class CappedCountPaginator(Paginator):
+class CappedCountPaginator(Paginator[Alert]):
     """Counts at most COUNT_CAP rows: the pager then says "10000+" instead of scanning a
     million rows on every page view to print an exact total."""
 
@@ -331,7 +331,7 @@ class AlertAdmin(AlertPageAdmin):
 
 
 @admin.register(Silence)
-class SilenceAdmin(AuditHistoryAdmin):
+class SilenceAdmin(AuditHistoryAdmin[Silence]):
     list_display = [
         "reason",
         "starts_at",
