@@ -30,7 +30,7 @@ from .statistics import alert_statistics
 from .threshold_checks import thresholds_problem
 
 
-class ThresholdFormSet(forms.BaseInlineFormSet):
+class ThresholdFormSet(forms.BaseInlineFormSet[Threshold, Rule, forms.ModelForm[Threshold]]):
     """Refuse thresholds that contradict each other, naming them (the engine's check)."""
 
     def clean(self) -> None:
@@ -47,7 +47,7 @@ class ThresholdFormSet(forms.BaseInlineFormSet):
             raise forms.ValidationError(problem)
 
 
-class ThresholdInline(admin.TabularInline):
+class ThresholdInline(admin.TabularInline[Threshold, Rule]):
     model = Threshold
     formset = ThresholdFormSet
     extra = 0
@@ -55,7 +55,7 @@ class ThresholdInline(admin.TabularInline):
 
 
 @admin.register(Rule)
-class RuleAdmin(AuditHistoryAdmin):
+class RuleAdmin(AuditHistoryAdmin[Rule]):
     list_display = ["name", "kind", "metric", "aggregation", "window", "scope", "enabled", "pack"]
     list_filter = ["enabled", "kind", "scope", "pack"]
     search_fields = ["name", "metric", "description"]
@@ -130,14 +130,14 @@ class RuleAdmin(AuditHistoryAdmin):
 
 
 @admin.register(ThresholdOverride)
-class ThresholdOverrideAdmin(AuditHistoryAdmin):
+class ThresholdOverrideAdmin(AuditHistoryAdmin[ThresholdOverride]):
     list_display = ["threshold", "source", "value", "clear_value", "enabled"]
     list_select_related = ["threshold__rule", "source"]
     autocomplete_fields = ["source"]
     list_filter = ["enabled"]
 
 
-class CappedCountPaginator(Paginator):
+class CappedCountPaginator(Paginator[Alert]):
     """Counts at most COUNT_CAP rows: the pager then says "10000+" instead of scanning a
     million rows on every page view to print an exact total."""
 
@@ -317,7 +317,7 @@ class AlertAdmin(AlertPageAdmin):
 
 
 @admin.register(Silence)
-class SilenceAdmin(AuditHistoryAdmin):
+class SilenceAdmin(AuditHistoryAdmin[Silence]):
     list_display = [
         "reason",
         "starts_at",

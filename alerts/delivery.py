@@ -49,7 +49,7 @@ def backoff(attempt: int, *, jitter: random.Random | None = None) -> float:
     out while the wait still grows with each failure.
     """
     base = settings.TRADEWATCH_DELIVERY_BACKOFF_SECONDS
-    step = min(settings.TRADEWATCH_DELIVERY_BACKOFF_MAX_SECONDS, base * 2 ** max(attempt - 1, 0))
+    step = min(settings.TRADEWATCH_DELIVERY_BACKOFF_MAX_SECONDS, base * 2.0 ** max(attempt - 1, 0))
     rng = jitter or random
     return step / 2 + rng.uniform(0, step / 2)
 

@@ -16,10 +16,10 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from core.generations import KeptCopy
 from metrics.models import Source
 
 from . import engine
-from .generations import KeptCopy
 from .judging import Extremes, Pass, Summary, subjects, worse_values
 from .lifecycle import alert_resolve_obsolete
 from .loading import source_data_load
@@ -28,7 +28,7 @@ from .quiet import alerts_touch
 
 # Rules change rarely and are read for every evaluation, most of them in a request
 # that is waiting for its answer: each process keeps them until an edit is committed
-# (see `alerts.generations`; one cache round trip per evaluation), so an edit applies
+# (see `core.generations`; one cache round trip per evaluation), so an edit applies
 # at the next evaluation in every process. RULES_TTL_SECONDS bounds how long a change
 # made straight in the database can go unnoticed.
 RULES_GENERATION = "rules-generation"

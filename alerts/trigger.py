@@ -30,10 +30,10 @@ from typing import Any, Final
 from django.conf import settings
 from django.core.cache import cache
 
+from core.redis_cache import cache_key, redis_cache_client, redis_script
 from metrics.changes import SourceChange
 from metrics.derived import trading_metrics_catch_up
 from metrics.models import Source
-from metrics.tasks import cache_key, redis_cache_client, redis_script
 
 from .arrival_budget import ArrivalBudget
 from .evaluation import source_evaluate, watched_metric_names

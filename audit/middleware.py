@@ -42,7 +42,9 @@ class AuditContextMiddleware(HistoryMiddleware):
         return context
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse
         if self.enabled and request.path.startswith(self.audited_prefixes):
-            response: HttpResponse = super().__call__(request)
-            return response
-        return self.get_response(request)
+            response = super().__call__(request)
+        else:
+            response = self.get_response(request)
+        return response

@@ -216,7 +216,9 @@ def _explained(error: SchemaError) -> list[tuple[tuple[Any, ...], str]]:
             for name in extra
         ]
     if validator == "enum":
-        return [(path, f"must be one of {', '.join(map(str, error.validator_value))}")]
+        allowed = error.validator_value
+        choices = allowed if isinstance(allowed, list) else [allowed]
+        return [(path, f"must be one of {', '.join(map(str, choices))}")]
     if validator == "const":
         return [(path, f"must be {error.validator_value}")]
     if validator == "minimum":

@@ -26,13 +26,13 @@ admin.site.unregister(APIKey)
 
 
 @admin.register(Tag)
-class TagAdmin(AuditHistoryAdmin):
+class TagAdmin(AuditHistoryAdmin[Tag]):
     search_fields = ["name"]
 
 
 # Registered by the project (`monitoring_site.admin`): a source's page also shows its
 # health and open alerts, which are not metrics' to read.
-class SourceAdmin(AuditHistoryAdmin):
+class SourceAdmin(AuditHistoryAdmin[Source]):
     list_display = ["name", "kind", "enabled", "tag_list", "heartbeat_period", "updated_at"]
     list_filter = ["kind", "enabled", "tags"]
     search_fields = ["name", "description"]
@@ -140,7 +140,7 @@ class SourceAdmin(AuditHistoryAdmin):
 
 
 @admin.register(SourceAPIKey)
-class SourceAPIKeyAdmin(admin.ModelAdmin):
+class SourceAPIKeyAdmin(admin.ModelAdmin[SourceAPIKey]):
     list_display = ["prefix", "source", "name", "created", "expiry_date", "revoked"]
     list_filter = ["revoked", "source"]
     list_select_related = ["source"]

@@ -110,7 +110,7 @@ def test_a_change_during_a_workers_evaluation_queues_exactly_one_more(
     broker: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = trigger.source_evaluate
+    real = evaluation.source_evaluate
 
     def evaluate_while_batches_arrive(**kwargs: Any) -> None:
         for _ in range(3):

@@ -1,7 +1,7 @@
 """The configuration API answers as its live schema says: schemathesis on a running server.
 
 The same run as `tests/metrics/test_schema_conformance.py`, bounded to the operations
-under `/api/v1/config/` (which that test fuzzes too, among all the others), plus
+under `/api/v1/config/` (which that test leaves to this one), plus
 hand-made requests with real files, so the answers that do work are checked as well.
 """
 
