@@ -119,3 +119,11 @@ def test_it_refuses_a_source_key_and_nobody() -> None:
     keyed = APIClient(HTTP_AUTHORIZATION="Api-Key AbCd1234.nope").get("/api/v1/config/export")
 
     assert anonymous.status_code == keyed.status_code == 401
+
+
+def test_it_answers_an_empty_file_as_one_with_nothing_in_it(risk_owner: User) -> None:
+    # Found by the schema-driven run: `{"file": ""}` answered 500.
+    answer = token_client(risk_owner).post("/api/v1/config/apply", {"file": ""}, format="json")
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["summary"] == {"created": 0, "changed": 0, "unchanged": 0, "deleted": 0}

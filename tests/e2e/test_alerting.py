@@ -99,9 +99,10 @@ def test_it_evaluates_a_burst_of_100_batches_one_evaluation_at_a_time(tmp_path: 
     # each one was queued only after the one before it had ended.
     spans = sorted(_evaluation_spans(log))
     for (_, ended), (started, _) in itertools.pairwise(spans):
-        # The log's clock has millisecond steps; two evaluations at once would overlap
-        # by a whole evaluation (tens of milliseconds).
-        assert started >= ended - 0.002, spans
+        # A task's logged end comes after its own bookkeeping past the evaluation (the
+        # next one may be running by then: a few milliseconds, more on a loaded
+        # machine); two evaluations at once would overlap by most of an evaluation.
+        assert started >= ended - 0.025, spans
     # And the last batch was judged: a breach waits for one evaluation at most.
     alert = Alert.objects.get(source=source, rule__name="Leverage")
     assert (alert.state, alert.value) == (Alert.State.FIRING, 5.0)
