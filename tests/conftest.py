@@ -40,6 +40,7 @@ def _fresh_cache_and_series_ids() -> Iterator[None]:
     from django.core.cache import cache
 
     from alerts.routing import forget_routing_cache
+    from metrics.control import forget_controls
     from metrics.ingest import forget_series_cache
     from metrics.tasks import forget_arrival_budget
 
@@ -47,5 +48,6 @@ def _fresh_cache_and_series_ids() -> Iterator[None]:
     forget_series_cache()
     forget_routing_cache()
     forget_arrival_budget()
+    forget_controls()
     yield
     forget_series_cache()
