@@ -221,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's files come from the project itself, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Alerts have a state too: the trading state's enum gets its own name.
+    "ENUM_NAME_OVERRIDES": {"TradingStateEnum": "metrics.models.TradingControl.State"},
 }
 
 # --- Celery -------------------------------------------------------------------------
