@@ -1,0 +1,219 @@
+"""Long polls of `GET /api/v1/control?wait=N`, held on the event loop, not on a thread.
+
+A web process runs Django on a few threads (`WEB_THREADS`, 2 by default). A bot
+long-polling its trading state would hold one of them for up to a minute, and a handful
+of bots would stop ingestion. So the wait happens here, in the ASGI front:
+
+1. The request goes to Django as usual, marked as one the front can hold (a header the
+   client cannot forge: any copy it sent is dropped). Django authenticates it, reads
+   the state (no query, see `metrics.control`) and, when the caller already knows it
+   (`If-None-Match`), answers 304 with `X-Tradewatch-Hold: N`.
+2. The front keeps that answer and waits on the event loop, costing a coroutine and a
+   timer, until the trading controls' generation changes in the shared cache (one
+   watcher per process reads it every `TRADEWATCH_CONTROL_POLL_MS`, 25 ms, only while
+   someone waits) or N seconds pass.
+3. On a change, the request goes to Django again (a few milliseconds of a thread):
+   a new state is answered 200, an unchanged one (another source's change) waits on.
+   After N seconds the kept 304 goes out.
+
+At most `TRADEWATCH_CONTROL_MAX_WAITING` (1,000) requests wait per process; past that
+Django answers at once, as it does without this front (tests, `runserver`), and the
+client simply asks again. A change wakes every waiter of the process, so a change costs
+one short Django request per waiting bot: fine for hundreds of bots per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PATH = "/api/v1/control"
+MARK = b"x-tradewatch-front-holds"
+HOLD = b"x-tradewatch-hold"
+
+
+class ChangeWatcher:
+    """Wakes the waiting requests of this process when the controls' generation changes."""
+
+    def __init__(self, read: Callable[[], Awaitable[object]], interval: float) -> None:
+        self.read = read
+        self.interval = interval
+        self.waiting = 0
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wait(self) -> asyncio.Event:
+        """The event the next change sets (the watcher runs while anyone waits)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self.changed
+
+    async def _watch(self) -> None:
+        seen: object = await self._read()
+        while self.waiting > 0:
+            await asyncio.sleep(self.interval)
+            now = await self._read()
+            if now != seen:
+                seen = now
+                changed, self.changed = self.changed, asyncio.Event()
+                changed.set()
+
+    async def _read(self) -> object:
+        try:
+            return await self.read()
+        except Exception as exc:  # the cache away: wake everyone now and then
+            logger.warning("trading controls' generation unreadable (%s)", exc)
+            return object()
+
+
+def redis_generation_reader() -> Callable[[], Awaitable[object]]:
+    """Reads the controls' generation from the cache's Redis (asyncio client)."""
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from metrics.control import CONTROLS_GENERATION
+    from metrics.tasks import cache_key
+
+    location = settings.CACHES["default"].get("LOCATION", "")
+    if isinstance(location, list | tuple):
+        location = location[0]
+    if not str(location).startswith(("redis://", "rediss://", "unix://")):
+        return _never_changes
+    client = aioredis.from_url(str(location))
+    key = cache_key(CONTROLS_GENERATION)
+
+    async def read() -> object:
+        return await client.get(key)
+
+    return read
+
+
+async def _never_changes() -> object:
+    return None
+
+
+class HeldPolls:
+    """Holds `GET /api/v1/control?wait=N` answers on the event loop (see the module)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        reader: Callable[[], Callable[[], Awaitable[object]]] = redis_generation_reader,
+        max_waiting: int | None = None,
+        interval: float | None = None,
+    ) -> None:
+        self.app = app
+        self._reader = reader
+        self.max_waiting = max_waiting or int(
+            os.environ.get("TRADEWATCH_CONTROL_MAX_WAITING", "1000")
+        )
+        self.interval = interval or int(os.environ.get("TRADEWATCH_CONTROL_POLL_MS", "25")) / 1000
+        self._watcher: ChangeWatcher | None = None
+
+    @property
+    def watcher(self) -> ChangeWatcher:
+        if self._watcher is None:
+            self._watcher = ChangeWatcher(self._reader(), self.interval)
+        return self._watcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != PATH or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != MARK]
+        watcher = self.watcher
+        if watcher.waiting >= self.max_waiting:
+            await self.app({**scope, "headers": headers}, receive, send)
+            return
+        scope = {**scope, "headers": [*headers, (MARK, b"1")]}
+        answer = await self._ask(scope)
+        hold = _hold_seconds(answer)
+        if hold is None:
+            await _replay(answer, send)
+            return
+        deadline = time.monotonic() + hold
+        watcher.waiting += 1
+        gone = asyncio.ensure_future(_disconnected(receive))  # hanging up ends the wait
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                changed = asyncio.ensure_future(watcher.wait().wait())
+                done, _ = await asyncio.wait(
+                    {changed, gone}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                changed.cancel()
+                if gone in done:
+                    return
+                if changed not in done:
+                    break
+                fresh = await self._ask(scope)
+                if _hold_seconds(fresh) is None:
+                    answer = fresh
+                    break
+        finally:
+            watcher.waiting -= 1
+            gone.cancel()
+            with contextlib.suppress(BaseException):
+                await gone
+        await _replay(answer, send)
+
+    async def _ask(self, scope: Scope) -> list[Message]:
+        """Django's whole answer to the request (a GET: no body to give it)."""
+        sent: list[Message] = []
+        given = False
+
+        async def receive() -> Message:
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # never: Django does not read past the body
+            raise AssertionError
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await self.app(scope, receive, send)
+        return sent
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client hangs up (after the request's body, already read)."""
+    while (await receive()).get("type") != "http.disconnect":
+        pass
+
+
+def _hold_seconds(answer: list[Message]) -> float | None:
+    start = answer[0] if answer else {}
+    if start.get("type") != "http.response.start" or start.get("status") != 304:
+        return None
+    for name, value in start.get("headers", []):
+        if name.lower() == HOLD:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _replay(answer: list[Message], send: Send) -> None:
+    for message in answer:
+        if message.get("type") == "http.response.start":
+            message = {
+                **message,
+                "headers": [(k, v) for k, v in message.get("headers", []) if k.lower() != HOLD],
+            }
+        await send(message)
