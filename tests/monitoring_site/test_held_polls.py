@@ -63,7 +63,7 @@ def front_with_generation(app: FakeDjango, **options: Any) -> tuple[HeldPolls, l
 
         return read
 
-    return HeldPolls(app, reader=reader, interval=0.01, **options), generation  # type: ignore[arg-type]
+    return HeldPolls(app, reader=reader, interval=0.01, **options), generation
 
 
 def test_it_wakes_a_waiting_poll_when_the_state_changes() -> None:
