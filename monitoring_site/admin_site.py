@@ -67,6 +67,8 @@ class TradewatchAdminSite(admin.AdminSite):
             range_key=request.GET.get("range", DEFAULT_RANGE),
         )
         state["can_acknowledge"] = request.user.has_perm(ACKNOWLEDGE_PERMISSION)
+        state["can_halt"] = request.user.has_perm("metrics.halt")
+        state["can_rearm"] = request.user.has_perm("metrics.rearm")
         return state
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:

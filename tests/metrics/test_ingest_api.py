@@ -527,7 +527,11 @@ def test_it_forgets_a_key_after_the_replay_window(source_client: APIClient) -> N
 
     response = post(source_client, "/api/v1/trades", {"trades": [TRADE]}, HTTP_IDEMPOTENCY_KEY="k")
 
-    assert response.json() == {"accepted": 0, "duplicates": 1, "trading_state": "active"}  # processed anew
+    assert response.json() == {
+        "accepted": 0,
+        "duplicates": 1,
+        "trading_state": "active",
+    }  # processed anew
     assert "Idempotent-Replayed" not in response
 
 
