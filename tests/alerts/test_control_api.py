@@ -116,3 +116,16 @@ def test_the_admin_page_needs_a_note(source: Source) -> None:
     assert b"Trading" in listing.content
     source_page = client.get(f"/admin/metrics/source/{source.pk}/change/")
     assert b'data-testid="source-trading"' in source_page.content
+
+
+def test_the_admin_lists_controls_read_only_with_their_history(source: Source) -> None:
+    run("halt", source.name, "--note", "outage")
+    control = TradingControl.objects.get(source=source)
+    client = Client()
+    client.force_login(make_user("vic", groups=["Viewer"], is_staff=True))
+    listing = client.get("/admin/metrics/tradingcontrol/")
+    assert listing.status_code == 200
+    assert b"outage" in listing.content
+    history = client.get(f"/admin/metrics/tradingcontrol/{control.pk}/history/")
+    assert history.status_code == 200
+    assert b"halted" in history.content
