@@ -21,47 +21,33 @@ from django.utils.safestring import mark_safe
 from core.audit_admin import AuditHistoryAdmin
 from metrics.models import Source
 
-from . import engine
 from .alert_page_admin import AcknowledgeForm, AlertPageAdmin
 from .evaluation import rule_preview
 from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
 from .silences import SilenceMatcher, alert_silence
 from .statistics import alert_statistics
+from .threshold_checks import thresholds_problem
 
 
-class ThresholdFormSet(forms.BaseInlineFormSet):
+class ThresholdFormSet(forms.BaseInlineFormSet[Threshold, Rule, forms.ModelForm[Threshold]]):
     """Refuse thresholds that contradict each other, naming them (the engine's check)."""
 
     def clean(self) -> None:
         super().clean()
-        thresholds = []
-        for form in self.forms:
-            data = getattr(form, "cleaned_data", None)
-            if not data or data.get("DELETE") or data.get("value") is None:
-                continue
-            try:
-                thresholds.append(
-                    engine.Threshold(
-                        severity=engine.Severity(data["severity"]),
-                        comparison=engine.Comparison(data["comparison"]),
-                        value=data["value"],
-                        clear_value=data.get("clear_value"),
-                    )
-                )
-            except ValueError as exc:
-                raise forms.ValidationError(f"Threshold {data['severity']}: {exc}") from None
-        if not thresholds:
-            return
-        try:
-            engine.check_monotonic(
-                engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
-            )
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
+        tiers = [
+            (data["severity"], data["comparison"], data["value"], data.get("clear_value"))
+            for form in self.forms
+            if (data := getattr(form, "cleaned_data", None))
+            and not data.get("DELETE")
+            and data.get("value") is not None
+        ]
+        problem = thresholds_problem(tiers)
+        if problem:
+            raise forms.ValidationError(problem)
 
 
-class ThresholdInline(admin.TabularInline):
+class ThresholdInline(admin.TabularInline[Threshold, Rule]):
     model = Threshold
     formset = ThresholdFormSet
     extra = 0
@@ -69,7 +55,7 @@ class ThresholdInline(admin.TabularInline):
 
 
 @admin.register(Rule)
-class RuleAdmin(AuditHistoryAdmin):
+class RuleAdmin(AuditHistoryAdmin[Rule]):
     list_display = ["name", "kind", "metric", "aggregation", "window", "scope", "enabled", "pack"]
     list_filter = ["enabled", "kind", "scope", "pack"]
     search_fields = ["name", "metric", "description"]
@@ -170,14 +156,14 @@ def rule_actions_said(rule: Rule) -> str:
 
 
 @admin.register(ThresholdOverride)
-class ThresholdOverrideAdmin(AuditHistoryAdmin):
+class ThresholdOverrideAdmin(AuditHistoryAdmin[ThresholdOverride]):
     list_display = ["threshold", "source", "value", "clear_value", "enabled"]
     list_select_related = ["threshold__rule", "source"]
     autocomplete_fields = ["source"]
     list_filter = ["enabled"]
 
 
-class CappedCountPaginator(Paginator):
+class CappedCountPaginator(Paginator[Alert]):
     """Counts at most COUNT_CAP rows: the pager then says "10000+" instead of scanning a
     million rows on every page view to print an exact total."""
 
@@ -357,7 +343,7 @@ class AlertAdmin(AlertPageAdmin):
 
 
 @admin.register(Silence)
-class SilenceAdmin(AuditHistoryAdmin):
+class SilenceAdmin(AuditHistoryAdmin[Silence]):
     list_display = [
         "reason",
         "starts_at",

@@ -53,7 +53,7 @@ class AlertButtons:
     view_only: bool
 
 
-class AlertPageAdmin(admin.ModelAdmin):
+class AlertPageAdmin(admin.ModelAdmin[Alert]):
     """The alert's page; `AlertAdmin` adds the list, its filters and its bulk actions."""
 
     # Nothing here is typed in by a person: the summary shows what matters, these the rest.

@@ -49,7 +49,7 @@ def backoff(attempt: int, *, jitter: random.Random | None = None) -> float:
     out while the wait still grows with each failure.
     """
     base = settings.TRADEWATCH_DELIVERY_BACKOFF_SECONDS
-    step = min(settings.TRADEWATCH_DELIVERY_BACKOFF_MAX_SECONDS, base * 2 ** max(attempt - 1, 0))
+    step = min(settings.TRADEWATCH_DELIVERY_BACKOFF_MAX_SECONDS, base * 2.0 ** max(attempt - 1, 0))
     rng = jitter or random
     return step / 2 + rng.uniform(0, step / 2)
 
@@ -350,7 +350,8 @@ def delivery_problem_record(event_type: str, message: str, *, context: dict[str,
     """
     from metrics.models import Event as SourceEvent
     from metrics.services import system_source
-    from metrics.tasks import source_changed_soon
+
+    from .trigger import evaluation_request
 
     source = system_source()
     SourceEvent.objects.create(
@@ -358,7 +359,7 @@ def delivery_problem_record(event_type: str, message: str, *, context: dict[str,
         ts=timezone.now(),
     )  # fmt: skip
     source_id = source.pk
-    transaction.on_commit(lambda: source_changed_soon(source_id, derive=False))
+    transaction.on_commit(lambda: evaluation_request(source_id))
 
 
 def outbox_sweep(*, now: datetime | None = None, limit: int = 500) -> int:

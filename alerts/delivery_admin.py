@@ -20,7 +20,7 @@ from .delivery import channel_send_test, notification_retry
 from .models import Channel, DeliveryAttempt, Notification, Policy
 
 
-class ChannelForm(forms.ModelForm):
+class ChannelForm(forms.ModelForm[Channel]):
     """Secrets are write-only: shown masked, kept when left as shown, replaced when typed.
 
     A secret the kind makes itself when left empty (a recovery action's signing secret)
@@ -73,7 +73,7 @@ class ChannelForm(forms.ModelForm):
         return kind.secrets_completed(secrets)
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(admin.TabularInline[DeliveryAttempt, Notification]):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
@@ -85,7 +85,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Channel)
-class ChannelAdmin(AuditHistoryAdmin):
+class ChannelAdmin(AuditHistoryAdmin[Channel]):
     form = ChannelForm
     list_display = [
         "name", "kind", "enabled", "min_severity", "sent_count", "failed_count",
@@ -142,7 +142,7 @@ class ChannelAdmin(AuditHistoryAdmin):
 
 
 @admin.register(Policy)
-class PolicyAdmin(AuditHistoryAdmin):
+class PolicyAdmin(AuditHistoryAdmin[Policy]):
     list_display = ["name", "enabled", "min_severity", "channel_names", "escalate_after"]
     list_filter = ["enabled", "min_severity"]
     search_fields = ["name"]
@@ -168,7 +168,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(admin.ModelAdmin[Notification]):
     list_display = [
         "id", "created_at", "event", "channel", "alert_link", "state", "held", "attempts",
         "last_status", "last_error_short", "sent_at",

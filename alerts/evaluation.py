@@ -16,10 +16,10 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from core.generations import KeptCopy
 from metrics.models import Source
 
 from . import engine
-from .generations import KeptCopy
 from .judging import Extremes, Pass, Summary, subjects, worse_values
 from .lifecycle import alert_resolve_obsolete
 from .loading import source_data_load
@@ -28,7 +28,7 @@ from .quiet import alerts_touch
 
 # Rules change rarely and are read for every evaluation, most of them in a request
 # that is waiting for its answer: each process keeps them until an edit is committed
-# (see `alerts.generations`; one cache round trip per evaluation), so an edit applies
+# (see `core.generations`; one cache round trip per evaluation), so an edit applies
 # at the next evaluation in every process. RULES_TTL_SECONDS bounds how long a change
 # made straight in the database can go unnoticed.
 RULES_GENERATION = "rules-generation"
@@ -75,7 +75,7 @@ def _enabled_rules_read() -> list[Rule]:
 
 
 # Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
-# watches (settings.TRADEWATCH_WATCHED_METRICS_FUNCTION names this function). Asked for
+# watches (alerts.trigger asks, before it evaluates a source after a batch). Asked for
 # every batch: kept like the rules, until an edit is committed (one plain GET of the
 # generation per batch, as for API keys), so a rule added for a new metric sees its next
 # batch evaluated.

@@ -48,7 +48,8 @@ def _plain_sql() -> bool:
 def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def _tag_rows(ids: list[int]) -> Iterable[tuple[int, int]]:
@@ -68,7 +69,10 @@ def _tag_rows(ids: list[int]) -> Iterable[tuple[int, int]]:
 def _series_rows(ids: list[int], names: set[str]) -> Iterable[dict[str, Any]]:
     columns = ("id", "source_id", "name", "labels", "labels_key", "last_ts", "last_value")
     if not _plain_sql():
-        return MetricSeries.objects.filter(source_id__in=ids, name__in=names).values(*columns)
+        series: Iterable[dict[str, Any]] = MetricSeries.objects.filter(
+            source_id__in=ids, name__in=names
+        ).values(*columns)
+        return series
     rows = []
     for row in _rows(
         f"SELECT {', '.join(columns)} FROM {MetricSeries._meta.db_table} "
@@ -270,7 +274,8 @@ def _events(
             return []
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(parts), params)
-            return cursor.fetchall()
+            found: list[tuple[int, str, datetime, bool]] = cursor.fetchall()
+            return found
     rows: list[tuple[int, str, datetime, bool]] = []
     if since is not None and types:
         rows += [

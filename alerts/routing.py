@@ -18,8 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from core.generations import KeptCopy
+
 from .channels.registry import acts_once
-from .generations import KeptCopy
 from .models import Alert, AlertTransition, Channel, Notification, Policy
 from .payloads import alert_payload
 
@@ -41,7 +42,7 @@ EVENT_OF_TRANSITION: dict[str, str] = {
 DELIVER_TASK = "alerts.tasks.deliver"
 
 # Policies are read on every notifying transition; a per-process copy saves five
-# queries each time. It is kept until an edit is committed (see `alerts.generations`),
+# queries each time. It is kept until an edit is committed (see `core.generations`),
 # and the TTL bounds a change made straight in the database.
 POLICIES_GENERATION = "routing-policies-generation"
 POLICIES_TTL_SECONDS = 30.0

@@ -9,31 +9,20 @@ from celery import shared_task
 
 from metrics.derived import pending_derivations, trading_metrics_catch_up
 from metrics.models import Source
-from metrics.tasks import claim_pending_work
 
 from .delivery import notification_deliver, outbox_sweep
 from .escalation import alerts_escalate
-from .evaluation import all_sources_evaluate, source_evaluate
+from .evaluation import all_sources_evaluate
+from .trigger import DERIVE_SECONDS, evaluation_run
 
 logger = logging.getLogger(__name__)
-
-# Derivation's share of a task's time limit: a month of history to fold from scratch
-# (after an upgrade) goes on in the next runs; the evaluation after it must still fit.
-DERIVE_SECONDS = 20.0
 
 
 @shared_task(name="alerts.tasks.evaluate_source", time_limit=60, soft_time_limit=50)
 def evaluate_source(source_id: int) -> None:
-    """Right after a source's data arrived: derive its trading metrics if due, evaluate."""
-    if claim_pending_work(source_id):
-        source = Source.objects.filter(pk=source_id, enabled=True).first()
-        if source is None:
-            return
-        derivation = trading_metrics_catch_up(source=source, budget_seconds=DERIVE_SECONDS)
-        source_evaluate(source_id=source_id, source=source, extremes=derivation.extremes)
-        return
-    # Disabled sources are skipped there too; no need to read the source row first.
-    source_evaluate(source_id=source_id)
+    """Right after a source's data arrived: derive its trading metrics if due, evaluate
+    (queued by `alerts.trigger`, which keeps one evaluation of a source in flight)."""
+    evaluation_run(source_id)
 
 
 @shared_task(name="alerts.tasks.evaluate_all_sources", time_limit=120, soft_time_limit=110)

@@ -27,7 +27,12 @@ class AuditContextMiddleware(HistoryMiddleware):
 
     @cached_property
     def audited_prefixes(self) -> tuple[str, ...]:
-        return (reverse("admin:index"), reverse("alert-list"), reverse("silence-list"))
+        return (
+            reverse("admin:index"),
+            reverse("alert-list"),
+            reverse("silence-list"),
+            reverse("config-apply").removesuffix("apply"),  # the configuration API
+        )
 
     def get_context(self, request: HttpRequest) -> dict[str, Any]:
         context: dict[str, Any] = super().get_context(request)
@@ -37,7 +42,9 @@ class AuditContextMiddleware(HistoryMiddleware):
         return context
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse
         if self.enabled and request.path.startswith(self.audited_prefixes):
-            response: HttpResponse = super().__call__(request)
-            return response
-        return self.get_response(request)
+            response = super().__call__(request)
+        else:
+            response = self.get_response(request)
+        return response

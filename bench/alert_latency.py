@@ -21,6 +21,11 @@ rule fires CRITICAL when a source's last `leverage` is over 3 and clears under 2
    firing per probe source first warms every process up and is not counted. An alert
    not visible after --timeout seconds is a timeout.
 
+With --continuous, the --probe-sources (then 20 by default) also send as trading bots do:
+each posts a calm batch of metrics the pack's rules read every --stream-ms (100) ms, from
+a process of its own (`bench.stream`), so an evaluation of the source is nearly always
+in flight or just ending when its breach arrives. The firings go on among that stream.
+
 The machine may be shared: the run first waits (up to --quiet-wait seconds) until no
 other benchmark (`python -m bench.*`) or test run (pytest) goes on and other programs
 leave the CPUs alone, and starts the measurement over (up to --attempts times) when one
@@ -39,7 +44,8 @@ worker log gives the duration of every `evaluate_source` task the worker ran.
 
 The last line printed is JSON: {"ingest_to_alert_p50_ms": .., "ingest_to_alert_p99_ms":
 .., "firings": .., "timeouts": .., "background_samples_per_s": ..,
-"api_capacity_samples_per_s": ..}. Goal: p99 < 50 ms.
+"api_capacity_samples_per_s": ..} (with --continuous also "stream_batches_per_s"). Goal:
+p99 < 50 ms, in both modes.
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ from bench._support import (
     run_with_cleanup,
     say,
 )
+from bench.stream import Stream
 
 HOST = "127.0.0.1"
 INGEST_PATH = "/api/v1/metrics"
@@ -679,7 +686,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--firings", type=int, default=400, help="measured firings (>= 200)")
-    parser.add_argument("--probe-sources", type=int, default=50)
+    parser.add_argument("--probe-sources", type=int, help="default: 50, or 20 with --continuous")
+    parser.add_argument(
+        "--continuous", action="store_true", help="the probe sources also send a steady stream"
+    )
+    parser.add_argument("--stream-ms", type=float, default=100.0, help="stream period per source")
     parser.add_argument("--bg-sources", type=int, default=50)
     parser.add_argument("--bg-threads", type=int, default=4, help="background sender threads")
     parser.add_argument("--batch-size", type=int, default=500)
@@ -716,6 +727,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the web/worker logs")
     args = parser.parse_args(argv)
+    if args.probe_sources is None:
+        args.probe_sources = 20 if args.continuous else 50
     if args.redis_db == args.cache_db:
         parser.error("--redis-db and --cache-db must differ")
     if not 0 < args.load <= 1:
@@ -853,12 +866,20 @@ def run(
     )
     background = Background(config)
     cleanup.append(background.close)
+    stream = None
+    if args.continuous:  # forked before this process opens any connection of its own
+        stream = Stream(HOST, port, [probe.key for probe in probes], period=args.stream_ms / 1000)
+        cleanup.append(stream.stop)
     prober = variant.prepare(env, bench_db, rule_id, probes, args, port)
     cleanup.append(prober.close)
     for probe in probes:  # creates every probe series; each evaluation finds nothing
         prober.reset(probe)
 
     groups = {"web": [web.pid], "worker": [worker.pid], "background": [background.pid]}
+    if stream is not None:
+        stream.start()
+        groups["stream"] = [stream.pid or 0]
+        say(f"stream: {len(probes)} sources, a batch each every {args.stream_ms:g} ms")
     # Each attempt first waits until the machine is quiet; one that sees another
     # benchmark or test run start pauses the load (not to disturb it) and starts over.
     for attempt in range(1, args.attempts + 1):
@@ -867,7 +888,7 @@ def run(
         try:
             return measure(
                 args,
-                Setup(background, prober, probes, worker, groups, servers, sampler),
+                Setup(background, prober, probes, worker, groups, servers, sampler, stream),
                 strict=attempt < args.attempts,
                 key=variant.key,
             )
@@ -899,6 +920,7 @@ class Setup:
     groups: dict[str, list[int]]
     servers: dict[str, str]
     sampler: QueueSampler
+    stream: Stream | None = None
 
 
 def measure(
@@ -987,7 +1009,7 @@ def measure(
     say(cpu_line(usage))
     if paced.errors:
         say(f"warning: background errors: {paced.first_error}")
-    return {
+    figures = {
         f"{key}_p50_ms": round(percentile(latencies, 50), 1),
         f"{key}_p99_ms": round(percentile(latencies, 99), 1),
         "firings": len(firings),
@@ -995,6 +1017,16 @@ def measure(
         "background_samples_per_s": round(paced.rate, 1),
         "api_capacity_samples_per_s": round(capacity.rate, 1),
     }
+    if setup.stream is not None:
+        streamed = setup.stream.stop()
+        if streamed is None:
+            raise RuntimeError("the stream process died during the run")
+        say(
+            f"stream: {streamed.batches_per_s:,.1f} batches/s, {streamed.errors} errors, "
+            f"{streamed.late} sends more than a period late"
+        )
+        figures["stream_batches_per_s"] = round(streamed.batches_per_s, 1)
+    return figures
 
 
 def main(

@@ -9,10 +9,13 @@ the breaching POST to the receiver having read the signed notification of that s
 alert; the breakdown splits it at the alert's `first_seen` as there (api, wait, then
 "evaluate" covering evaluation, the delivery task and the POST to the receiver).
 
-    .venv/bin/python -m bench.delivery_latency [--firings 400] [--load 0.5] ...
+    .venv/bin/python -m bench.delivery_latency [--firings 400] [--load 0.5] [--continuous] ...
+
+--continuous: the probe sources also send a steady stream, as there.
 
 The last line printed is JSON: {"ingest_to_delivery_p50_ms": ..,
-"ingest_to_delivery_p99_ms": .., "firings": .., "timeouts": .., ...}. Goal: p99 < 100 ms.
+"ingest_to_delivery_p99_ms": .., "firings": .., "timeouts": .., ...}. Goal: p99 < 100 ms,
+in both modes.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ def main() -> None:
     import django
 
     django.setup()
+    from core.redis_cache import cache_key, redis_cache_client, redis_script
     from metrics import ratelimit
-    from metrics.tasks import cache_key, redis_cache_client, redis_script
 
     client = redis_cache_client()
     if client is None:

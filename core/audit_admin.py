@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
@@ -14,8 +14,10 @@ from django.template.response import TemplateResponse
 
 from .audit_history import audit_available, object_history
 
+_ModelT = TypeVar("_ModelT", bound=Model)
 
-class AuditHistoryAdmin(admin.ModelAdmin):
+
+class AuditHistoryAdmin(admin.ModelAdmin[_ModelT]):
     """Replaces the admin's own history (form saves only) with the trigger-recorded one,
     which also has bulk actions, `queryset.update()` and changes made outside the admin."""
 

@@ -90,6 +90,8 @@ def object_history(
         context = row["pgh_context"] or {}
         user_id = context.get("user")
         who = (names.get(user_id) if user_id is not None else None) or context.get("username")
+        if context.get("via"):  # made through a tool, not a form: `config apply`
+            who = f"{who or 'someone'} via {context['via']}"
         diff = row["pgh_diff"] or {}
         data = row["pgh_data"] or {}
         changes.append(

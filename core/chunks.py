@@ -45,7 +45,7 @@ def delete_older_than(
                 f"(SELECT {row_id} FROM {table} WHERE {column} < %s LIMIT %s{claim})",
                 [cutoff, chunk],
             )
-            count = cursor.rowcount
+            count: int = cursor.rowcount
         deleted += count
         if progress is not None and count:
             progress(count)

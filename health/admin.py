@@ -38,7 +38,7 @@ def badge(status: str) -> SafeString:
 
 
 @admin.register(ProcessHeartbeat)
-class ProcessHeartbeatAdmin(admin.ModelAdmin):
+class ProcessHeartbeatAdmin(admin.ModelAdmin[ProcessHeartbeat]):
     list_display = ["role", "name", "last_seen"]
     list_filter = ["role"]
     readonly_fields = ["role", "name", "last_seen"]
@@ -48,7 +48,7 @@ class ProcessHeartbeatAdmin(admin.ModelAdmin):
 
 
 @admin.register(HealthCheck)
-class HealthCheckAdmin(AuditHistoryAdmin):
+class HealthCheckAdmin(AuditHistoryAdmin[HealthCheck]):
     list_display = [
         "name", "kind", "source", "status_badge", "last_score", "latency", "breaker",
         "last_run_at", "last_summary", "enabled",
@@ -114,7 +114,7 @@ class HealthCheckAdmin(AuditHistoryAdmin):
 
 
 @admin.register(HealthReport)
-class HealthReportAdmin(admin.ModelAdmin):
+class HealthReportAdmin(admin.ModelAdmin[HealthReport]):
     list_display = [
         "created_at", "health_check", "status_badge", "check_status", "score", "latency_ms",
         "breaker", "summary",

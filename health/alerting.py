@@ -25,9 +25,9 @@ from alerts.evaluation import (
     specs_forget,
     with_thresholds,
 )
-from alerts.generations import KeptCopy
 from alerts.lifecycle import Finding, apply_finding
 from alerts.models import Alert, Rule
+from core.generations import KeptCopy
 from metrics.services import system_source
 
 from .checks import CheckResult

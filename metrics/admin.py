@@ -26,13 +26,13 @@ admin.site.unregister(APIKey)
 
 
 @admin.register(Tag)
-class TagAdmin(AuditHistoryAdmin):
+class TagAdmin(AuditHistoryAdmin[Tag]):
     search_fields = ["name"]
 
 
 # Registered by the project (`monitoring_site.admin`): a source's page also shows its
 # health and open alerts, which are not metrics' to read.
-class SourceAdmin(AuditHistoryAdmin):
+class SourceAdmin(AuditHistoryAdmin[Source]):
     list_display = ["name", "kind", "enabled", "tag_list", "heartbeat_period", "updated_at"]
     list_filter = ["kind", "enabled", "tags"]
     search_fields = ["name", "description"]
@@ -140,7 +140,7 @@ class SourceAdmin(AuditHistoryAdmin):
 
 
 @admin.register(SourceAPIKey)
-class SourceAPIKeyAdmin(admin.ModelAdmin):
+class SourceAPIKeyAdmin(admin.ModelAdmin[SourceAPIKey]):
     list_display = ["prefix", "source", "name", "created", "expiry_date", "revoked"]
     list_filter = ["revoked", "source"]
     list_select_related = ["source"]
@@ -179,7 +179,7 @@ class SourceAPIKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(TradingControl)
-class TradingControlAdmin(AuditHistoryAdmin):
+class TradingControlAdmin(AuditHistoryAdmin[TradingControl]):
     """Every control ever set, read-only: changes go through Halt / Reduce only / Re-arm
     (the dashboard, a source's or an alert's page, the sources list), which ask for a
     note and check who may loosen; the History link shows every change."""

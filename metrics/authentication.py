@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from alerts.generations import generation_bump, generation_current
+from core.generations import generation_bump, generation_current
 from core.operator_api import KEYWORD
 
 from .models import Source, SourceAPIKey
@@ -78,7 +78,7 @@ def usable_key(prefix: str) -> SourceAPIKey | None:
 # right prefix with a wrong secret never matches), per process, bounded.
 #
 # Each remembered check is tagged with the keys' generation the shared cache held when
-# the check was read (as rules are, see `alerts.generations`). Revoking a key, or
+# the check was read (as rules are, see `core.generations`). Revoking a key, or
 # disabling or deleting a source, writes a fresh generation once it is committed, so
 # every process checks the database again at its next request: a revoked key is
 # refused at once, everywhere. With the cache away nothing remembered is trusted (every

@@ -9,7 +9,7 @@ as `active`.
 
 Every ingestion answer carries the state, so reading it must cost no query: each
 process keeps a copy of every control (a few rows), tagged with a generation the shared
-cache holds (`alerts.generations`); a change writes a new generation when it commits,
+cache holds (`core.generations`); a change writes a new generation when it commits,
 so every process reads the controls again at its next request. Resolution itself is a
 pure function of that copy and the time.
 
@@ -30,7 +30,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from alerts.generations import KeptCopy, generation_current
+from core.generations import KeptCopy, generation_current
 
 from .models import Source, Tag, TradingControl
 

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .changes import source_changed_on_commit
 from .models import (
     DerivationRequest,
     Event,
@@ -24,7 +25,6 @@ from .models import (
     SourceHeartbeat,
     Trade,
 )
-from .tasks import evaluation_wanted
 from .validation import EMPTY_LABELS_KEY, EventIn, HeartbeatIn, Sample, TradeIn
 
 SAMPLE_TABLE = MetricSample._meta.db_table
@@ -229,9 +229,9 @@ def computed_samples_store(
 def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool = True) -> int:
     """Store a validated batch of samples and their series' latest values; return the count.
 
-    An evaluation of the source is queued only when a rule reads one of the batch's
-    metrics (or it holds equity, the input of derived metrics): see `evaluation_wanted`.
-    `evaluate=False` is for writers that evaluate right after themselves (derivation).
+    Once committed, the change is announced (`metrics.changes`) with the batch's metric
+    names: evaluation decides whether a rule reads them. `evaluate=False` is for writers
+    that evaluate right after themselves (derivation).
     """
     with transaction.atomic():
         series_ids = _resolve_series(source, samples)
@@ -249,9 +249,9 @@ def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool =
                 ),
             )
         if evaluate:
-            names = {name for name, _ in series_ids}
-            if touches_equity or evaluation_wanted(names):
-                _queue_after_commit(source, derive=touches_equity)
+            source_changed_on_commit(
+                source.pk, names={name for name, _ in series_ids}, derive=touches_equity
+            )
     return len(samples)
 
 
@@ -264,7 +264,7 @@ def trade_ingest(*, source: Source, trades: Sequence[TradeIn]) -> TradesStored:
         stored = _insert_new_trades(source, list(unique.values()), received_at=timezone.now())
         if stored:
             _derivation_request(source, since=min(stored))
-        _queue_after_commit(source, derive=bool(stored))
+        source_changed_on_commit(source.pk, derive=bool(stored))
     return TradesStored(accepted=len(stored), duplicates=len(trades) - len(stored))
 
 
@@ -333,7 +333,7 @@ def event_ingest(*, source: Source, events: Sequence[EventIn]) -> int:
                 for event in events
             ]
         )
-        _queue_after_commit(source, derive=False)
+        source_changed_on_commit(source.pk)
     return len(events)
 
 
@@ -359,7 +359,7 @@ def heartbeat_record(*, source: Source, heartbeat: HeartbeatIn) -> SourceHeartbe
                 current.last_seen = heartbeat.ts
                 fields += ["status", "info", "last_seen"]
             current.save(update_fields=fields)
-        _queue_after_commit(source, derive=False)
+        source_changed_on_commit(source.pk)
     return current
 
 
@@ -368,13 +368,3 @@ def _derivation_request(source: Source, *, since: datetime) -> None:
     stored: derivation takes it (`metrics.derived`), even if the hint queued after commit
     is lost with the cache or the broker."""
     DerivationRequest.objects.create(source=source, since=since)
-
-
-def _queue_after_commit(source: Source, *, derive: bool) -> None:
-    """Once the batch is visible, evaluate the source's rules (deriving metrics first)."""
-    from .tasks import source_changed_soon
-
-    source_id = source.pk
-    # Robust: the batch is stored by then, so it is answered 202 even if the cache or the
-    # broker is away; beat's evaluation of every source (every 15 s) catches up.
-    transaction.on_commit(lambda: source_changed_soon(source_id, derive=derive), robust=True)

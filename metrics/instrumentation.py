@@ -72,4 +72,6 @@ def own_metrics() -> Iterable[Metric]:
     """These metrics as one scrape should show them: summed over every worker process."""
     if MULTIPROCESS_DIR is None:
         return REGISTRY.collect()
-    return MultiProcessCollector(None, path=MULTIPROCESS_DIR).collect()
+    collector = MultiProcessCollector(None, path=MULTIPROCESS_DIR)
+    summed: Iterable[Metric] = collector.collect()
+    return summed

@@ -24,7 +24,7 @@ from typing import Final
 
 from django.core.cache import cache
 
-from metrics.tasks import cache_key, redis_cache_client, redis_script
+from core.redis_cache import cache_key, redis_cache_client, redis_script
 
 WINDOW_SECONDS: Final = 60
 # The request's own slot and the WINDOW_SECONDS before it (see the module docstring).

@@ -20,6 +20,7 @@ from core.api_errors import ErrorsView
 
 SCHEMA_URL: Final = "/api/schema/"
 DOCS_URL: Final = "/api/docs/"
+CONFIG_SCHEMA_URL: Final = "/api/schema/config.json"
 
 # The credentials an endpoint takes, by the name the endpoints below use.
 AUTH: Final[dict[str, str]] = {
@@ -30,6 +31,13 @@ AUTH: Final[dict[str, str]] = {
     "operator": "A person: `Authorization: Token <token>` (admin: Auth Token > Tokens) or "
     "an admin session; the person's Django permissions decide what they may do.",
 }
+
+# The configuration API's objects: (URL part, what they are).
+CONFIG_OBJECTS: Final = (
+    ("sources", "sources"), ("channels", "channels"), ("recovery-actions", "recovery actions"),
+    ("rules", "rules with their thresholds and overrides"), ("policies", "policies"),
+    ("health-checks", "health checks"),
+)  # fmt: skip
 
 Endpoint = tuple[str, tuple[str, ...], str, str]  # url, methods, auth, purpose
 
@@ -83,6 +91,28 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
              "Kill switch, circuit breaker, positions and exchange per source."),
         ],
     ),
+    "configuration": (
+        "People export and apply configuration files, and edit configuration; reading "
+        "needs the Viewer group's permissions, changing the Admin group's.",
+        [
+            ("/api/v1/config/apply", ("POST",), "operator",
+             "Apply a configuration file (`dry_run` to see the changes only)."),
+            ("/api/v1/config/export", ("GET",), "operator",
+             "The configuration as one file (secrets as references)."),
+            *[
+                endpoint
+                for part, what in CONFIG_OBJECTS
+                for endpoint in (
+                    (f"/api/v1/config/{part}", ("GET", "POST"), "operator",
+                     f"List {what}, or create one (as in a file)."),
+                    (f"/api/v1/config/{part}/{{name}}", ("GET", "PUT", "DELETE"), "operator",
+                     f"Read, replace or delete one of the {what}, by name."),
+                )
+            ],
+            ("/api/v1/config/sources/{name}/keys", ("POST", "DELETE"), "operator",
+             "Issue a source's API key (shown once), or revoke all of them."),
+        ],
+    ),
     "schema/docs": (
         "The API's contract.",
         [
@@ -90,6 +120,8 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             (SCHEMA_URL, ("GET",), "none",
              "The OpenAPI 3 schema (YAML; `?format=json` for JSON)."),
             (DOCS_URL, ("GET",), "none", "Interactive API documentation."),
+            (CONFIG_SCHEMA_URL, ("GET",), "none",
+             "The JSON Schema of configuration files (`tradewatch config export`)."),
         ],
     ),
     "probes": (

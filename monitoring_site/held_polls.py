@@ -84,8 +84,8 @@ def redis_generation_reader() -> Callable[[], Awaitable[object]]:
     import redis.asyncio as aioredis
     from django.conf import settings
 
+    from core.redis_cache import cache_key
     from metrics.control import CONTROLS_GENERATION
-    from metrics.tasks import cache_key
 
     location = settings.CACHES["default"].get("LOCATION", "")
     if isinstance(location, list | tuple):

@@ -10,8 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Django's generic classes (ModelAdmin, ModelForm, inlines...) take their model as a
+# type argument at run time too, as the type checker reads them: ModelAdmin[Alert].
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -57,6 +62,7 @@ INSTALLED_APPS = [
     "alerts",
     "health",
     "audit",
+    "configuration",
 ]
 
 MIDDLEWARE = [
@@ -221,8 +227,17 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's files come from the project itself, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # Alerts have a state too: the trading state's enum gets its own name.
-    "ENUM_NAME_OVERRIDES": {"TradingStateEnum": "metrics.models.TradingControl.State"},
+    # Several objects of the configuration API have a `kind`, each its own choices;
+    # alerts and trading controls each have a state.
+    "ENUM_NAME_OVERRIDES": {
+        "SourceKindEnum": "configuration.fields.SOURCE_KINDS",
+        "ChannelKindEnum": "configuration.fields.CHANNEL_KINDS_ORDINARY",
+        "RuleKindEnum": "configuration.fields.RULE_KINDS",
+        "HealthCheckKindEnum": "configuration.fields.HEALTH_CHECK_KINDS",
+        # Alerts have a state too: the trading state's enum gets its own name.
+        "TradingStateEnum": "metrics.models.TradingControl.State",
+        "ThresholdActionEnum": "configuration.fields.THRESHOLD_ACTIONS",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------
@@ -273,7 +288,6 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Separate queues so a flood of one kind of work never starves another: evaluation after
 # ingestion, notification delivery, health checks; housekeeping goes to "default".
 CELERY_TASK_ROUTES = {
-    "metrics.tasks.derive_*": {"queue": "ingest"},
     "alerts.tasks.evaluate_*": {"queue": "ingest"},
     "alerts.tasks.deliver*": {"queue": "delivery"},
     "alerts.tasks.sweep_outbox": {"queue": "delivery"},
@@ -316,9 +330,10 @@ TRADEWATCH_MAX_URL_BYTES: int = env.int("TRADEWATCH_MAX_URL_BYTES", default=2048
 TRADEWATCH_BODY_TIMEOUT_SECONDS: float = env.float("TRADEWATCH_BODY_TIMEOUT_SECONDS", default=30.0)
 
 # --- Alerts -----------------------------------------------------------------------
-# A source is evaluated at most once per this interval while its data keeps coming; the
-# first batch after a quiet spell is evaluated at once.
-TRADEWATCH_EVALUATION_INTERVAL_MS: int = env.int("TRADEWATCH_EVALUATION_INTERVAL_MS", default=200)
+# Who hears that a source's data was stored (metrics.changes.SourceChange): the alerts
+# app's trigger evaluates the source (one evaluation in flight per source, see
+# alerts/trigger.py). Declared here so that metrics imports no upper app.
+TRADEWATCH_SOURCE_CHANGED_HANDLERS: list[str] = ["alerts.trigger.source_changed"]
 # The first batch after a quiet spell is evaluated in the request that brought it (a
 # breach becomes an alert before the answer), not by a worker; off: always by a worker.
 TRADEWATCH_EVALUATE_ON_ARRIVAL: bool = env.bool("TRADEWATCH_EVALUATE_ON_ARRIVAL", default=True)
@@ -327,10 +342,6 @@ TRADEWATCH_EVALUATE_ON_ARRIVAL: bool = env.bool("TRADEWATCH_EVALUATE_ON_ARRIVAL"
 TRADEWATCH_EVALUATE_ON_ARRIVAL_SHARE: float = env.float(
     "TRADEWATCH_EVALUATE_ON_ARRIVAL_SHARE", default=0.25
 )
-# The function (no arguments) giving the metric names rules read: a metric batch holding
-# none of them (nor equity, which derived metrics come from) queues no evaluation. Named
-# here so that ingestion need not import the alerts app; empty: every batch evaluates.
-TRADEWATCH_WATCHED_METRICS_FUNCTION: str = "alerts.evaluation.watched_metric_names"
 # How long a firing, unacknowledged alert waits before it is announced again.
 TRADEWATCH_REPEAT_SECONDS: dict[str, int] = {
     "EMERGENCY": env.int("TRADEWATCH_REPEAT_EMERGENCY_SECONDS", default=10),

@@ -30,6 +30,12 @@ class TagFactory(factory.django.DjangoModelFactory[Tag]):
     name = factory.Sequence(lambda n: f"tag-{n}")
 
 
+def _tags_set(source: Source, create: bool, extracted: list[Tag] | None, **kwargs: object) -> None:
+    """`SourceFactory(tags=[...])`: a many-to-many is set once the source is saved."""
+    if create and extracted:
+        source.tags.set(extracted)
+
+
 class SourceFactory(factory.django.DjangoModelFactory[Source]):
     class Meta:
         model = Source
@@ -38,10 +44,7 @@ class SourceFactory(factory.django.DjangoModelFactory[Source]):
     name = factory.Sequence(lambda n: f"bot-{n}")
     kind = Source.Kind.BOT
 
-    @factory.post_generation
-    def tags(self, create: bool, extracted: list[Tag] | None, **kwargs: object) -> None:
-        if create and extracted:
-            self.tags.set(extracted)
+    tags = factory.PostGeneration(_tags_set)
 
 
 def make_series(

@@ -8,7 +8,7 @@ groups). Every error is `{"errors": [{"index": null, "field": ..., "message": ..
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
@@ -111,7 +111,11 @@ def field_errors(detail: Mapping[str, Any], rename: Mapping[str, str] | None = N
     return errors
 
 
-def found_one(found: tuple[list[Any], list[str]], kind: str, ref: str) -> Any:
+#: A row a selector found (a Source, a Rule, a Tag...).
+_Row = TypeVar("_Row")
+
+
+def found_one(found: tuple[list[_Row], list[str]], kind: str, ref: str) -> _Row:
     """The row a selector's `<kind>s_find` found for `ref`, or the field's error."""
     rows, _ = found
     if not rows:
@@ -119,7 +123,7 @@ def found_one(found: tuple[list[Any], list[str]], kind: str, ref: str) -> Any:
     return rows[0]
 
 
-def found_all(found: tuple[list[Any], list[str]], what: str) -> list[Any]:
+def found_all(found: tuple[list[_Row], list[str]], what: str) -> list[_Row]:
     """The rows a selector's `<kind>s_find` found, or the field's error naming the missing."""
     rows, missing = found
     if missing:

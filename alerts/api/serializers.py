@@ -31,7 +31,7 @@ SEVERITY_HELP = f"One of {', '.join(selectors.SEVERITY_LABELS)} (least to most u
         "example": "2026-03-02T12:00:00Z",
     }
 )
-class TimestampField(serializers.Field):
+class TimestampField(serializers.Field[datetime, Any, str, Any]):
     """An instant read as ISO 8601 with an offset, or UNIX seconds (a number or digits)."""
 
     def to_internal_value(self, data: Any) -> datetime:
@@ -53,7 +53,7 @@ class TimestampField(serializers.Field):
 
 
 @extend_schema_field({"type": "string", "description": SEVERITY_HELP, "example": "warning"})
-class SeverityField(serializers.Field):
+class SeverityField(serializers.Field[int, Any, str, Any]):
     """A severity shown as its lower-case label (`warning`)."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -126,7 +126,7 @@ def test_it_remembers_a_bounded_number_of_gaps() -> None:
 
 
 def test_it_rides_out_a_database_restart_with_one_notice() -> None:
-    answers: list[Any] = [
+    answers: list[Exception | tuple[list[TransitionLine], bool]] = [
         OperationalError("terminating connection due to administrator command\nmore"),
         OperationalError("connection refused"),
         ([LINE], False),

@@ -15,7 +15,7 @@ from alerts.delivery import notification_deliver
 from alerts.models import Channel, DeliveryAttempt, Notification, Severity
 from alerts.payloads import notification_test_payload
 from alerts.routing import notifications_create
-from tests.alerts.test_api import make_user, token_client
+from tests.factories import make_user, token_client
 from tests.receivers import Answer, Receiver, receiver
 
 pytestmark = pytest.mark.django_db

@@ -37,7 +37,8 @@ def send(client: APIClient, name: str, values: list[float], *, seconds_apart: fl
     assert response.status_code == 202, response.content
 
 
-def firing(source: Source) -> list[tuple[str, int, float | None]]:
+def firing(source: Source) -> list[tuple[str, int, object]]:
+    """The source's firing alerts: rule name, severity and value (to compare with approx)."""
     return [
         (alert.rule.name, alert.severity, alert.value)
         for alert in Alert.objects.filter(source=source, state="firing").select_related("rule")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -75,22 +78,33 @@ def _count(source: Source) -> int:
     return alert.count if alert else 0
 
 
-def test_it_coalesces_a_burst_of_100_batches_into_a_handful_of_evaluations(tmp_path: Path) -> None:
-    _, key = source_create(name="bursty-bot")
+def test_it_evaluates_a_burst_of_100_batches_one_evaluation_at_a_time(tmp_path: Path) -> None:
+    source, key = source_create(name="bursty-bot")
     client = client_for(key)
     current_app.control.purge()
     log = tmp_path / "worker.log"
     with celery_worker(process_environment(), queues="ingest", log_path=log):
         assert wait_until(lambda: " ready." in log.read_text(), 60)
         for i in range(100):
-            post(
-                client, "/api/v1/metrics", {"samples": [{"name": "leverage", "value": 1 + i / 100}]}
-            )
+            # Calm all along, until the last batch.
+            value = 5.0 if i == 99 else 1 + i / 100
+            post(client, "/api/v1/metrics", {"samples": [{"name": "leverage", "value": value}]})
         assert wait_until(lambda: _evaluations(log) == (1, 1) or _settled(log), 60)
 
     received, succeeded = _evaluations(log)
     assert received == succeeded
-    assert 1 <= succeeded <= 20, log.read_text()
+    # Merged: batches that came while one evaluation was in flight shared the next one.
+    assert 1 <= succeeded <= 50, log.read_text()
+    # Never two evaluations of the source at once, though the worker runs two processes:
+    # each one was queued only after the one before it had ended.
+    spans = sorted(_evaluation_spans(log))
+    for (_, ended), (started, _) in itertools.pairwise(spans):
+        # The log's clock has millisecond steps; two evaluations at once would overlap
+        # by a whole evaluation (tens of milliseconds).
+        assert started >= ended - 0.002, spans
+    # And the last batch was judged: a breach waits for one evaluation at most.
+    alert = Alert.objects.get(source=source, rule__name="Leverage")
+    assert (alert.state, alert.value) == (Alert.State.FIRING, 5.0)
 
 
 def _evaluations(log: Path) -> tuple[int, int]:
@@ -101,6 +115,22 @@ def _evaluations(log: Path) -> tuple[int, int]:
         sum(" received" in line for line in lines),
         sum(" succeeded in " in line for line in lines),
     )
+
+
+_SUCCEEDED = re.compile(
+    r"^(\S+ \S+) INFO .*alerts\.tasks\.evaluate_source\[.*\] succeeded in ([0-9.e-]+)s"
+)
+
+
+def _evaluation_spans(log: Path) -> list[tuple[float, float]]:
+    """(start, end) of each evaluation the worker ran, in seconds."""
+    spans = []
+    for line in log.read_text().splitlines():
+        if match := _SUCCEEDED.match(line):
+            stamp, seconds = match.groups()
+            ended = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            spans.append((ended - float(seconds), ended))
+    return spans
 
 
 def _settled(log: Path) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
-from django.conf import settings
 from django.contrib.auth.models import User
 from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
@@ -33,15 +31,6 @@ def reader(admin_user: User) -> APIClient:
     client = APIClient()
     client.force_authenticate(admin_user)
     return client
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    """The broker, its ingest queue (where evaluations wait for workers) emptied."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("ingest")
-    yield client
-    client.delete("ingest")
 
 
 @pytest.fixture

@@ -80,7 +80,9 @@ def test_it_disables_a_source_with_the_bulk_action(
 def test_it_lists_sources_with_their_tags(admin_client: Client, admin_user: User) -> None:
     from tests.factories import SourceFactory, TagFactory
 
-    SourceFactory(name="eth-maker", tags=[TagFactory(name="live"), TagFactory(name="binance")])
+    SourceFactory.create(
+        name="eth-maker", tags=[TagFactory.create(name="live"), TagFactory.create(name="binance")]
+    )
 
     page = admin_client.get("/admin/metrics/source/").content.decode()
 

@@ -15,10 +15,10 @@ from rest_framework.test import APIClient
 
 from alerts.models import Alert
 from alerts.tasks import evaluate_all_sources, evaluate_source
+from alerts.trigger import DERIVATION_NEEDED
 from metrics.derived import Derivation, trading_metrics_derive
 from metrics.ingest import metric_ingest
 from metrics.models import DerivationRequest, DerivedCheckpoint, DerivedState, MetricSeries, Source
-from metrics.tasks import DERIVATION_NEEDED
 from metrics.validation import Sample
 from tests.processes import celery_worker, process_environment, wait_until
 

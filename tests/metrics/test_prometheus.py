@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Timestamp
 from prometheus_client.validation import METRIC_LABEL_NAME_RE, METRIC_NAME_RE
 
 from core.query_params import labels_key
@@ -59,7 +60,11 @@ def strict_families(text: str) -> dict[str, Metric]:
     return families
 
 
-def samples_of(family: Metric) -> dict[tuple[tuple[str, str], ...], Any]:
+#: A sample's labels (sorted) -> its value and timestamp.
+Samples = dict[tuple[tuple[str, str], ...], tuple[float, float | Timestamp | None]]
+
+
+def samples_of(family: Metric) -> Samples:
     return {tuple(sorted(s.labels.items())): (s.value, s.timestamp) for s in family.samples}
 
 

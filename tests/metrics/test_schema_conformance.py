@@ -139,7 +139,9 @@ def test_it_answers_every_operation_as_its_live_schema_says(live_api: LiveApi) -
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result  # every operation of the schema can be loaded
-        operations.append(result.ok())
+        # The configuration API has a run of its own (tests/configuration/), with files.
+        if not result.ok().path.startswith("/api/v1/config/"):
+            operations.append(result.ok())
     assert len(operations) >= 21
     for operation in operations:
         path_ids = {

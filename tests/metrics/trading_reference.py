@@ -155,6 +155,7 @@ def _ratios(series: pd.Series, now: pd.Timestamp) -> dict[str, float | None]:
     if len(grid) < 3:
         return {"sharpe_ratio": None, "sortino_ratio": None}
     sampled = series.asof(grid)
+    assert isinstance(sampled, pd.Series)  # one value per hour of the grid
     returns = sampled.pct_change().dropna()
     sharpe = empyrical.sharpe_ratio(returns, annualization=HOURS_PER_YEAR)
     sortino = empyrical.sortino_ratio(returns, annualization=HOURS_PER_YEAR)

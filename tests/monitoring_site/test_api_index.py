@@ -41,7 +41,7 @@ def test_it_answers_anyone_with_the_endpoint_groups_and_the_schema_links(client:
     assert response["Content-Type"] == "application/json"
     index = response.json()
     assert [group["name"] for group in index["groups"]] == [
-        "ingestion", "operator", "health", "schema/docs", "probes",
+        "ingestion", "operator", "health", "configuration", "schema/docs", "probes",
     ]  # fmt: skip
     assert index["schema"] == "/api/schema/"
     assert index["docs"] == "/api/docs/"
@@ -85,7 +85,8 @@ def test_every_endpoint_it_lists_outside_the_versioned_api_answers_a_get(client:
     others = [e for e in index_endpoints(index) if not e["url"].startswith("/api/v1/")]
 
     assert {e["url"] for e in others} == {
-        "/api/schema/", "/api/docs/", "/healthz", "/readyz", "/metrics",
+        "/api/schema/", "/api/docs/", "/api/schema/config.json", "/healthz", "/readyz",
+        "/metrics",
     }  # fmt: skip
     for endpoint in others:
         assert endpoint["methods"] == ["GET"]

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from alerts.cli import control, export, status, tail
+from configuration import cli as config
 from health.cli import health
 from metrics.cli import history, sources
 from metrics.models import Source
@@ -45,6 +46,7 @@ VERBS: dict[str, Verb] = {
     "export": export,
     "health": health,
     "demo": demo,
+    "config": config,
     "halt": control.halt,
     "reduce": control.reduce,
     "rearm": control.rearm,
@@ -56,7 +58,8 @@ class Command(BaseCommand):
         "Tradewatch from the command line: `tradewatch source add|key|revoke-keys|list`, "
         "`tradewatch tail`, `tradewatch status`, `tradewatch health`, "
         "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
-        "`tradewatch demo`, `tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`."
+        "`tradewatch demo`, `tradewatch config export|apply|schema`, "
+        "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0

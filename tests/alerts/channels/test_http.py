@@ -20,10 +20,11 @@ from cryptography.x509.oid import NameOID
 from pytest_django.fixtures import Settings
 
 from alerts.channels import destinations, http
+from alerts.channels.base import DeliveryResult
 from tests.alerts.channels.receivers import Answer, Receiver, free_port
 
 
-def post(url: str) -> http.DeliveryResult:
+def post(url: str) -> DeliveryResult:
     return http.post(url, content=b'{"hello": 1}', headers={"Content-Type": "application/json"})
 
 

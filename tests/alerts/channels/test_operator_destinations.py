@@ -12,7 +12,7 @@ from pytest_django.fixtures import Settings
 
 from alerts.models import Channel
 from tests.alerts.channels.conftest import Listener
-from tests.alerts.test_api import make_user, token_client
+from tests.factories import make_user, token_client
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from django.core.cache import cache
 from django.db import transaction
 
-from metrics.tasks import cache_key, redis_cache_client
+from .redis_cache import cache_key, redis_cache_client
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from metrics.arrival_budget import ArrivalBudget
+from alerts.arrival_budget import ArrivalBudget
 
 
 class Clock:

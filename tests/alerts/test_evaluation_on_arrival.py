@@ -1,6 +1,6 @@
-"""The first batch after a quiet spell is evaluated in its own request; a burst's rest,
-and a batch that calls for derived metrics, by a worker; a failed evaluation on arrival
-is handed to a worker, not lost."""
+"""The first batch after a quiet spell is evaluated in its own request; what arrives
+while an evaluation is in flight, and a batch that calls for derived metrics, by a
+worker; a failed evaluation on arrival is handed to a worker, not lost."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from alerts import evaluation
+from alerts import evaluation, trigger
 from alerts.evaluation import forget_rules_cache
 from alerts.models import Alert, Rule, Threshold
 from alerts.tasks import evaluate_source
-from metrics.models import MetricSeries, Source
-from metrics.tasks import (
+from alerts.trigger import (
     ARRIVAL_BURST_SECONDS,
     DERIVATION_NEEDED,
-    EVALUATION_PENDING,
+    IN_FLIGHT,
     arrival_budget,
+    evaluation_claim,
+    evaluation_request,
 )
-from tests.metrics.evaluation_queue import post_samples, queued_evaluations
+from metrics.models import MetricSeries, Source
+from tests.alerts.evaluation_queue import post_samples, queued_evaluations
 
 pytestmark = pytest.mark.django_db
 
@@ -55,35 +57,73 @@ def test_a_breach_is_an_alert_before_its_request_is_answered(
     assert alert.state == Alert.State.FIRING
     assert alert.severity == 40
     assert queued_evaluations(broker) == []  # no worker was needed
-    assert cache.get(EVALUATION_PENDING.format(source_id=source.pk)) is None
+    assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is None  # idle again
 
 
-def test_the_rest_of_a_burst_goes_to_a_worker_at_the_end_of_the_interval(
+def test_each_batch_of_a_source_sending_one_at_a_time_is_judged_in_its_request(
     source_client: APIClient,
     source: Source,
     deep_queue_rule: Rule,
     broker: redis.Redis,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    post_samples(
-        source_client,
-        {"name": "queue_depth", "value": 5},
-        capture=django_capture_on_commit_callbacks,
-    )
-    assert queued_evaluations(broker) == []
-    for value in (600, 700, 800):
+    for value in (5, 600):
         post_samples(
             source_client,
             {"name": "queue_depth", "value": value},
             capture=django_capture_on_commit_callbacks,
         )
 
-    # Evaluated once on arrival (nothing breached then); the breaching rest waits for
-    # one evaluation by a worker, due when the interval is over.
+    # No interval to wait for: the first evaluation had ended when the breach came.
+    assert Alert.objects.get(rule=deep_queue_rule).state == Alert.State.FIRING
+    assert queued_evaluations(broker) == []
+
+
+def test_a_burst_during_an_evaluation_is_judged_by_one_more_right_after_it(
+    source_client: APIClient,
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    evaluation_claim(source.pk)  # a worker is evaluating the source
+    for value in (600, 700, 800):
+        post_samples(
+            source_client,
+            {"name": "queue_depth", "value": value},
+            capture=django_capture_on_commit_callbacks,
+        )
+    # Merged, waiting for the evaluation in flight: none in these requests, none queued.
     assert not Alert.objects.filter(rule=deep_queue_rule).exists()
-    [(source_id, eta)] = queued_evaluations(broker)
-    assert source_id == source.pk
-    assert eta is not None
+    assert queued_evaluations(broker) == []
+
+    evaluate_source.run(source.pk)  # the next one, which takes in all three
+
+    assert Alert.objects.get(rule=deep_queue_rule).value == 800
+    assert queued_evaluations(broker) == []
+    assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is None
+
+
+def test_a_change_during_a_workers_evaluation_queues_exactly_one_more(
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = evaluation.source_evaluate
+
+    def evaluate_while_batches_arrive(**kwargs: Any) -> None:
+        for _ in range(3):
+            evaluation_request(source.pk)  # three batches committed meanwhile
+        real(**kwargs)
+
+    monkeypatch.setattr(trigger, "source_evaluate", evaluate_while_batches_arrive)
+    evaluation_claim(source.pk)  # as the queueing did
+
+    evaluate_source.run(source.pk)
+
+    assert queued_evaluations(broker) == [(source.pk, None)]
+    assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is not None  # still in flight
 
 
 def test_equity_goes_to_a_worker_which_derives_before_it_evaluates(
@@ -96,7 +136,7 @@ def test_equity_goes_to_a_worker_which_derives_before_it_evaluates(
         source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
     )
 
-    # Derivation reads the whole retention window: not in the request.
+    # A late batch folds again from a checkpoint: not in the request.
     assert not MetricSeries.objects.filter(source=source, name="peak_equity").exists()
     assert queued_evaluations(broker) == [(source.pk, None)]
     assert cache.get(DERIVATION_NEEDED.format(source_id=source.pk)) == 1

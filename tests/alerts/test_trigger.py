@@ -1,4 +1,5 @@
-"""Which batches queue an evaluation of their source: only those a rule could judge."""
+"""Which batches have their source evaluated (only those a rule could judge), and one
+evaluation of a source in flight at a time."""
 
 from __future__ import annotations
 
@@ -11,15 +12,9 @@ from rest_framework.test import APIClient
 
 from alerts.evaluation import forget_rules_cache, watched_metric_names
 from alerts.models import Rule, Threshold
+from alerts.trigger import DERIVATION_NEEDED, IN_FLIGHT, evaluation_claim, evaluation_finish
 from metrics.models import Source
-from metrics.tasks import (
-    DERIVATION_NEEDED,
-    EVALUATION_PENDING,
-    LAST_EVALUATION,
-    claim_pending_work,
-    forget_watched_names_function,
-)
-from tests.metrics.evaluation_queue import post_samples, queued_sources
+from tests.alerts.evaluation_queue import post_samples, queued_sources
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +38,7 @@ def test_it_queues_no_evaluation_for_metrics_no_rule_watches(
     )
 
     assert queued_sources(broker) == []
-    assert cache.get(EVALUATION_PENDING.format(source_id=source.pk)) is None
+    assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is None
 
 
 def test_it_queues_an_evaluation_for_a_metric_a_rule_watches(
@@ -117,28 +112,7 @@ def test_it_watches_the_guard_metric_of_a_rule_but_not_an_event_type(db: None) -
     assert "disabled_metric" not in watched
 
 
-def test_it_evaluates_every_batch_without_a_watched_names_function(
-    source_client: APIClient,
-    source: Source,
-    broker: redis.Redis,
-    django_capture_on_commit_callbacks: Any,
-    settings: Any,
-) -> None:
-    settings.TRADEWATCH_WATCHED_METRICS_FUNCTION = ""
-    forget_watched_names_function()
-    try:
-        post_samples(
-            source_client,
-            {"name": "latency_ms", "value": 3},
-            capture=django_capture_on_commit_callbacks,
-        )
-    finally:
-        forget_watched_names_function()
-
-    assert queued_sources(broker) == [source.pk]
-
-
-def test_it_queues_one_evaluation_for_a_burst_and_a_fresh_one_once_claimed(
+def test_it_queues_one_evaluation_for_a_burst_and_one_more_for_what_came_meanwhile(
     source_client: APIClient,
     source: Source,
     broker: redis.Redis,
@@ -150,13 +124,19 @@ def test_it_queues_one_evaluation_for_a_burst_and_a_fresh_one_once_claimed(
             {"name": "leverage", "value": value},
             capture=django_capture_on_commit_callbacks,
         )
-    assert queued_sources(broker) == [source.pk]
+    assert queued_sources(broker) == [source.pk]  # one in flight; the rest merged into it
 
-    assert claim_pending_work(source.pk) is False
-    assert isinstance(cache.get(LAST_EVALUATION.format(source_id=source.pk)), int)
+    assert evaluation_claim(source.pk) is False  # a worker starts it: nothing to derive
     post_samples(
         source_client, {"name": "equity", "value": 1000}, capture=django_capture_on_commit_callbacks
     )
+    # Still one in flight: the equity waits for it to end, not for an interval.
+    assert queued_sources(broker) == [source.pk]
+    assert evaluation_finish(source.pk) is True  # it ends: one more is due at once
+    assert evaluation_claim(source.pk) is True  # and it derives first (the equity)
+    assert evaluation_finish(source.pk) is False  # nothing came meanwhile: idle
 
+    post_samples(
+        source_client, {"name": "leverage", "value": 1}, capture=django_capture_on_commit_callbacks
+    )
     assert queued_sources(broker) == [source.pk, source.pk]
-    assert claim_pending_work(source.pk) is True  # the equity asked for derivation
