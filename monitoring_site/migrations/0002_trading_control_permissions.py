@@ -23,7 +23,11 @@ GRANTS = {
 
 
 def grant(apps: Any, schema_editor: Any) -> None:
-    alias = schema_editor.connection.alias
+    control_permissions_grant(apps, schema_editor.connection.alias)
+
+
+def control_permissions_grant(apps: Any, alias: str) -> None:
+    """Give the groups the trading control permissions (which are made first if missing)."""
     for label in ("metrics", "audit"):
         app_config = apps.get_app_config(label)
         app_config.models_module = True
