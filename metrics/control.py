@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.generations import KeptCopy, generation_current
+from core.redis_cache import cache_key, redis_cache_client
 
 from .models import Source, Tag, TradingControl
 
@@ -42,6 +43,9 @@ RANK: Final = {State.ACTIVE: 0, State.REDUCE_ONLY: 1, State.HALTED: 2}
 _WIDTH: Final = {Scope.ALL: 2, Scope.TAG: 1, Scope.SOURCE: 0}
 
 CONTROLS_GENERATION: Final = "trading-controls-generation"
+# Redis pub/sub channel told of each change once it commits: wakes held long polls at
+# once (`monitoring_site.held_polls`), which otherwise find it by reading the generation.
+CONTROLS_ANNOUNCED: Final = "trading-controls-changed"
 # Bounds how long a change made straight in the database (or a source's tags edited,
 # which bumps no generation) can go unseen.
 CONTROLS_TTL_SECONDS: Final = 5.0
@@ -327,6 +331,7 @@ def control_set(
         row.save()
         after = controls_read()
         _controls.changed()
+        transaction.on_commit(_announce, robust=True)
     return ControlChange(
         control=row,
         previous_state=previous_state,
@@ -340,6 +345,13 @@ def control_set(
             for s in sources
         ],
     )
+
+
+def _announce() -> None:
+    """Publish the change (after the generation's bump, registered first)."""
+    client = redis_cache_client()
+    if client is not None:
+        client.publish(cache_key(CONTROLS_ANNOUNCED), b"1")
 
 
 def _stricter(state: str, expires_at: datetime | None, current: Control, now: datetime) -> bool:

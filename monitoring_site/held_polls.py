@@ -9,9 +9,10 @@ of bots would stop ingestion. So the wait happens here, in the ASGI front:
    the state (no query, see `metrics.control`) and, when the caller already knows it
    (`If-None-Match`), answers 304 with `X-Tradewatch-Hold: N`.
 2. The front keeps that answer and waits on the event loop, costing a coroutine and a
-   timer, until the trading controls' generation changes in the shared cache (one
-   watcher per process reads it every `TRADEWATCH_CONTROL_POLL_MS`, 25 ms, only while
-   someone waits) or N seconds pass.
+   timer, until the trading controls' generation changes in the shared cache or N
+   seconds pass. One watcher per process, running only while someone waits, is woken
+   by the change's announcement (Redis pub/sub, sent when it commits) and reads the
+   generation every `TRADEWATCH_CONTROL_POLL_MS` (25 ms) in case one was missed.
 3. On a change, the request goes to Django again (a few milliseconds of a thread):
    a new state is answered 200, an unchanged one (another source's change) waits on.
    After N seconds the kept 304 goes out.
@@ -30,7 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,28 @@ MARK = b"x-tradewatch-front-holds"
 HOLD = b"x-tradewatch-hold"
 
 
-class ChangeWatcher:
-    """Wakes the waiting requests of this process when the controls' generation changes."""
+class Generation(Protocol):
+    """Where the trading controls' generation is read, and their changes announced."""
 
-    def __init__(self, read: Callable[[], Awaitable[object]], interval: float) -> None:
-        self.read = read
+    async def read(self) -> object:
+        """The current generation."""
+        ...
+
+    async def news(self, timeout: float) -> None:
+        """Return when a change is announced, or after `timeout` seconds."""
+        ...
+
+
+class ChangeWatcher:
+    """Wakes the waiting requests of this process when the controls' generation changes.
+
+    A change is announced (Redis pub/sub) when it commits, which wakes the watcher at
+    once; the generation is also read every `interval` seconds, so a missed announcement
+    (a reconnect) costs at most that long.
+    """
+
+    def __init__(self, generation: Generation, interval: float) -> None:
+        self.generation = generation
         self.interval = interval
         self.waiting = 0
         self.changed = asyncio.Event()
@@ -64,7 +82,10 @@ class ChangeWatcher:
     async def _watch(self) -> None:
         seen: object = await self._read()
         while self.waiting > 0:
-            await asyncio.sleep(self.interval)
+            try:
+                await self.generation.news(self.interval)
+            except Exception:  # the cache away: fall back to reading now and then
+                await asyncio.sleep(self.interval)
             now = await self._read()
             if now != seen:
                 seen = now
@@ -73,36 +94,62 @@ class ChangeWatcher:
 
     async def _read(self) -> object:
         try:
-            return await self.read()
+            return await self.generation.read()
         except Exception as exc:  # the cache away: wake everyone now and then
             logger.warning("trading controls' generation unreadable (%s)", exc)
             return object()
 
 
-def redis_generation_reader() -> Callable[[], Awaitable[object]]:
-    """Reads the controls' generation from the cache's Redis (asyncio client)."""
-    import redis.asyncio as aioredis
+class RedisGeneration:
+    """The generation in the cache's Redis, and the announcements of its changes."""
+
+    def __init__(self, url: str, key: str, channel: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.from_url(url)
+        self.key = key
+        self.channel = channel
+        self._pubsub: Any = None
+
+    async def read(self) -> object:
+        return await self.client.get(self.key)
+
+    async def news(self, timeout: float) -> None:
+        if self._pubsub is None:
+            self._pubsub = self.client.pubsub()
+            await self._pubsub.subscribe(self.channel)
+        try:
+            await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+        except Exception:
+            self._pubsub = None  # subscribe again next time
+            raise
+
+
+class NoGeneration:
+    """Without Redis (the embedded mode): nothing to watch; waits end at their deadline."""
+
+    async def read(self) -> object:
+        return None
+
+    async def news(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+
+def redis_generation() -> Generation:
+    """The cache's Redis generation of the trading controls (asyncio client)."""
     from django.conf import settings
 
     from core.redis_cache import cache_key
-    from metrics.control import CONTROLS_GENERATION
+    from metrics.control import CONTROLS_ANNOUNCED, CONTROLS_GENERATION
 
     location = settings.CACHES["default"].get("LOCATION", "")
     if isinstance(location, list | tuple):
         location = location[0]
     if not str(location).startswith(("redis://", "rediss://", "unix://")):
-        return _never_changes
-    client = aioredis.from_url(str(location))
-    key = cache_key(CONTROLS_GENERATION)
-
-    async def read() -> object:
-        return await client.get(key)
-
-    return read
-
-
-async def _never_changes() -> object:
-    return None
+        return NoGeneration()
+    return RedisGeneration(
+        str(location), cache_key(CONTROLS_GENERATION), cache_key(CONTROLS_ANNOUNCED)
+    )
 
 
 class HeldPolls:
@@ -112,12 +159,12 @@ class HeldPolls:
         self,
         app: ASGIApp,
         *,
-        reader: Callable[[], Callable[[], Awaitable[object]]] = redis_generation_reader,
+        generation: Callable[[], Generation] = redis_generation,
         max_waiting: int | None = None,
         interval: float | None = None,
     ) -> None:
         self.app = app
-        self._reader = reader
+        self._generation = generation
         self.max_waiting = max_waiting or int(
             os.environ.get("TRADEWATCH_CONTROL_MAX_WAITING", "1000")
         )
@@ -127,7 +174,7 @@ class HeldPolls:
     @property
     def watcher(self) -> ChangeWatcher:
         if self._watcher is None:
-            self._watcher = ChangeWatcher(self._reader(), self.interval)
+            self._watcher = ChangeWatcher(self._generation(), self.interval)
         return self._watcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -54,16 +54,36 @@ async def poll(front: HeldPolls, request: dict[str, Any] | None = None) -> list[
     return sent
 
 
-def front_with_generation(app: FakeDjango, **options: Any) -> tuple[HeldPolls, list[int]]:
-    generation = [0]
+class FakeGeneration:
+    """A generation a test bumps; `announced` wakes the watcher as Redis pub/sub would."""
 
-    def reader() -> Any:
-        async def read() -> object:
-            return generation[0]
+    def __init__(self, *, announces: bool) -> None:
+        self.value = 0
+        self.announces = announces
+        self.announced = asyncio.Event()
 
-        return read
+    def bump(self) -> None:
+        self.value += 1
+        if self.announces:
+            self.announced.set()
 
-    return HeldPolls(app, reader=reader, interval=0.01, **options), generation
+    async def read(self) -> object:
+        return self.value
+
+    async def news(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.announced.wait(), timeout)
+        except TimeoutError:
+            return
+        self.announced = asyncio.Event()
+
+
+def front_with_generation(
+    app: FakeDjango, *, announces: bool = False, interval: float = 0.01, **options: Any
+) -> tuple[HeldPolls, FakeGeneration]:
+    generation = FakeGeneration(announces=announces)
+    front = HeldPolls(app, generation=lambda: generation, interval=interval, **options)
+    return front, generation
 
 
 def test_it_wakes_a_waiting_poll_when_the_state_changes() -> None:
@@ -75,7 +95,7 @@ def test_it_wakes_a_waiting_poll_when_the_state_changes() -> None:
         await asyncio.sleep(0.1)
         assert not waiting.done()
         app.state = "halted"
-        generation[0] += 1
+        generation.bump()
         return await asyncio.wait_for(waiting, 2)
 
     sent = asyncio.run(scenario())
@@ -100,7 +120,7 @@ def test_another_sources_change_keeps_it_waiting() -> None:
     async def scenario() -> list[Any]:
         waiting = asyncio.ensure_future(poll(front))
         await asyncio.sleep(0.1)
-        generation[0] += 1  # a change, but this source's answer is the same
+        generation.bump()  # a change, but this source's answer is the same
         await asyncio.sleep(0.1)
         assert not waiting.done()
         return await asyncio.wait_for(waiting, 5)
@@ -134,3 +154,18 @@ def test_a_forged_mark_is_dropped_and_other_paths_pass_through() -> None:
     assert app.marks == [False]
     asyncio.run(poll(front, scope(path="/api/v1/metrics", headers=[(MARK, b"1")])))
     assert app.marks == [False, True]  # not ours to touch
+
+
+def test_an_announced_change_wakes_it_before_the_next_read() -> None:
+    app = FakeDjango()
+    # Reads only every 10 s: only the announcement can wake it within the test.
+    front, generation = front_with_generation(app, announces=True, interval=10.0)
+
+    async def scenario() -> list[Any]:
+        waiting = asyncio.ensure_future(poll(front))
+        await asyncio.sleep(0.1)
+        app.state = "halted"
+        generation.bump()
+        return await asyncio.wait_for(waiting, 2)
+
+    assert asyncio.run(scenario())[0]["status"] == 200
