@@ -33,6 +33,8 @@ UNKNOWN: Final = "unknown"
 STATES: Final = frozenset({"active", "reduce_only", "halted"})
 
 _monotonic = time.monotonic
+# A 304 sooner than this to a long poll means the server did not hold it.
+_EARLY: Final = 1.0
 
 
 class StateWatch:
@@ -111,10 +113,12 @@ class StateWatch:
                 headers = dict(self._headers)
                 if self._etag:
                     headers["If-None-Match"] = self._etag
+                asked = _monotonic()
                 connection.request("GET", self._path, headers=headers)
                 answer = connection.getresponse()
                 body = answer.read()
                 self.polls += 1
+                early = answer.status == 304 and _monotonic() - asked < _EARLY
                 if answer.status == 200:
                     self._etag = answer.getheader("ETag")
                     self.heard(str(json.loads(body).get("state")))
@@ -126,6 +130,10 @@ class StateWatch:
                     connection.close()
                     connection = None
                 backoff = 0.1
+                if early and self._wait >= _EARLY:
+                    # Answered at once although asked to wait: the server holds as many
+                    # polls as it may. Ask again a little later, not in a busy loop.
+                    self._stop.wait(_EARLY)
             except Exception as exc:  # away, refused, bad answer: retry, never raise
                 self.failures += 1
                 if connection is not None:
