@@ -30,9 +30,14 @@ def control_permissions_grant(apps: Any, alias: str) -> None:
     """Give the groups the trading control permissions (which are made first if missing)."""
     for label in ("metrics", "audit"):
         app_config = apps.get_app_config(label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0, using=alias)
-        app_config.models_module = None
+        # A migration's app states have no models module, which create_permissions
+        # needs; the project's registry (tests run this again) has one, left as it is.
+        kept = getattr(app_config, "models_module", None)
+        app_config.models_module = kept or True
+        try:
+            create_permissions(app_config, apps=apps, verbosity=0, using=alias)
+        finally:
+            app_config.models_module = kept
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for group_name, names in GRANTS.items():

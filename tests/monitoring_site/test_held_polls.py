@@ -4,9 +4,13 @@ never more of them waiting than allowed, and nothing held without the front's ma
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from monitoring_site.held_polls import HOLD, MARK, HeldPolls
+
+T = TypeVar("T")
 
 
 class FakeDjango:
@@ -29,6 +33,13 @@ class FakeDjango:
         else:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"halted"})
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on a thread of its own: a loop another test left running in this
+    thread (the browser tests' Playwright) would refuse a second one here."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def scope(**extra: Any) -> dict[str, Any]:
@@ -98,7 +109,7 @@ def test_it_wakes_a_waiting_poll_when_the_state_changes() -> None:
         generation.bump()
         return await asyncio.wait_for(waiting, 2)
 
-    sent = asyncio.run(scenario())
+    sent = run(scenario())
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == b"halted"
     assert front.watcher.waiting == 0
@@ -107,7 +118,7 @@ def test_it_wakes_a_waiting_poll_when_the_state_changes() -> None:
 def test_it_answers_the_kept_304_without_its_hold_at_the_deadline() -> None:
     app = FakeDjango()
     front, _ = front_with_generation(app)
-    sent = asyncio.run(asyncio.wait_for(poll(front), 5))
+    sent = run(asyncio.wait_for(poll(front), 5))
     assert sent[0]["status"] == 304
     assert all(name != HOLD for name, _ in sent[0]["headers"])
     assert app.calls == 1
@@ -125,7 +136,7 @@ def test_another_sources_change_keeps_it_waiting() -> None:
         assert not waiting.done()
         return await asyncio.wait_for(waiting, 5)
 
-    sent = asyncio.run(scenario())
+    sent = run(scenario())
     assert sent[0]["status"] == 304
     assert app.calls == 2
 
@@ -141,7 +152,7 @@ def test_past_the_limit_django_answers_at_once() -> None:
         await first
         return second
 
-    second = asyncio.run(scenario())
+    second = run(scenario())
     assert second[0]["status"] == 304
     assert app.marks == [True, False]
 
@@ -150,9 +161,9 @@ def test_a_forged_mark_is_dropped_and_other_paths_pass_through() -> None:
     app = FakeDjango()
     front, _ = front_with_generation(app, max_waiting=1)
     front.watcher.waiting = 1  # full: nothing may be held
-    asyncio.run(poll(front, scope(headers=[(MARK, b"1")])))
+    run(poll(front, scope(headers=[(MARK, b"1")])))
     assert app.marks == [False]
-    asyncio.run(poll(front, scope(path="/api/v1/metrics", headers=[(MARK, b"1")])))
+    run(poll(front, scope(path="/api/v1/metrics", headers=[(MARK, b"1")])))
     assert app.marks == [False, True]  # not ours to touch
 
 
@@ -168,4 +179,4 @@ def test_an_announced_change_wakes_it_before_the_next_read() -> None:
         generation.bump()
         return await asyncio.wait_for(waiting, 2)
 
-    assert asyncio.run(scenario())[0]["status"] == 200
+    assert run(scenario())[0]["status"] == 200
