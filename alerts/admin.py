@@ -51,7 +51,7 @@ class ThresholdInline(admin.TabularInline[Threshold, Rule]):
     model = Threshold
     formset = ThresholdFormSet
     extra = 0
-    fields = ["severity", "comparison", "value", "clear_value"]
+    fields = ["severity", "comparison", "value", "clear_value", "action"]
 
 
 @admin.register(Rule)
@@ -75,9 +75,16 @@ class RuleAdmin(AuditHistoryAdmin[Rule]):
             },
         ),
         ("Message", {"fields": ["message_template", "pack"]}),
+        ("Trading actions", {"fields": ["trading_actions", "what_it_does"]}),
         ("Now", {"fields": ["preview", "overrides"]}),
     ]  # fmt: skip
-    readonly_fields = ["pack", "preview", "overrides"]
+    readonly_fields = ["pack", "preview", "overrides", "what_it_does"]
+
+    @admin.display(description="when it fires")
+    def what_it_does(self, rule: Rule) -> str:
+        if rule.pk is None:
+            return "Save the rule to see what it does."
+        return rule_actions_said(rule)
 
     def history_related(self, rule: Rule) -> list[Threshold]:
         # A threshold override points at its threshold, not at the rule.
@@ -127,6 +134,25 @@ class RuleAdmin(AuditHistoryAdmin[Rule]):
                 for o in items
             ),
         )  # fmt: skip
+
+
+def rule_actions_said(rule: Rule) -> str:
+    """What the rule does to trading when it fires, in one plain sentence."""
+    acting = [t for t in rule.thresholds.all() if t.action]
+    if not acting:
+        return "It only alerts: no threshold has a trading action."
+    said = "; ".join(
+        f"at {t.get_severity_display()} ({t.comparison} {t.value:g}) it "
+        + ("halts the source" if t.action == Threshold.Action.HALT else "sets the source to "
+           "reduce only")
+        for t in acting
+    )  # fmt: skip
+    if not rule.trading_actions:
+        return f"It only alerts: trading actions are off (switched on, {said})."
+    return (
+        f"When it fires {said}. Only ever tightens; a person with the re-arm permission "
+        "re-arms, even after the alert resolves."
+    )
 
 
 @admin.register(ThresholdOverride)

@@ -36,6 +36,7 @@ from django.utils import timezone
 from metrics.models import Source
 
 from . import engine
+from .control import trading_control_by_rule
 from .kept_resolved import KeptResolved as KeptResolved
 from .kept_resolved import is_kept_resolved, kept_resolved_mark
 from .kept_resolved import kept_resolved_release as kept_resolved_release
@@ -258,6 +259,7 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
             return _on_breach(finding, existing)
         for step in outcome.steps:
             _write(alert, step, now, details=_details(finding), tag_ids=finding.tag_ids)
+        _act(alert, finding.rule, outcome, now)
         return alert
 
     standing = _standing(alert)
@@ -280,7 +282,23 @@ def _on_breach(finding: Finding, alert: Alert | None) -> Alert:
     )  # fmt: skip
     alert.message = _message(rule, alert.source.name, alert)
     _apply(alert, outcome, finding, fields)
+    _act(alert, finding.rule, outcome, now)
     return alert
+
+
+def _act(alert: Alert, rule: Rule, outcome: Outcome, now: datetime) -> None:
+    """The threshold's trading action when the alert fires or its severity rises.
+
+    Only on those edges: a person's re-arm while the alert keeps firing holds until it
+    gets worse. Silences and inhibition hold notifications back, never the action.
+    """
+    if Kind.FIRING not in outcome.kinds and Kind.SEVERITY_RAISED not in outcome.kinds:
+        return
+    if not rule.trading_actions:
+        return
+    threshold = next((t for t in rule.thresholds.all() if t.severity == alert.severity), None)
+    if threshold is not None and threshold.action:
+        trading_control_by_rule(alert=alert, rule=rule, threshold=threshold, now=now)
 
 
 def _standing(alert: Alert) -> Standing:

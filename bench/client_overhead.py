@@ -13,6 +13,9 @@ server given with --url. Two runs of --calls calls each:
 
     .venv/bin/python -m bench.client_overhead [--calls 200000] [--url URL --api-key KEY]
 
+A third run times `may_open_positions()` (the trading state, kept fresh by its own
+long-polling thread) the same paced way, reported under "may_open_positions".
+
 The last line printed is JSON: {"p50_us": .., "p99_us": .., "p999_us": .., ...}.
 """
 
@@ -74,6 +77,28 @@ def measure(client: Client, calls: int, burst: int, pause: float) -> dict[str, A
     return result
 
 
+def measure_state(client: Client, calls: int, burst: int, pause: float) -> dict[str, Any]:
+    """Time `calls` calls of may_open_positions() interleaved with record(), as a loop that
+    checks before each order does, while the state thread long-polls and the sender sends."""
+    may_open = client.may_open_positions
+    record = client.record
+    clock = time.perf_counter_ns
+    timings = [0] * calls
+    gc.disable()
+    try:
+        for start in range(0, calls, burst):
+            for i in range(start, min(start + burst, calls)):
+                before = clock()
+                may_open()
+                timings[i] = clock() - before
+                record("drawdown_pct", 12.5)
+            if pause:
+                time.sleep(pause)
+    finally:
+        gc.enable()
+    return percentiles(timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200_000)
@@ -104,6 +129,14 @@ def main() -> None:
         if not client.flush(timeout=60):
             print("warning: the paced run's data was not all delivered", flush=True)
 
+        client.may_open_positions()  # starts the state thread
+        deadline = time.monotonic() + 5
+        while client.trading_state() == "unknown" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        state = measure_state(client, args.calls, args.burst, args.burst / args.rate)
+        print(f"may_open_positions: {state}", flush=True)
+        client.flush(timeout=60)
+
         flat_out = measure(client, args.calls, args.calls, 0.0)
         print(f"flat out: {flat_out}", flush=True)
         flushed = client.flush(timeout=60)
@@ -116,6 +149,7 @@ def main() -> None:
         "rate_per_s": args.rate,
         "sent_during_run": paced["sent_during_run"],
         "flat_out": {key: flat_out[key] for key in ("p50_us", "p99_us", "p999_us", "max_us")},
+        "may_open_positions": state,
         "delivered": stats["sent"],
         "dropped": stats["dropped_queue_full"] + stats["dropped_failed"],
     }

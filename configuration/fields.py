@@ -41,6 +41,7 @@ CHANNEL_KINDS_ORDINARY: Final = tuple(kind for kind in CHANNEL_KINDS if kind != 
 # The other kinds' values, named for the OpenAPI schema's enums.
 SOURCE_KINDS: Final = tuple(Source.Kind.values)
 RULE_KINDS: Final = tuple(Rule.Kind.values)
+THRESHOLD_ACTIONS: Final = tuple(Threshold.Action.values)
 HEALTH_CHECK_KINDS: Final = tuple(HealthCheck.Kind.values)
 SEVERITY_NAMES: Final = tuple(severity.label.upper() for severity in Severity)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
@@ -205,6 +206,12 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
         _choice(Threshold, "comparison"),
         Field("value", "number", REQUIRED),
         Field("clear_value", "number", None, nullable=True),
+        _choice(
+            Threshold,
+            "action",
+            help="halt or reduce_only the source when it fires "
+            "(only with the rule's trading_actions on); empty: alert only.",
+        ),
         Field("overrides", "items", [], items=overrides, help="Per-source values."),
     )
     ordinary = CHANNEL_KINDS_ORDINARY
@@ -249,6 +256,7 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
             _choice(Rule, "missing_data"),
             _choice(Rule, "inhibited_by"),
             _text(Rule, "message_template"),
+            _plain(Rule, "trading_actions", "bool"),
             Field("thresholds", "items", [], items=thresholds),
         ),
         "policies": (

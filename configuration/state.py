@@ -113,12 +113,14 @@ def rule_item(rule: Rule) -> Item:
         "missing_data": rule.missing_data,
         "inhibited_by": rule.inhibited_by,
         "message_template": rule.message_template,
+        "trading_actions": rule.trading_actions,
         "thresholds": [
             {
                 "severity": severity_name(threshold.severity),
                 "comparison": threshold.comparison,
                 "value": float(threshold.value),
                 "clear_value": _float(threshold.clear_value),
+                "action": threshold.action,
                 "overrides": sorted(
                     (
                         {

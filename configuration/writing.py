@@ -210,7 +210,7 @@ class Writer:
         for name in (
             "description", "enabled", "kind", "metric", "labels", "aggregation",
             "change_percent", "min_samples", "guard_metric", "guard_minimum", "m_of_n_m",
-            "m_of_n_n", "missing_data", "inhibited_by", "message_template",
+            "m_of_n_n", "missing_data", "inhibited_by", "message_template", "trading_actions",
         ):  # fmt: skip
             setattr(rule, name, item[name])
         for name in ("window", "for_duration", "keep_firing_for"):
@@ -244,7 +244,7 @@ class Writer:
             severity = severity_value(item["severity"])
             threshold = existing.get(severity) or Threshold(rule=rule, severity=severity)
             at = f"{where}.thresholds[{index}]"
-            values = {k: item[k] for k in ("comparison", "value", "clear_value")}
+            values = {k: item[k] for k in ("comparison", "value", "clear_value", "action")}
             if threshold.pk is None or _differs(threshold, values):
                 for name, value in values.items():
                     setattr(threshold, name, value)

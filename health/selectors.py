@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.selectors import without_watchdog
+from metrics.control import states_of
 from metrics.models import Event, MetricSeries, Source, SourceHeartbeat, Trade
 from metrics.services import SYSTEM_SOURCE_NAME
 
@@ -315,8 +316,14 @@ def safety_view(*, now: datetime | None = None) -> list[dict[str, Any]]:
     sources = watched_sources()
     facts = source_facts(sources)
     limits = score_limits()
+    trading = states_of([source.pk for source in sources], now)
     return [
-        {"id": source.pk, "name": source.name, **safety_of(facts[source.pk], limits, now)}
+        {
+            "id": source.pk,
+            "name": source.name,
+            **safety_of(facts[source.pk], limits, now),
+            "trading": trading[source.pk].as_dict(),
+        }
         for source in sources
     ]
 

@@ -18,7 +18,7 @@ from rest_framework_api_key.models import APIKey
 
 from core.audit_admin import AuditHistoryAdmin
 
-from .models import Source, SourceAPIKey, Tag
+from .models import Source, SourceAPIKey, Tag, TradingControl
 from .services import api_keys_revoke, sources_enabled_set
 
 # The library's own key model is unused: every key here belongs to a source.
@@ -176,3 +176,27 @@ class SourceAPIKeyAdmin(admin.ModelAdmin[SourceAPIKey]):
     def revoke(self, request: HttpRequest, queryset: QuerySet[SourceAPIKey]) -> None:
         updated = api_keys_revoke(keys=queryset)
         self.message_user(request, f"{updated} key(s) revoked: requests with them are refused now.")
+
+
+@admin.register(TradingControl)
+class TradingControlAdmin(AuditHistoryAdmin[TradingControl]):
+    """Every control ever set, read-only: changes go through Halt / Reduce only / Re-arm
+    (the dashboard, a source's or an alert's page, the sources list), which ask for a
+    note and check who may loosen; the History link shows every change."""
+
+    list_display = [
+        "target", "state", "reason", "set_by", "set_by_rule", "set_via", "alert_id", "set_at",
+        "expires_at",
+    ]  # fmt: skip
+    list_filter = ["state", "scope", "set_via"]
+    list_select_related = ["source", "tag", "set_by"]
+    search_fields = ["reason", "source__name", "tag__name", "set_by_rule"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

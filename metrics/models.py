@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
@@ -321,3 +322,92 @@ class DerivedCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id}@{self.at.isoformat()}"
+
+
+class TradingControl(models.Model):
+    """A trading state set on one source, on every source with a tag, or on all of them.
+
+    The state a trading system must obey is the strictest of the controls that cover it
+    (`metrics.control.effective_state`): a global halt wins over a source's `active`. One
+    row per target, changed in place, so its audit history is the whole story; re-arming
+    sets it back to `active` rather than deleting it.
+    """
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REDUCE_ONLY = "reduce_only", "Reduce only (close positions, open none)"
+        HALTED = "halted", "Halted"
+
+    class Scope(models.TextChoices):
+        SOURCE = "source", "One source"
+        TAG = "tag", "Sources with a tag"
+        ALL = "all", "All sources"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.CASCADE, related_name="controls"
+    )
+    tag = models.ForeignKey(
+        Tag, null=True, blank=True, on_delete=models.CASCADE, related_name="controls"
+    )
+    state = models.CharField(max_length=12, choices=State.choices, default=State.ACTIVE)
+    reason = models.CharField(max_length=1000, help_text="Why: the person's note or the rule.")
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", help_text="The person who set it (empty: a rule did).",
+    )  # fmt: skip
+    set_by_rule = models.CharField(
+        max_length=200, blank=True, help_text="The rule whose threshold action set it."
+    )
+    set_via = models.CharField(
+        max_length=20, blank=True, help_text="Where: admin, dashboard, api, cli or rule."
+    )
+    # The alert that caused it (no foreign key: alerts build on this app, not under it).
+    alert_id = models.BigIntegerField(null=True, blank=True)
+    set_at = models.DateTimeField()
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Reduce only: back to active at this time."
+    )
+
+    class Meta:
+        ordering = ["scope", "-set_at"]
+        permissions = [
+            ("halt", "Can halt trading or set it to reduce only"),
+            ("rearm", "Can re-arm halted or reduce-only trading"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(scope="all", source__isnull=True, tag__isnull=True)
+                    | models.Q(scope="source", source__isnull=False, tag__isnull=True)
+                    | models.Q(scope="tag", tag__isnull=False, source__isnull=True)
+                ),
+                name="trading_control_scope_matches_target",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__isnull=True) | models.Q(state="reduce_only"),
+                name="trading_control_expiry_only_reduce_only",
+            ),
+            # One control per target: a change updates it (and its history shows each).
+            models.UniqueConstraint(
+                fields=["source"], condition=models.Q(scope="source"),
+                name="trading_control_one_per_source",
+            ),
+            models.UniqueConstraint(
+                fields=["tag"], condition=models.Q(scope="tag"), name="trading_control_one_per_tag"
+            ),
+            models.UniqueConstraint(
+                fields=["scope"], condition=models.Q(scope="all"), name="trading_control_one_global"
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.state}"
+
+    @property
+    def target(self) -> str:
+        if self.scope == self.Scope.SOURCE:
+            return f"source {self.source}"
+        if self.scope == self.Scope.TAG:
+            return f"tag {self.tag}"
+        return "all sources"

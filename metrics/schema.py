@@ -66,11 +66,15 @@ HEADER_DESCRIPTIONS = {
     "WWW-Authenticate": "The scheme to authenticate with.",
     "Idempotent-Replayed": "`true` when this is the stored answer to an earlier request "
     "with the same `Idempotency-Key`.",
+    "Tradewatch-Trading-State": "The trading state the source must obey now: `active`, "
+    "`reduce_only` or `halted`.",
+    "ETag": "The state's tag: send it back in `If-None-Match`.",
 }
 DESCRIPTIONS = {
     "200": "OK.",
     "201": "Created.",
     "202": "Accepted and stored.",
+    "304": "Not modified: the state is still the one `If-None-Match` names.",
     "400": "The request is malformed; each error names the parameter, field or item.",
     "401": "No credentials, or credentials that are unknown, revoked or expired.",
     "403": "Authenticated, without the permission this operation needs (or a session "
@@ -168,6 +172,16 @@ class TradewatchAutoSchema(AutoSchema):
                 )
             if code in ("429", "503"):
                 headers["Retry-After"] = _header("Retry-After", seconds, required=True)
+            if (code.startswith("2") or code == "304") and getattr(
+                self.view, "answers_trading_state", False
+            ):
+                headers["Tradewatch-Trading-State"] = _header(
+                    "Tradewatch-Trading-State",
+                    {"type": "string", "enum": ["active", "reduce_only", "halted"]},
+                    required=True,
+                )
+                if self.method == "GET":
+                    headers["ETag"] = _header("ETag", {"type": "string"}, required=True)
             if code.startswith("2") and idempotent:
                 headers["Idempotent-Replayed"] = _header(
                     "Idempotent-Replayed", {"type": "string", "enum": ["true"]}, required=False

@@ -27,6 +27,7 @@ from alerts.lifecycle import AlertClosed, alert_acknowledge
 from alerts.models import Alert
 
 from .dashboard import DEFAULT_RANGE, dashboard_state
+from .trading_control_page import control_page
 
 # Seen on the dashboard: what its reader must be allowed to view.
 DASHBOARD_PERMISSIONS = ("alerts.view_alert", "metrics.view_source", "health.view_healthcheck")
@@ -50,6 +51,7 @@ class TradewatchAdminSite(admin.AdminSite):
                 self.admin_view(self.dashboard_acknowledge),
                 name="dashboard_acknowledge",
             ),
+            path("trading/control", self.admin_view(self.trading_control), name="trading_control"),
             *super().get_urls(),
         ]
 
@@ -65,6 +67,8 @@ class TradewatchAdminSite(admin.AdminSite):
             range_key=request.GET.get("range", DEFAULT_RANGE),
         )
         state["can_acknowledge"] = request.user.has_perm(ACKNOWLEDGE_PERMISSION)
+        state["can_halt"] = request.user.has_perm("metrics.halt")
+        state["can_rearm"] = request.user.has_perm("metrics.rearm")
         return state
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
@@ -72,6 +76,10 @@ class TradewatchAdminSite(admin.AdminSite):
         if self.can_see_dashboard(request):
             context["dashboard"] = self._state(request)
         return super().index(request, {**context, **(extra_context or {})})
+
+    def trading_control(self, request: HttpRequest) -> HttpResponse:
+        """Halt, reduce or re-arm: the form every such button leads to."""
+        return control_page(request, each_context=self.each_context(request))
 
     def dashboard_json(self, request: HttpRequest) -> JsonResponse:
         if not self.can_see_dashboard(request):

@@ -51,6 +51,8 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/heartbeat", ("POST",), "source_api_key", "The source is alive."),
             ("/api/v1/events", ("POST",), "source_api_key", "A batch of events."),
             ("/api/v1/whoami", ("GET",), "source_api_key", "The source a key belongs to."),
+            ("/api/v1/control", ("GET",), "source_api_key",
+             "The trading state the source must obey (`?wait=N` long poll, ETag)."),
             *[
                 (f"/api/v1/hooks/{kind}/{{token}}/", ("POST",), "hook_key",
                  f"`POST /api/v1/{kind}` with the key in the path.")
@@ -75,6 +77,8 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/sources/{source}/snapshot", ("GET",), "operator",
              "A source's latest values, derived metrics, heartbeat, trades and events "
              "(by id or name)."),
+            ("/api/v1/sources/{source}/control", ("POST",), "operator",
+             "Halt, reduce or re-arm a source's trading (by id or name)."),
             ("/api/v1/metrics/query", ("GET",), "operator", "A metric's history."),
         ],
     ),

@@ -23,7 +23,8 @@ from alerts.selectors import without_watchdog
 from health.models import HealthCheck
 from health.scoring import Status, system_rollup
 from health.selectors import HealthReading, health_read
-from metrics.models import Source
+from metrics.control import Control, controls_in_force, states_of
+from metrics.models import Source, TradingControl
 from metrics.queries import metric_query
 
 # Enough for a bad day on one screen; the alert list has the rest.
@@ -110,8 +111,50 @@ def alerts_per_hour(*, now: datetime) -> list[dict[str, Any]]:
     return [{"hour": hour.isoformat(), "count": counted.get(hour, 0)} for hour in hours]
 
 
+def _control_url(state: str, scope: str, target: int | None) -> str:
+    params = f"state={state}&scope={scope}&next=/admin/"
+    return f"{reverse('admin:trading_control')}?{params}" + (
+        f"&target={target}" if target is not None else ""
+    )
+
+
+def trading_banners(*, now: datetime) -> list[dict[str, Any]]:
+    """One banner per control holding trading back, the global one first, then tags, then
+    sources (each with where to re-arm it)."""
+    controls = controls_in_force(now)
+    ids = [c.source_id for c in controls if c.source_id is not None]
+    names = dict(Source.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+    return [_banner(control, names) for control in controls]
+
+
+def _banner(control: Control, names: dict[int, str]) -> dict[str, Any]:
+    target: int | None = None
+    if control.scope == TradingControl.Scope.SOURCE and control.source_id is not None:
+        target = control.source_id
+        what = f"{names.get(control.source_id, control.source_id)} is"
+    elif control.scope == TradingControl.Scope.TAG:
+        target = control.tag_id
+        what = f"Every source tagged {control.tag} is"
+    else:
+        what = "Every source is"
+    state = "halted" if control.state == TradingControl.State.HALTED else "reduce only"
+    return {
+        "scope": control.scope,
+        "state": control.state,
+        "text": f"{what} {state}: {control.reason}",
+        "set_by": control.set_by or control.set_by_rule or "command line",
+        "since": _iso(control.set_at),
+        "expires_at": _iso(control.expires_at),
+        "alert_url": reverse("admin:alerts_alert_change", args=[control.alert_id])
+        if control.alert_id
+        else None,
+        "rearm_url": _control_url("active", control.scope, target),
+    }
+
+
 def sources_overview(reading: HealthReading) -> list[dict[str, Any]]:
     """Every watched source with its score, last heartbeat and open alerts, worst first."""
+    states = states_of([item.source.pk for item in reading.sources])
     return [
         {
             "id": item.source.pk,
@@ -124,6 +167,12 @@ def sources_overview(reading: HealthReading) -> list[dict[str, Any]]:
             "heartbeat": _iso(item.facts.heartbeat),
             "open_alerts": item.facts.open_alerts,
             "url": reverse("admin:metrics_source_change", args=[item.source.pk]),
+            "trading_state": states[item.source.pk].state,
+            "control_urls": {
+                "halt": _control_url("halted", "source", item.source.pk),
+                "reduce": _control_url("reduce_only", "source", item.source.pk),
+                "rearm": _control_url("active", "source", item.source.pk),
+            },
         }
         for item in reading.sources
     ]
@@ -195,6 +244,10 @@ def dashboard_state(
             "tradewatch_issues": own.issues if own is not None else [],
         },
         "firing": firing_alerts(),
+        "trading": {
+            "banners": trading_banners(now=now),
+            "halt_all_url": _control_url("halted", "all", None),
+        },
         "sources": sources,
         "alerts_per_hour": alerts_per_hour(now=now),
         "chart": source_charts(source=chart_source, range_key=range_key, now=now),

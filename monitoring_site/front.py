@@ -154,6 +154,7 @@ def build() -> ASGIApp:
 
     from a2wsgi import WSGIMiddleware
 
+    from monitoring_site.held_polls import HeldPolls
     from monitoring_site.memory import collector_tune
     from monitoring_site.wsgi import application as wsgi_application
 
@@ -167,7 +168,9 @@ def build() -> ASGIApp:
     # (CONN_MAX_AGE), and more would only share this process's GIL.
     threads = int(os.environ.get("WEB_THREADS", "2"))
     django = WSGIMiddleware(wsgi_application, workers=max(1, threads))  # type: ignore[arg-type]
-    return BufferedRequests(django, body_limits)  # type: ignore[arg-type]
+    # Long polls of the trading state wait here, on the event loop (held_polls).
+    held = HeldPolls(django)  # type: ignore[arg-type]
+    return BufferedRequests(held, body_limits)
 
 
 application = build()

@@ -227,12 +227,16 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI's files come from the project itself, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # Several objects of the configuration API have a `kind`, each its own choices.
+    # Several objects of the configuration API have a `kind`, each its own choices;
+    # alerts and trading controls each have a state.
     "ENUM_NAME_OVERRIDES": {
         "SourceKindEnum": "configuration.fields.SOURCE_KINDS",
         "ChannelKindEnum": "configuration.fields.CHANNEL_KINDS_ORDINARY",
         "RuleKindEnum": "configuration.fields.RULE_KINDS",
         "HealthCheckKindEnum": "configuration.fields.HEALTH_CHECK_KINDS",
+        # Alerts have a state too: the trading state's enum gets its own name.
+        "TradingStateEnum": "metrics.models.TradingControl.State",
+        "ThresholdActionEnum": "configuration.fields.THRESHOLD_ACTIONS",
     },
 }
 

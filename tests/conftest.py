@@ -52,11 +52,13 @@ def _fresh_cache_and_series_ids() -> Iterator[None]:
 
     from alerts.routing import forget_routing_cache
     from alerts.trigger import forget_arrival_budget
+    from metrics.control import forget_controls
     from metrics.ingest import forget_series_cache
 
     cache.clear()
     forget_series_cache()
     forget_routing_cache()
     forget_arrival_budget()
+    forget_controls()
     yield
     forget_series_cache()

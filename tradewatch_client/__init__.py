@@ -17,6 +17,10 @@ Usage, configured from the environment (TRADEWATCH_URL, TRADEWATCH_API_KEY)::
     tw.event("circuit_breaker_tripped", "daily loss limit hit", loss=512.3)
     print(tw.stats())  # queued, sent, dropped_*, retries, last_error, ...
 
+    if tw.may_open_positions():  # the trading state, never blocking (tradewatch_client.control)
+        place_order()
+    tw.trading_state()  # "active", "reduce_only", "halted" ("unknown" before the first answer)
+
 Or configured in code, with tuning (see `ClientConfig` for every option)::
 
     tw.configure(url="https://tradewatch.example.com", api_key="...", batch_size=1000)
@@ -55,9 +59,11 @@ __all__ = [
     "flush",
     "get_client",
     "heartbeat",
+    "may_open_positions",
     "record",
     "stats",
     "trade",
+    "trading_state",
 ]
 
 _log = logging.getLogger("tradewatch_client")
@@ -150,6 +156,16 @@ def flush(timeout: float = 5.0) -> bool:
 def close(timeout: float = 5.0) -> bool:
     """Deliver and stop the default client (see `Client.close`)."""
     return (_default or _create_default()).close(timeout)
+
+
+def trading_state() -> str:
+    """The last trading state heard, with the default client (see `Client.trading_state`)."""
+    return (_default or _create_default()).trading_state()
+
+
+def may_open_positions() -> bool:
+    """Whether the bot may open positions now (see `Client.may_open_positions`)."""
+    return (_default or _create_default()).may_open_positions()
 
 
 def stats() -> Stats:

@@ -13,6 +13,7 @@ from typing import Unpack
 
 from .buffer import Buffer
 from .config import ClientConfig, Options
+from .control import ACTIVE, StateWatch
 from .diagnostics import Counters, RateLimitedLog, Stats
 from .payloads import EVENT, HEARTBEAT, METRIC, TRADE
 from .sender import Sender
@@ -68,6 +69,7 @@ class Client:
         self._closed = False
         self._running = False
         self._thread: threading.Thread | None = None
+        self._watch: StateWatch | None = None
         self._new_primitives()
 
     def _new_primitives(self) -> None:
@@ -134,6 +136,53 @@ class Client:
         except Exception:
             self._internal_error("event")
 
+    # The trading state: read on the trading loop, kept fresh by a thread of its own.
+
+    def trading_state(self) -> str:
+        """The last trading state heard: `active`, `reduce_only`, `halted` (or `unknown`
+        before the first answer). Once stale (no word for `control_stale_after` seconds)
+        it is `halted` with control_fail="closed". Never blocks, never raises; a
+        disabled client answers `active`."""
+        try:
+            watch = self._watch or self._watch_start()
+            return ACTIVE if watch is None else watch.state()
+        except Exception:
+            self._internal_error("trading_state")
+            return ACTIVE if self.config is None or self.config.control_fail == "open" else "halted"
+
+    def may_open_positions(self) -> bool:
+        """Whether the bot may open positions now: the state is `active` and fresh (with
+        control_fail="open": also when stale or not yet known). Never blocks or raises."""
+        try:
+            watch = self._watch or self._watch_start()
+            return True if watch is None else watch.may_open()
+        except Exception:
+            self._internal_error("may_open_positions")
+            return self.config is None or self.config.control_fail == "open"
+
+    def _watch_start(self) -> StateWatch | None:
+        """Start the state thread on first use (None: a disabled or closed client)."""
+        with self._lock:
+            if self._watch is not None:
+                return self._watch
+            config = self.config
+            if config is None or self._closed:
+                return None
+            watch = StateWatch(
+                config.url, config.api_key, wait=config.control_wait,
+                stale_after=config.control_stale_after, fail=config.control_fail,
+                timeout=config.timeout, log=self._log,
+            )  # fmt: skip
+            watch.start()
+            self._watch = watch
+            _live_clients.add(self)
+            return watch
+
+    def _state_heard(self, state: str) -> None:
+        watch = self._watch
+        if watch is not None:
+            watch.heard(state)
+
     # Control, called rarely.
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -172,6 +221,8 @@ class Client:
                 self._running = False
                 thread = self._thread
             _live_clients.discard(self)
+            if self._watch is not None:
+                self._watch.stop()
             if thread is None or not thread.is_alive():
                 return self._settled_count() >= self._buffer.appended()
             # A slice of the time is kept for the sender to stop and count what it gives
@@ -244,6 +295,7 @@ class Client:
                 settled=self._settled,
                 log=self._log,
                 report_internal_error=self._internal_error,
+                on_state=self._state_heard,
             )
             thread = threading.Thread(target=sender.run, name="tradewatch-client", daemon=True)
             try:
@@ -281,6 +333,7 @@ class Client:
         self._new_primitives()
         self._thread = None
         self._running = False
+        self._watch = None
 
 
 def _after_fork_in_child() -> None:

@@ -30,6 +30,9 @@ class Options(TypedDict, total=False):
     max_server_error_attempts: int
     exit_timeout: float
     log_interval: float
+    control_wait: float
+    control_stale_after: float
+    control_fail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,13 @@ class ClientConfig:
     exit_timeout: float = 2.0
     # At most one log line per kind of problem per this many seconds.
     log_interval: float = 60.0
+    # The trading state (trading_state(), may_open_positions()): how long a long poll
+    # of GET /api/v1/control waits for a change, after how long without word from
+    # Tradewatch the state is stale, and what a stale state means: "closed" (halted) or
+    # "open" (the last state heard). See tradewatch_client.control for the trade-off.
+    control_wait: float = 25.0
+    control_stale_after: float = 60.0
+    control_fail: str = "closed"
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -93,10 +103,21 @@ class ClientConfig:
             "max_retry_after",
             "exit_timeout",
             "log_interval",
+            "control_wait",
+            "control_stale_after",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}: must be a finite number >= 0, got {value!r}")
+        if self.control_fail not in ("closed", "open"):
+            raise ValueError(f"control_fail: 'closed' or 'open', got {self.control_fail!r}")
+        if not 0 <= self.control_wait <= 60:
+            raise ValueError(f"control_wait: 0 to 60 seconds, got {self.control_wait!r}")
+        if self.control_stale_after <= self.control_wait:
+            raise ValueError(
+                "control_stale_after: must be longer than control_wait (a long poll is "
+                f"silent that long), got {self.control_stale_after!r}"
+            )
         # Zero would make the sender spin when idle; zero timeout makes sockets non-blocking.
         for name in ("flush_interval", "timeout"):
             if getattr(self, name) <= 0:

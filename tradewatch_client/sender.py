@@ -62,6 +62,7 @@ class Sender:
         settled: threading.Condition,
         log: RateLimitedLog,
         report_internal_error: Callable[[str], None],
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
         self._buffer = buffer
@@ -71,6 +72,7 @@ class Sender:
         self._settled = settled
         self._log = log
         self._report_internal_error = report_internal_error
+        self._on_state = on_state
         self._transport = HttpTransport(config.url, config.api_key, config.timeout)
         self._random = random.Random()  # noqa: S311  # jitter, not secrets
         self._failing = False
@@ -224,6 +226,8 @@ class Sender:
 
     def _delivered(self, endpoint: Endpoint, count: int, response: Response) -> None:
         self._counters.sent += count
+        if response.trading_state is not None and self._on_state is not None:
+            self._on_state(response.trading_state)
         if endpoint is ENDPOINTS[TRADE]:
             self._counters.duplicates += _duplicates(response.body)
         if self._failing:

@@ -24,6 +24,8 @@ class Response:
     status: int
     body: bytes
     retry_after: float | None
+    # The trading state Tradewatch answers every accepted batch with.
+    trading_state: str | None = None
 
     def excerpt(self, limit: int = 300) -> str:
         """The start of the body, for log lines and `last_error`."""
@@ -76,7 +78,12 @@ class HttpTransport:
             self._reused = True
             if answer.will_close:
                 self.close()
-            return Response(answer.status, data, _retry_after(answer.getheader("Retry-After")))
+            return Response(
+                answer.status,
+                data,
+                _retry_after(answer.getheader("Retry-After")),
+                answer.getheader("Tradewatch-Trading-State"),
+            )
 
     def close(self) -> None:
         """Close the connection if one is open."""

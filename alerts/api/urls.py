@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import delivery, silences, views
+from . import control, delivery, silences, views
 
 urlpatterns = [
     path("alerts", views.AlertListApi.as_view(), name="alert-list"),
@@ -16,6 +16,12 @@ urlpatterns = [
         name="alert-acknowledge",
     ),
     path("alerts/<int:alert_id>/resolve", views.AlertResolveApi.as_view(), name="alert-resolve"),
+    path(
+        # An id or a name (`metrics.queries.source_find`).
+        "sources/<str:source>/control",
+        control.SourceControlApi.as_view(),
+        name="source-control",
+    ),
     path("silences", silences.SilencesApi.as_view(), name="silence-list"),
     path(
         "silences/<int:silence_id>/expire",

@@ -26,6 +26,8 @@ COMMANDS: Final = ("pause_trading", "close_positions", "reconnect", "reset_rate_
 _COMMAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$")
 # What a recovery action is sent for: an alert firing or escalating, a check turning bad.
 ACTING_EVENTS: Final = frozenset({"firing", "escalated", "check"})
+# A source's trading state changed (sent when the channel's `trading_state` is on).
+STATE_EVENT: Final = "trading_state"
 TEST_COMMAND: Final = "test"
 
 
@@ -35,13 +37,17 @@ class RecoveryChannel(WebhookChannel):
     Config: `url` (the trading system's endpoint, checked against the SSRF guard on
     save), `command` (one of COMMANDS, or a name of your own), `parameters` (a JSON
     object sent with the command), `source` (the trading system's name in the body;
-    empty: the source of the alert or check). Secrets: `signing_secret` (`whsec_...`,
+    empty: the source of the alert or check), `trading_state` (true: also send every
+    change of the trading state of its source, or of every source when `source` is
+    empty, as a `trading_state` body). Secrets: `signing_secret` (`whsec_...`,
     made when left empty) and `previous_signing_secret` while the bot moves to a new one.
     """
 
     kind = "recovery"
     label = "Recovery action (signed command to the trading system)"
-    config_fields: ClassVar[tuple[str, ...]] = ("url", "command", "parameters", "source")
+    config_fields: ClassVar[tuple[str, ...]] = (
+        "url", "command", "parameters", "source", "trading_state",
+    )  # fmt: skip
     acts_once = True
 
     @classmethod
@@ -61,6 +67,8 @@ class RecoveryChannel(WebhookChannel):
         source = config.get("source", "")
         if not isinstance(source, str) or len(source) > 100:
             errors["source"] = ["The trading system's name, up to 100 characters."]
+        if not isinstance(config.get("trading_state", False), bool):
+            errors["trading_state"] = ["true or false: send trading state changes too."]
         if errors:
             raise ValidationError(errors)
 
@@ -77,6 +85,8 @@ class RecoveryChannel(WebhookChannel):
             body = test_body(self.config, message)
         elif message.event in ACTING_EVENTS:
             body = command_body(self.config, message)
+        elif message.event == STATE_EVENT:
+            body = state_body(message)
         else:
             return DeliveryResult(
                 ok=False,
@@ -104,6 +114,26 @@ def command_body(config: dict[str, Any], message: NotificationMessage) -> dict[s
         "reason": trigger.get("reason") or alert_reason(trigger),
         "check": trigger.get("check"),
         "alert_id": None if message.event == "check" else trigger.get("id"),
+        "requested_at": message.created_at,
+    }
+
+
+def state_body(message: NotificationMessage) -> dict[str, Any]:
+    """A source's new trading state: what it may do now, who decided it and why."""
+    state = message.alert
+    return {
+        "type": "trading_state",
+        "action": message.channel,
+        "source": state.get("source"),
+        "state": state.get("state"),
+        "previous_state": state.get("previous_state"),
+        "may_open_positions": state.get("may_open_positions"),
+        "scope": state.get("scope"),
+        "reason": state.get("reason"),
+        "set_by": state.get("set_by"),
+        "alert_id": state.get("alert_id"),
+        "since": state.get("since"),
+        "expires_at": state.get("expires_at"),
         "requested_at": message.created_at,
     }
 

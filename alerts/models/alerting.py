@@ -124,6 +124,11 @@ class Rule(models.Model):
     pack = models.CharField(
         max_length=50, blank=True, help_text="The built-in pack this rule came from, if any."
     )
+    trading_actions = models.BooleanField(
+        default=False,
+        help_text="Let its thresholds' actions halt its sources or set them to reduce only "
+        "when it fires. Off: it only alerts.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -188,6 +193,20 @@ class Threshold(models.Model):
         blank=True,
         help_text="Hysteresis: once firing, clear only past this value (e.g. fire above 10, "
         "clear below 8). Empty: clear as soon as the condition no longer holds.",
+    )
+
+    class Action(models.TextChoices):
+        NOTHING = "", "Nothing (alert only)"
+        REDUCE_ONLY = "reduce_only", "Set the source to reduce only"
+        HALT = "halt", "Halt the source"
+
+    action = models.CharField(
+        max_length=12,
+        choices=Action.choices,
+        blank=True,
+        default="",
+        help_text="What the alert does to the source's trading when it fires at this "
+        "severity. Only ever tightens; a person re-arms, even after the alert resolves.",
     )
 
     class Meta:
@@ -346,6 +365,7 @@ class AlertTransition(models.Model):
         INHIBITED = "inhibited", "Inhibited"
         UNINHIBITED = "uninhibited", "No longer inhibited"
         ESCALATED = "escalated", "Escalated (unacknowledged too long)"
+        TRADING_STATE = "trading_state", "Trading state changed"
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="timeline")
     at = models.DateTimeField()

@@ -192,6 +192,8 @@ class Notification(models.Model):
         DIGEST = "digest", "Digest"
         # A health check turned bad and sends its recovery action (no alert involved).
         CHECK = "check", "Check turned bad"
+        # A source's trading state changed: its recovery channels tell the bot.
+        TRADING_STATE = "trading_state", "Trading state changed"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"

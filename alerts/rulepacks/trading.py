@@ -32,6 +32,16 @@ class PackRule:
     window: timedelta = DAY
     message: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # A threshold's trading action by severity: installed with the rule's
+    # `trading_actions` off, so it only acts once someone switches it on.
+    actions: dict[int, str] = field(default_factory=dict)
+
+
+# The pack's trading actions (by rule key and severity), for installs made before them too.
+PACK_ACTIONS: dict[str, dict[int, str]] = {
+    "drawdown": {EMERGENCY: "halt"},
+    "daily_loss": {CRITICAL: "reduce_only"},
+}
 
 
 def pack_rules() -> list[PackRule]:
@@ -45,6 +55,7 @@ def pack_rules() -> list[PackRule]:
             ((WARNING, ">", 10, 8), (EMERGENCY, ">", 20, 18)),
             "Drawdown from the equity peak.",
             message="{source}: drawdown {value:.1f} % (limit {threshold:g} %)", extra=kill_switch,
+            actions=PACK_ACTIONS["drawdown"],
         ),
         PackRule(
             "daily_drawdown", "Daily drawdown", "threshold", "daily_drawdown_pct",
@@ -61,7 +72,7 @@ def pack_rules() -> list[PackRule]:
             ((CRITICAL, "<", -daily_loss, None),),
             "Net PnL of the UTC day past the configured loss limit.",
             message="{source}: daily PnL {value:.2f} past the limit {threshold:g}",
-            extra=kill_switch,
+            extra=kill_switch, actions=PACK_ACTIONS["daily_loss"],
         ),
         PackRule(
             "win_rate", "Low win rate", "threshold", "win_rate_pct",
@@ -205,7 +216,7 @@ def install_trading_pack(**kwargs: Any) -> int:
             )
             Threshold.objects.using(using).bulk_create(
                 Threshold(rule=rule, severity=severity, comparison=comparison, value=value,
-                          clear_value=clear)
+                          clear_value=clear, action=item.actions.get(severity, ""))
                 for severity, comparison, value, clear in item.thresholds
             )  # fmt: skip
             installed += 1

@@ -107,6 +107,12 @@ SAFETY_SCHEMA = inline_serializer(
                     "exchange": serializers.DictField(
                         help_text="connected (null: never reported), lost_since, latency_ms"
                     ),
+                    "trading": serializers.DictField(
+                        help_text="The trading state the source must obey (Tradewatch's "
+                        "own control, not the bot's kill switch): state (active, "
+                        "reduce_only, halted), may_open_positions, scope, tag, reason, "
+                        "set_by, alert_id, since, expires_at"
+                    ),
                 },
             )
         )

@@ -14,4 +14,5 @@ urlpatterns = [
         for kind in views.HOOK_VIEWS
     ],
     path("whoami", views.WhoAmIView.as_view(), name="whoami"),
+    path("control", views.ControlView.as_view(), name="trading-control"),
 ]

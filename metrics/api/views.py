@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api_errors import ErrorsView, errors_body, single_error
-from metrics import ingest, instrumentation, validation
+from metrics import control, ingest, instrumentation, validation
 from metrics.authentication import (
     HookKeyAuthentication,
     SourceAPIKeyAuthentication,
@@ -71,10 +71,16 @@ class SourceView(ErrorsView):
         return principal.source
 
 
+# Every accepted batch is answered with the state the source must obey now, so a bot
+# learns of a halt from the next batch it sends (`metrics.control`: no query).
+STATE_HEADER = "Tradewatch-Trading-State"
+
+
 class IngestView(SourceView):
     """Validate a whole batch, store it in one transaction, answer 202."""
 
     endpoint: ClassVar[str]
+    answers_trading_state = True
 
     def validate(self, body: Any, limits: validation.Limits) -> Any:
         raise NotImplementedError
@@ -162,7 +168,9 @@ class IngestView(SourceView):
                     ),
                     status=status.HTTP_422_UNPROCESSABLE_ENTITY,
                 )
-        response = Response(answer.body, status=answer.status_code)
+        state = control.trading_state(source.pk).state
+        response = Response({**answer.body, "trading_state": state}, status=answer.status_code)
+        response[STATE_HEADER] = state
         if answer.replayed:
             response["Idempotent-Replayed"] = "true"
         else:
@@ -178,7 +186,15 @@ def _count(body: dict[str, Any]) -> int:
     return accepted if isinstance(accepted, int) else 0
 
 
-ACCEPTED = inline_serializer("Accepted", {"accepted": serializers.IntegerField()})
+TRADING_STATE_FIELD = serializers.ChoiceField(
+    control.State.choices,
+    help_text="The trading state the source must obey now (also in the "
+    "`Tradewatch-Trading-State` header): `active`, `reduce_only` (close positions, open "
+    "none) or `halted`.",
+)
+ACCEPTED = inline_serializer(
+    "Accepted", {"accepted": serializers.IntegerField(), "trading_state": TRADING_STATE_FIELD}
+)
 INGEST_RESPONSES = {
     202: ACCEPTED,
     400: ERROR_SCHEMA,
@@ -282,7 +298,11 @@ class TradesIngestView(IngestView):
             **INGEST_RESPONSES,
             202: inline_serializer(
                 "TradesAccepted",
-                {"accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField()},
+                {
+                    "accepted": serializers.IntegerField(),
+                    "duplicates": serializers.IntegerField(),
+                    "trading_state": TRADING_STATE_FIELD,
+                },
             ),
         },
         parameters=[IDEMPOTENCY_HEADER],
@@ -407,3 +427,93 @@ class WhoAmIView(SourceView):
                 "key_name": principal.api_key.name,
             }
         )
+
+
+# The front (monitoring_site.front) holds a long poll on its event loop, not on a Django
+# thread: it marks the requests it can hold, and a 304 carrying HOLD_HEADER asks it to
+# wait that many seconds for a change before answering (then it asks again).
+FRONT_HOLDS_META = "HTTP_X_TRADEWATCH_FRONT_HOLDS"
+HOLD_HEADER = "X-Tradewatch-Hold"
+MAX_WAIT_SECONDS = 60
+
+
+class ControlView(SourceView):
+    """`GET /api/v1/control`: the trading state this source must obey (long poll with ?wait)."""
+
+    answers_trading_state = True
+
+    class QuerySerializer(serializers.Serializer[Any]):
+        wait = serializers.IntegerField(
+            required=False, default=0, min_value=0, max_value=MAX_WAIT_SECONDS
+        )
+
+    @extend_schema(
+        operation_id="trading_control",
+        summary="The trading state this source must obey",
+        description="Answers at once, with an `ETag`. Send it back in `If-None-Match` with "
+        f"`?wait=N` (at most {MAX_WAIT_SECONDS}) to be answered when the state changes "
+        "or after N seconds (304), whichever comes first.",
+        parameters=[
+            OpenApiParameter(
+                "wait",
+                int,
+                description="Seconds to wait for a change (0 to "
+                f"{MAX_WAIT_SECONDS}) when `If-None-Match` names the current state.",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The `ETag` of the state the caller knows.",
+            ),
+        ],
+        responses={
+            200: inline_serializer(
+                "TradingControlState",
+                {
+                    "source": serializers.CharField(),
+                    "source_id": serializers.IntegerField(),
+                    "state": TRADING_STATE_FIELD,
+                    "may_open_positions": serializers.BooleanField(),
+                    "scope": serializers.CharField(
+                        allow_null=True, help_text="source, tag or all: what decided it."
+                    ),
+                    "tag": serializers.CharField(allow_null=True),
+                    "reason": serializers.CharField(allow_blank=True),
+                    "set_by": serializers.CharField(allow_null=True),
+                    "alert_id": serializers.IntegerField(allow_null=True),
+                    "since": serializers.DateTimeField(allow_null=True),
+                    "expires_at": serializers.DateTimeField(allow_null=True),
+                },
+            ),
+            304: None,
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+            429: ERROR_SCHEMA,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return Response(
+                errors_body(
+                    [
+                        {"index": None, "field": field, "message": str(messages[0])}
+                        for field, messages in query.errors.items()
+                    ]
+                ),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        source = self.source(request)
+        state = control.trading_state(source.pk)
+        known = request.headers.get("If-None-Match", "")
+        if known and state.etag in (tag.strip() for tag in known.split(",")):
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+            wait = query.validated_data["wait"]
+            if wait and request.META.get(FRONT_HOLDS_META) == "1":
+                response[HOLD_HEADER] = str(wait)
+        else:
+            response = Response({"source": source.name, "source_id": source.pk, **state.as_dict()})
+        response["ETag"] = state.etag
+        response[STATE_HEADER] = state.state
+        return response

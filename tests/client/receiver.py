@@ -15,6 +15,8 @@ Control endpoints (no auth), all JSON:
                               {"hang": 2.0} (store, then close without answering)
     POST /_control/config     {"max_batch": 10, "drop_connections": true}
     POST /_control/reset      forget everything
+    POST /_control/trading    {"state": "halted"}: the trading state it answers from now on
+                              (in ingestion answers and on GET /api/v1/control, long poll)
 
 Standard library only, and no Django: it is started with `python -m` from the repo root.
 """
@@ -72,6 +74,9 @@ class State:
         self.script: deque[dict[str, Any]] = deque()
         self.max_batch = SERVER_MAX_BATCH
         self.drop_connections = False
+        self.trading_state = "active"
+        self.trading_version = 0
+        self.trading_changed = threading.Condition(self.lock)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -101,6 +106,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/_control/state":
             self._reply(200, self.server.state.snapshot())
+        elif self.path.startswith("/api/v1/control"):
+            self._trading()
         else:
             self._reply(404, {"detail": "not found"})
 
@@ -124,10 +131,39 @@ class Handler(BaseHTTPRequestHandler):
                 state.drop_connections = bool(data.get("drop_connections", False))
             elif self.path == "/_control/reset":
                 state.reset()
+            elif self.path == "/_control/trading":
+                state.trading_state = str(data["state"])
+                state.trading_version += 1
+                state.trading_changed.notify_all()
             else:
                 self._reply(404, {"detail": "not found"})
                 return
         self._reply(200, {"ok": True})
+
+    def _trading(self) -> None:
+        """`GET /api/v1/control[?wait=N]` as Tradewatch answers it (ETag, 304, long poll)."""
+        state = self.server.state
+        if self.headers.get("Authorization") != f"Api-Key {state.api_key}":
+            self._reply(401, {"detail": "Invalid API key."})
+            return
+        wait = 0.0
+        if "wait=" in self.path:
+            wait = float(self.path.split("wait=", 1)[1].split("&")[0])
+        known = self.headers.get("If-None-Match")
+        deadline = time.monotonic() + wait
+        with state.lock:
+            while known == f'"{state.trading_version}"' and time.monotonic() < deadline:
+                state.trading_changed.wait(deadline - time.monotonic())
+            version, trading = state.trading_version, state.trading_state
+        headers = {"ETag": f'"{version}"', "Tradewatch-Trading-State": trading}
+        if known == f'"{version}"':
+            self.send_response(304)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._reply(200, {"state": trading, "may_open_positions": trading == "active"}, headers)
 
     def _ingest(self, body: bytes) -> None:
         state = self.server.state
@@ -177,12 +213,13 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(400, {"errors": errors})
             return
         status, answer = self._store(key, items)
+        answer = {**answer, "trading_state": state.trading_state}
         if "hang" in action:
             # The server did the work but the answer never reaches the client.
             time.sleep(float(action["hang"]))
             self.close_connection = True
             return
-        self._reply(status, answer)
+        self._reply(status, answer, {"Tradewatch-Trading-State": state.trading_state})
 
     def _store(self, key: str | None, items: list[Any]) -> tuple[int, dict[str, Any]]:
         state = self.server.state
@@ -342,6 +379,10 @@ class ReceiverProcess:
 
     def configure(self, **settings: Any) -> None:
         self._call("POST", "/_control/config", settings)
+
+    def trading(self, state: str) -> None:
+        """Answer this trading state from now on (and wake long polls)."""
+        self._call("POST", "/_control/trading", {"state": state})
 
     def _call(self, method: str, path: str, payload: Any = None) -> Any:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)

@@ -46,6 +46,7 @@ def test_it_creates_reads_replaces_and_deletes_a_rule(risk_owner: User) -> None:
     assert read.json() == created.json()
     assert created.json()["thresholds"][1] == {
         "severity": "WARNING", "comparison": ">", "value": 3.0, "clear_value": None,
+        "action": "",
         "overrides": [{"source": "eth-maker", "value": 4.0, "clear_value": None,
                        "enabled": True}],
     }  # fmt: skip

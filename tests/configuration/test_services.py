@@ -190,7 +190,7 @@ def test_it_names_every_wrong_field_with_its_path_and_applies_nothing(desk_text:
         ("rules[0].windw", "is not a field here; the fields are aggregation, change_percent, "
          "description, enabled, for_duration, guard_metric, guard_minimum, inhibited_by, "
          "keep_firing_for, kind, labels, m_of_n_m, m_of_n_n, message_template, metric, "
-         "min_samples, missing_data, name, source, tag, thresholds, window"),
+         "min_samples, missing_data, name, source, tag, thresholds, trading_actions, window"),
     ]  # fmt: skip
     assert references_refused.value.problems == [
         ("policies[0].channels[1]",
@@ -336,3 +336,20 @@ recovery_actions:
     config_apply(text=text, environ={"CONTROL": CONTROL_SECRET}, prune=True)
 
     assert Channel.objects.get(name="bot-control").kind == "recovery"
+
+
+def test_it_carries_the_pack_actions_and_switches_a_rules_trading_actions_on() -> None:
+    exported = yaml.safe_load(config_export(sections=["rules"]))
+    drawdown = next(rule for rule in exported["rules"] if rule["name"] == "Drawdown")
+    assert "trading_actions" not in drawdown  # off: the default, left out
+    assert [t.get("action", "") for t in drawdown["thresholds"]] == ["halt", ""]
+    drawdown["trading_actions"] = True
+    drawdown["thresholds"][1]["action"] = "reduce_only"
+
+    config_apply(text=yaml.safe_dump(exported), environ={})
+
+    rule = Rule.objects.get(name="Drawdown")
+    assert rule.trading_actions
+    assert dict(rule.thresholds.values_list("severity", "action")) == {
+        60: "halt", 30: "reduce_only",
+    }  # fmt: skip

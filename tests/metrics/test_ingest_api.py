@@ -59,7 +59,7 @@ def test_it_stores_samples_and_their_latest_values(
         response = post(source_client, "/api/v1/metrics", body)
 
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3}
+    assert response.json() == {"accepted": 3, "trading_state": "active"}
     drawdown = MetricSeries.objects.get(source=source, name="drawdown_pct")
     assert drawdown.labels == {"symbol": "BTC/USDT"}
     assert drawdown.labels_key == '{"symbol":"BTC/USDT"}'
@@ -319,8 +319,8 @@ def test_it_stores_trades_and_counts_duplicates(source_client: APIClient, source
     ]})  # fmt: skip
 
     assert first.status_code == 202
-    assert first.json() == {"accepted": 2, "duplicates": 0}
-    assert again.json() == {"accepted": 1, "duplicates": 2}
+    assert first.json() == {"accepted": 2, "duplicates": 0, "trading_state": "active"}
+    assert again.json() == {"accepted": 1, "duplicates": 2, "trading_state": "active"}
     assert sorted(Trade.objects.values_list("trade_id", flat=True)) == ["t-1", "t-2", "t-3"]
     trade = Trade.objects.get(trade_id="t-1")
     assert (trade.symbol, trade.side, trade.quantity, trade.price, trade.pnl, trade.fee) == (
@@ -337,7 +337,7 @@ def test_it_treats_the_same_trade_id_of_two_sources_as_two_trades(source_client:
     post(source_client, "/api/v1/trades", {"trades": [TRADE]})
     response = post(other_client, "/api/v1/trades", {"trades": [TRADE]})
 
-    assert response.json() == {"accepted": 1, "duplicates": 0}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "trading_state": "active"}
 
 
 def test_it_stores_an_opening_fill_without_pnl(source_client: APIClient) -> None:
@@ -448,7 +448,7 @@ def test_it_stores_events(source_client: APIClient, source: Source) -> None:
     ]})  # fmt: skip
 
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3}
+    assert response.json() == {"accepted": 3, "trading_state": "active"}
     tripped = Event.objects.get(type="circuit_breaker_tripped")
     assert (tripped.source, tripped.message, tripped.context) == (
         source,
@@ -492,10 +492,10 @@ def test_it_replays_the_first_answer_for_a_repeated_idempotency_key(
 
     again = post(source_client, "/api/v1/trades", body, HTTP_IDEMPOTENCY_KEY="batch-1")
 
-    assert first.json() == {"accepted": 1, "duplicates": 0}
+    assert first.json() == {"accepted": 1, "duplicates": 0, "trading_state": "active"}
     # The first answer, not "1 duplicate": the batch was not processed again.
     assert again.status_code == 202
-    assert again.json() == {"accepted": 1, "duplicates": 0}
+    assert again.json() == {"accepted": 1, "duplicates": 0, "trading_state": "active"}
     assert again["Idempotent-Replayed"] == "true"
     assert Trade.objects.count() == 1
 
@@ -527,7 +527,11 @@ def test_it_forgets_a_key_after_the_replay_window(source_client: APIClient) -> N
 
     response = post(source_client, "/api/v1/trades", {"trades": [TRADE]}, HTTP_IDEMPOTENCY_KEY="k")
 
-    assert response.json() == {"accepted": 0, "duplicates": 1}  # processed anew
+    assert response.json() == {
+        "accepted": 0,
+        "duplicates": 1,
+        "trading_state": "active",
+    }  # processed anew
     assert "Idempotent-Replayed" not in response
 
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.utils import timezone
 
-from alerts.cli import export, status, tail
+from alerts.cli import control, export, status, tail
 from configuration import cli as config
 from health.cli import health
 from metrics.cli import history, sources
@@ -47,6 +47,9 @@ VERBS: dict[str, Verb] = {
     "health": health,
     "demo": demo,
     "config": config,
+    "halt": control.halt,
+    "reduce": control.reduce,
+    "rearm": control.rearm,
 }
 
 
@@ -55,7 +58,8 @@ class Command(BaseCommand):
         "Tradewatch from the command line: `tradewatch source add|key|revoke-keys|list`, "
         "`tradewatch tail`, `tradewatch status`, `tradewatch health`, "
         "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
-        "`tradewatch demo`, `tradewatch config export|apply|schema`."
+        "`tradewatch demo`, `tradewatch config export|apply|schema`, "
+        "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0

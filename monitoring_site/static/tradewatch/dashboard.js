@@ -102,16 +102,49 @@
     });
   }
 
+  function tradingCell(source) {
+    var cell = [node("span", { className: "tw-badge tw-trading-" + source.trading_state, text: source.trading_state.replace("_", " ") })];
+    var urls = source.control_urls;
+    if (state.can_halt && source.trading_state !== "halted") {
+      cell.push(node("a", { className: "button", href: urls.halt, text: "Halt" }));
+    }
+    if (state.can_halt && source.trading_state === "active") {
+      cell.push(node("a", { className: "button", href: urls.reduce, text: "Reduce only" }));
+    }
+    if (state.can_rearm && source.trading_state !== "active") {
+      cell.push(node("a", { className: "button", href: urls.rearm, text: "Re-arm" }));
+    }
+    return cell;
+  }
+
+  function renderTrading() {
+    var box = document.getElementById("tw-trading-banners");
+    box.textContent = "";
+    state.trading.banners.forEach(function (banner) {
+      var parts = [
+        node("strong", { text: banner.text }),
+        node("span", { className: "tw-note", text: " (" + banner.set_by + ", " + ago(banner.since) + (banner.expires_at ? ", until " + banner.expires_at.substring(11, 16) + " UTC" : "") + ") " }),
+      ];
+      if (banner.alert_url) { parts.push(node("a", { href: banner.alert_url, text: "the alert" })); }
+      if (state.can_rearm) { parts.push(node("a", { className: "button", href: banner.rearm_url, text: "Re-arm" })); }
+      box.appendChild(node("div", { className: "tw-banner tw-banner-" + banner.state, "data-scope": banner.scope }, parts));
+    });
+    if (state.can_halt) {
+      box.appendChild(node("p", {}, [node("a", { className: "button", href: state.trading.halt_all_url, text: "Halt every source" })]));
+    }
+  }
+
   function renderSources() {
     var body = document.getElementById("tw-source-rows");
     body.textContent = "";
     if (state.sources.length === 0) {
-      body.appendChild(node("tr", {}, [node("td", { colspan: "5", className: "tw-quiet", text: "No source yet." })]));
+      body.appendChild(node("tr", {}, [node("td", { colspan: "6", className: "tw-quiet", text: "No source yet." })]));
     }
     state.sources.forEach(function (source) {
       body.appendChild(node("tr", { "data-source-id": String(source.id) }, [
         node("td", {}, [node("a", { href: source.url, text: source.name })]),
         node("td", {}, [badge(source.status, source.score + " " + source.status_label)]),
+        node("td", { "data-testid": "trading-state" }, tradingCell(source)),
         node("td", { title: source.heartbeat || "", text: ago(source.heartbeat) }),
         node("td", { text: String(source.open_alerts) }),
         node("td", { className: "tw-note", text: source.issues.join("; ") }),
@@ -137,7 +170,7 @@
     document.getElementById("tw-updated").textContent = "Updated " + new Date(state.generated_at).toISOString().substring(11, 19) + " UTC";
   }
 
-  function render() { renderSystem(); renderFiring(); renderSources(); renderCharts(); }
+  function render() { renderTrading(); renderSystem(); renderFiring(); renderSources(); renderCharts(); }
 
   function poll() {
     var url = jsonUrl + "?range=" + encodeURIComponent(chartRange) + (chartSource ? "&source=" + chartSource : "");
