@@ -19,10 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-# Read by the pack's "Open positions limit" and "High error rate" rules; never breaching.
-STREAM_BODY = json.dumps(
-    {"samples": [{"name": "open_positions", "value": 1}, {"name": "error_rate_pct", "value": 0}]}
-).encode()
+# Read by the pack's "Open positions limit" rule (on its newest value); never breaching.
+STREAM_BODY = json.dumps({"samples": [{"name": "open_positions", "value": 1}]}).encode()
 
 
 @dataclass(frozen=True)
