@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import control, views
 
 urlpatterns = [
     path("metrics", views.MetricsIngestView.as_view(), name="ingest-metrics"),
@@ -14,5 +14,5 @@ urlpatterns = [
         for kind in views.HOOK_VIEWS
     ],
     path("whoami", views.WhoAmIView.as_view(), name="whoami"),
-    path("control", views.ControlView.as_view(), name="trading-control"),
+    path("control", control.ControlView.as_view(), name="trading-control"),
 ]
