@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Final
+from typing import Final
 
 from django.conf import settings
 from django.core.cache import cache
@@ -249,13 +249,3 @@ def _evaluate_here(source_id: int) -> bool:
     finally:
         budget.spend(time.perf_counter() - started)
     return True
-
-
-def flags(source_id: int) -> dict[str, Any]:
-    """The source's flags as stored (for tests and the command line's diagnostics)."""
-    in_flight, again, derivation = _keys(source_id)
-    return {
-        "in_flight": cache.get(in_flight) is not None,
-        "again": cache.get(again) is not None,
-        "derivation_needed": cache.get(derivation) is not None,
-    }
