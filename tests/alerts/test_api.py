@@ -810,6 +810,7 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
         "/api/v1/alerts/{alert_id}/resolve",
         "/api/v1/silences",
         "/api/v1/silences/{silence_id}/expire",
+        "/api/v1/sources/{source}/control",
     }
     listing = schema["paths"]["/api/v1/alerts"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {

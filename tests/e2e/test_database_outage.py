@@ -80,7 +80,7 @@ def test_ingestion_answers_503_while_postgresql_is_down_and_the_client_retries(
 
     with web_server(env, port):
         status, _, body = request(port, "POST", "/api/v1/trades", key, trades("t-1", "t-2"))
-        assert (status, body) == (202, {"accepted": 2, "duplicates": 0})
+        assert (status, body) == (202, {"accepted": 2, "duplicates": 0, "trading_state": "active"})
 
         # The database goes away in the middle of a batch's transaction: its trades are
         # inserted, and it waits for a lock on the table written next when the cluster
