@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -90,6 +91,16 @@ def celery_worker(
         stop(process)
         if log is not None:
             log.close()
+
+
+def ctrl_c_default() -> None:
+    """For `preexec_fn`: the child starts with SIGINT's default disposition.
+
+    A suite started in the background (a shell's `command &`) runs with SIGINT ignored,
+    and children inherit that; Python then installs no KeyboardInterrupt handler, and a
+    process the test stops with Ctrl-C would never hear it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) -> bool:

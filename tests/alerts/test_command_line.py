@@ -45,7 +45,7 @@ from monitoring_site.management.commands.tradewatch import Command
 from tests import factories
 from tests.alerts.conftest import MakeRule, evaluate, record
 from tests.factories import SourceFactory
-from tests.processes import BASE_DIR, process_environment, stop, wait_until
+from tests.processes import BASE_DIR, ctrl_c_default, process_environment, stop, wait_until
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -260,7 +260,7 @@ def start_tail() -> Iterator[Any]:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "tradewatch", "tail", "--interval", "0.2", *args],
             env=process_environment(**env), cwd=BASE_DIR, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE, preexec_fn=ctrl_c_default,
         )  # fmt: skip
         started.append(process)
         assert process.stdout is not None

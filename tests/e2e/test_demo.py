@@ -34,6 +34,7 @@ from tests.processes import (
     BASE_DIR,
     broker_purge,
     celery_worker,
+    ctrl_c_default,
     free_port,
     process_environment,
     stop,
@@ -54,6 +55,7 @@ def beat(env: dict[str, str], log: Path) -> Iterator[None]:
             [sys.executable, "-m", "celery", "-A", "monitoring_site", "beat", "--loglevel",
              "INFO"],
             env=env, cwd=BASE_DIR, stdout=output, stderr=subprocess.STDOUT,
+            preexec_fn=ctrl_c_default,
         )  # fmt: skip
         try:
             yield
