@@ -94,13 +94,15 @@ def celery_worker(
 
 
 def ctrl_c_default() -> None:
-    """For `preexec_fn`: the child starts with SIGINT's default disposition.
+    """For `preexec_fn`: the child starts with SIGINT at its default, and not blocked.
 
     A suite started in the background (a shell's `command &`) runs with SIGINT ignored,
-    and children inherit that; Python then installs no KeyboardInterrupt handler, and a
+    and children inherit that (Python then installs no KeyboardInterrupt handler); a
+    thread that blocked signals passes its mask on to what it starts. Either way a
     process the test stops with Ctrl-C would never hear it.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) -> bool:
