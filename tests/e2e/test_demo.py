@@ -130,8 +130,9 @@ def test_the_demo_fires_what_it_announces_prints_it_and_cleans_up_only_its_own(
             assert wait_until(
                 lambda: demo_log.read_text().count("(as announced)") == len(expected), 15
             )
-            # Ctrl-C ends it: a summary, exit code 0, no traceback.
-            run.send_signal(signal.SIGINT)
+            # Stopping it (SIGTERM, as a supervisor does; Ctrl-C takes the same way out)
+            # ends it with a summary, exit code 0, no traceback.
+            run.send_signal(signal.SIGTERM)
             assert run.wait(30) == 0
         assert wait_until(lambda: Alert.objects.filter(source=mine).exists(), 30)
         assert wait_until(lambda: _printed(worker_log, expected), 30), worker_log.read_text()
