@@ -269,8 +269,9 @@ def add_arguments(parser: CommandParser) -> None:
     add_color_arguments(parser)
 
 
-class _Stop(Exception):
-    """SIGTERM: stop as Ctrl-C does."""
+class _Stop(BaseException):
+    """SIGTERM: stop as Ctrl-C does. A BaseException, as KeyboardInterrupt is: code that
+    catches Exception (the client library's flush does) must not swallow it."""
 
 
 def _on_terminate(signum: int, frame: FrameType | None) -> None:

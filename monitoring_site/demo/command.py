@@ -113,8 +113,9 @@ def default_url(environ: dict[str, str] | None = None) -> str:
     return address_of(env.get("TRADEWATCH_BIND") or DEFAULT_BIND)
 
 
-class _Stop(Exception):
-    """SIGTERM: stop as Ctrl-C does."""
+class _Stop(BaseException):
+    """SIGTERM: stop as Ctrl-C does. A BaseException, as KeyboardInterrupt is: code that
+    catches Exception (the client library's flush does) must not swallow it."""
 
 
 def _on_terminate(signum: int, frame: FrameType | None) -> None:
