@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -72,6 +73,24 @@ OPERATOR_ERRORS_SCHEMA = inline_serializer(
 
 def errors_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"errors": errors}
+
+
+def field_errors(detail: Mapping[str, Any], rename: Mapping[str, str] | None = None) -> list[Any]:
+    """Serializer or model validation errors as the API's error items, field named."""
+    rename = rename or {}
+    errors: list[dict[str, Any]] = []
+    for key, messages in detail.items():
+        field = None if key in ("non_field_errors", "__all__") else rename.get(key, key)
+        if isinstance(messages, Mapping):  # a list's items: {index: [messages]}
+            for index, item in messages.items():
+                for message in item if isinstance(item, list) else [item]:
+                    errors.append(
+                        {"index": None, "field": field, "message": f"Item {index}: {message}"}
+                    )
+            continue
+        for message in messages if isinstance(messages, list) else [messages]:
+            errors.append({"index": None, "field": field, "message": str(message)})
+    return errors
 
 
 def single_error(message: str, field: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,6 @@ groups). Every error is `{"errors": [{"index": null, "field": ..., "message": ..
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, single_error
+from core.api_errors import field_errors as field_errors  # shared with metrics
 from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
 
 # --- who may call ------------------------------------------------------------------------
@@ -91,24 +91,6 @@ def paginate(paginator: CursorPagination, queryset: Any, request: Request, view:
         return paginator.paginate_queryset(queryset, request, view=view)
     except NotFound as exc:
         raise ValueError(f"{exc.detail}: use the `next` or `previous` link of a page.") from None
-
-
-def field_errors(detail: Mapping[str, Any], rename: Mapping[str, str] | None = None) -> list[Any]:
-    """Serializer or model validation errors as the API's error items, field named."""
-    rename = rename or {}
-    errors: list[dict[str, Any]] = []
-    for key, messages in detail.items():
-        field = None if key in ("non_field_errors", "__all__") else rename.get(key, key)
-        if isinstance(messages, Mapping):  # a list's items: {index: [messages]}
-            for index, item in messages.items():
-                for message in item if isinstance(item, list) else [item]:
-                    errors.append(
-                        {"index": None, "field": field, "message": f"Item {index}: {message}"}
-                    )
-            continue
-        for message in messages if isinstance(messages, list) else [messages]:
-            errors.append({"index": None, "field": field, "message": str(message)})
-    return errors
 
 
 #: A row a selector found (a Source, a Rule, a Tag...).

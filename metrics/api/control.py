@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_errors import errors_body
+from core.api_errors import errors_body, field_errors
 from metrics import control
 
 from .views import ERROR_SCHEMA, STATE_HEADER, TRADING_STATE_FIELD, SourceView
@@ -82,13 +82,7 @@ class ControlView(SourceView):
         query = self.QuerySerializer(data=request.query_params)
         if not query.is_valid():
             return Response(
-                errors_body(
-                    [
-                        {"index": None, "field": field, "message": str(messages[0])}
-                        for field, messages in query.errors.items()
-                    ]
-                ),
-                status=status.HTTP_400_BAD_REQUEST,
+                errors_body(field_errors(query.errors)), status=status.HTTP_400_BAD_REQUEST
             )
         source = self.source(request)
         state = control.trading_state(source.pk)
