@@ -56,15 +56,17 @@ class ThresholdInline(admin.TabularInline[Threshold, Rule]):
 
 @admin.register(Rule)
 class RuleAdmin(AuditHistoryAdmin[Rule]):
-    list_display = ["name", "kind", "metric", "aggregation", "window", "scope", "enabled", "pack"]
-    list_filter = ["enabled", "kind", "scope", "pack"]
+    list_display = [
+        "name", "kind", "metric", "aggregation", "window", "scope", "schedule", "enabled", "pack",
+    ]  # fmt: skip
+    list_filter = ["enabled", "kind", "scope", "pack", "schedule"]
     search_fields = ["name", "metric", "description"]
-    autocomplete_fields = ["source", "tag"]
+    autocomplete_fields = ["source", "tag", "schedule"]
     inlines = [ThresholdInline]
     fieldsets = [
         (None, {"fields": ["name", "description", "enabled", "kind", "metric", "labels"]}),
         ("Window", {"fields": ["aggregation", "window", "change_percent", "min_samples"]}),
-        ("Sources", {"fields": ["scope", "source", "tag"]}),
+        ("Sources", {"fields": ["scope", "source", "tag", "schedule"]}),
         (
             "Timing and noise",
             {
@@ -348,15 +350,17 @@ class SilenceAdmin(AuditHistoryAdmin[Silence]):
         "reason",
         "starts_at",
         "ends_at",
+        "schedule",
         "alert",
         "min_severity",
         "expired_at",
         "created_by",
     ]
-    list_filter = ["min_severity"]
+    list_filter = ["min_severity", "schedule"]
     filter_horizontal = ["sources", "tags", "rules"]
     search_fields = ["reason"]
     raw_id_fields = ["alert"]
+    autocomplete_fields = ["schedule"]
     readonly_fields = ["created_by", "created_at", "matched_alerts"]
     actions = ["expire"]
 

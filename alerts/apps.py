@@ -25,13 +25,17 @@ class AlertsConfig(AppConfig):
         """Rule, threshold and override edits reach every process's rules at once."""
         from django.db.models.signals import post_delete, post_save
 
+        from metrics.models import Expectation, Schedule
+
         from .evaluation import rules_changed
         from .models import Rule, Threshold, ThresholdOverride
 
         def changed(**kwargs: object) -> None:
             rules_changed()
 
-        for model in (Rule, Threshold, ThresholdOverride):
+        # Evaluation keeps the timetables and expectations with the rules (one
+        # generation read per evaluation): their edits are rule edits too.
+        for model in (Rule, Threshold, ThresholdOverride, Schedule, Expectation):
             post_save.connect(changed, sender=model, weak=False)
             post_delete.connect(changed, sender=model, weak=False)
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core.generations import KeptCopy
 from metrics.models import Source
+from metrics.schedules import ScheduleBook, schedule_book, schedule_book_read
 
 from . import engine
 from .judging import Extremes, Pass, Summary, subjects, worse_values
@@ -25,6 +26,7 @@ from .lifecycle import alert_resolve_obsolete
 from .loading import source_data_load
 from .models import Rule, Threshold, ThresholdOverride
 from .quiet import alerts_touch
+from .sessions import expectation_of, gate, timetables_of
 
 # Rules change rarely and are read for every evaluation, most of them in a request
 # that is waiting for its answer: each process keeps them until an edit is committed
@@ -33,9 +35,18 @@ from .quiet import alerts_touch
 # made straight in the database can go unnoticed.
 RULES_GENERATION = "rules-generation"
 RULES_TTL_SECONDS = 300.0
-_rules: KeptCopy[list[Rule]] = KeptCopy(
-    RULES_GENERATION, what="rules", ttl_seconds=RULES_TTL_SECONDS
-)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The enabled rules, and the schedules and expectations they are judged by (kept
+    together: one generation read per evaluation)."""
+
+    rules: list[Rule]
+    book: ScheduleBook
+
+
+_rules: KeptCopy[RuleSet] = KeptCopy(RULES_GENERATION, what="rules", ttl_seconds=RULES_TTL_SECONDS)
 
 
 def forget_rules_cache() -> None:
@@ -65,13 +76,18 @@ def with_thresholds(rules: QuerySet[Rule]) -> QuerySet[Rule]:
 
 def enabled_rules() -> list[Rule]:
     """Every enabled rule with its thresholds and their per-source overrides."""
+    return _rules.get(_enabled_rules_read).rules
+
+
+def rule_set() -> RuleSet:
+    """The enabled rules with the schedules and expectations they are judged by."""
     return _rules.get(_enabled_rules_read)
 
 
-def _enabled_rules_read() -> list[Rule]:
+def _enabled_rules_read() -> RuleSet:
     rules = list(with_thresholds(Rule.objects.filter(enabled=True).exclude(kind=Rule.Kind.HEALTH)))
     specs_forget()
-    return rules
+    return RuleSet(rules, schedule_book_read())
 
 
 # Which metric names enabled rules read, for ingestion to skip evaluating batches no rule
@@ -192,7 +208,8 @@ def sources_evaluate(
     worst of these values, if worse than the newest, so a trough inside a batch is seen.
     """
     now = now or timezone.now()
-    rules = enabled_rules()
+    kept = rule_set()
+    rules, book = kept.rules, kept.book
     if loaded is None:
         sources = list(Source.objects.filter(pk__in=source_ids, enabled=True))
     else:
@@ -200,7 +217,7 @@ def sources_evaluate(
     run = Pass(now)
     if not sources:
         return run.summary
-    data = source_data_load(sources, rules, now)
+    data = source_data_load(sources, rules, now, book=book)
     run.summary.sources = len(sources)
     for source in sources:
         source_data = data[source.pk]
@@ -211,8 +228,17 @@ def sources_evaluate(
             spec = rule_spec(rule, source.pk)
             if spec is None:
                 continue
+            expectation = expectation_of(rule, source, book)
+            if expectation is not None and not expectation.enabled:
+                continue  # the source's expectation of this signal is switched off
             judging.add(rule.pk)
-            for subject in subjects(rule, source_data, now):
+            session = gate(timetables_of(rule, source, book), now)
+            if not session.open:
+                run.out_of_session(source, source_data, rule, session.closed_at)
+                continue
+            for subject in subjects(
+                rule, source_data, now, opened_at=session.opened_at, expectation=expectation
+            ):
                 for worse in worse_values(rule, spec, subject, extremes):
                     run.judge(source, source_data, rule, spec, subject, worse=worse)
                 run.judge(source, source_data, rule, spec, subject)
@@ -272,12 +298,19 @@ def rule_preview(*, rule: Rule, limit: int = 25, now: datetime | None = None) ->
     ][:limit]
     if not sources:
         return []
-    data = source_data_load(sources, [rule], now)
+    book = schedule_book()
+    data = source_data_load(sources, [rule], now, book=book)
     rows = []
     for source in sources:
         spec = rule_spec(rule, source.pk)
         if spec is None:
             continue
-        for subject in subjects(rule, data[source.pk], now):
+        session = gate(timetables_of(rule, source, book), now)
+        if not session.open:
+            continue  # resting: nothing to say until its schedule opens
+        expectation = expectation_of(rule, source, book)
+        for subject in subjects(
+            rule, data[source.pk], now, opened_at=session.opened_at, expectation=expectation
+        ):
             rows.append(PreviewRow(source, subject.labels, subject.judge(spec, now, None)))
     return rows

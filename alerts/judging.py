@@ -15,13 +15,16 @@ from datetime import datetime
 
 from django.db import connection
 
+from metrics import signals
 from metrics.models import Source
+from metrics.schedules import ExpectationSpec
 
 from . import engine
 from .lifecycle import Finding, apply_finding, fingerprint, kept_resolved_release, still_kept
 from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql
 from .models import Rule, RuleSourceState
 from .quiet import OpenAlert, QuietUpdate, open_alert_of, quiet_update
+from .sessions import clock_start
 from .silences import SilenceMatcher, active_silences
 
 
@@ -48,6 +51,44 @@ class Subject:
     points: list[engine.Point]
     aggregate: tuple[float | None, int] | None = None
 
+    def out_of_session(
+        self,
+        source: Source,
+        source_data: SourceData,
+        rule: Rule,
+        closed_at: datetime | None,
+    ) -> None:
+        """The rule rests on this source (its schedule is closed): an alert of it open
+        when the session ended follows the rule's missing-data policy, once (at the
+        first evaluation after the close; "keep" leaves it as it is until the rule is
+        judged again)."""
+        if rule.missing_data == Rule.MissingData.KEEP:
+            return
+        for subject in subjects(rule, source_data, self.now):
+            fp = fingerprint(rule.pk, source.pk, subject.labels_key)
+            open_alert = source_data.open_alerts.get(fp)
+            if open_alert is None:
+                continue
+            if closed_at is not None and open_alert.last_seen > closed_at:
+                continue  # applied already, since this close
+            if self.silences is None:
+                self.silences = active_silences(self.now)
+            apply_finding(
+                Finding(
+                    rule=rule,
+                    source_id=source.pk,
+                    labels=subject.labels,
+                    labels_key=subject.labels_key,
+                    evaluation=engine.Evaluation("no_data", None, None, None, 0),
+                    now=self.now,
+                    inhibited=_inhibited(rule, source_data),
+                    silences=self.silences,
+                    source=source,
+                    tag_ids=frozenset(source_data.tag_ids),
+                )
+            )
+            self.summary.applied += 1
+
     def judge(
         self, spec: engine.RuleSpec, now: datetime, firing: engine.Threshold | None
     ) -> engine.Evaluation:
@@ -57,16 +98,45 @@ class Subject:
         return engine.evaluate(spec, self.points, now=now, firing=firing)
 
 
-def subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
-    """Each series the rule judges on this source."""
+def subjects(
+    rule: Rule,
+    data: SourceData,
+    now: datetime,
+    *,
+    opened_at: datetime | None = None,
+    expectation: ExpectationSpec | None = None,
+) -> Iterable[Subject]:
+    """Each series the rule judges on this source.
+
+    `opened_at`: when the rule's schedules last opened (clocks of silence count from
+    there at the earliest); `expectation`: the source's expectation a signal rule
+    judges (its grace, or the window of its reject rate).
+    """
     if rule.kind == Rule.Kind.EVENT:
         yield Subject({}, "{}", data.events.get(rule.metric, []))
         return
+    signal = signals.signal_of_metric(rule.metric)
+    if signal == signals.ORDER_REJECTS:
+        yield _reject_rate(data, now, opened_at, expectation)
+        return
     if rule.kind == Rule.Kind.ABSENCE:
+        newest: datetime | None
         if rule.metric == HEARTBEAT:
-            newest = data.heartbeat
+            if data.heartbeat_seen is None:
+                newest = data.heartbeat
+            else:
+                start = clock_start(data.heartbeat_seen, opened_at)
+                newest = None if start is None else start + data.heartbeat_due_after
+        elif signal is not None:
+            # Due `grace` after the signal was last seen (or after the opening): the
+            # value is the seconds overdue, as for heartbeats. Never seen: no data.
+            start = clock_start(data.signal_newest.get(signal), opened_at)
+            grace = expectation.grace if expectation else signals.DEFAULT_GRACE[signal]
+            newest = None if start is None else start + grace
         elif rule.metric.startswith(EVENT_PREFIX):
-            newest = data.newest_event.get(rule.metric.removeprefix(EVENT_PREFIX))
+            newest = clock_start(
+                data.newest_event.get(rule.metric.removeprefix(EVENT_PREFIX)), opened_at
+            )
         else:
             stamps = [
                 row["last_ts"]
@@ -75,7 +145,7 @@ def subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
                 and row["last_ts"] is not None
                 and _labels_match(rule.labels, row["labels"])
             ]
-            newest = max(stamps, default=None)
+            newest = clock_start(max(stamps, default=None), opened_at)
         yield Subject({}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else [])
         return
     in_sql = connection.vendor == "postgresql" and aggregated_in_sql(rule)
@@ -95,6 +165,26 @@ def subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
         else:
             points = data.samples.get(row["id"], [])
         yield Subject(row["labels"], row["labels_key"], points)
+
+
+def _reject_rate(
+    data: SourceData,
+    now: datetime,
+    opened_at: datetime | None,
+    expectation: ExpectationSpec | None,
+) -> Subject:
+    """The order reject rate over the expectation's window (from the opening at the
+    earliest), with the orders it is over as its samples."""
+    window = expectation.grace if expectation else signals.DEFAULT_GRACE[signals.ORDER_REJECTS]
+    start = now - window if opened_at is None else max(now - window, opened_at)
+
+    def counted(event_type: str) -> int:
+        return sum(1 for point in data.events.get(event_type, []) if start < point.ts <= now)
+
+    rate, orders = signals.reject_rate(
+        counted(signals.ORDER_REJECTED_EVENT), counted(signals.ORDER_SUBMITTED_EVENT)
+    )
+    return Subject({}, "{}", [], (rate, orders))
 
 
 def _firing_threshold(
@@ -200,6 +290,44 @@ class Pass:
         # Read when a first finding needs them: most evaluations find nothing to apply.
         self.silences: list[SilenceMatcher] | None = None
         self.quiet: list[QuietUpdate] = []
+
+    def out_of_session(
+        self,
+        source: Source,
+        source_data: SourceData,
+        rule: Rule,
+        closed_at: datetime | None,
+    ) -> None:
+        """The rule rests on this source (its schedule is closed): an alert of it open
+        when the session ended follows the rule's missing-data policy, once (at the
+        first evaluation after the close; "keep" leaves it as it is until the rule is
+        judged again)."""
+        if rule.missing_data == Rule.MissingData.KEEP:
+            return
+        for subject in subjects(rule, source_data, self.now):
+            fp = fingerprint(rule.pk, source.pk, subject.labels_key)
+            open_alert = source_data.open_alerts.get(fp)
+            if open_alert is None:
+                continue
+            if closed_at is not None and open_alert.last_seen > closed_at:
+                continue  # applied already, since this close
+            if self.silences is None:
+                self.silences = active_silences(self.now)
+            apply_finding(
+                Finding(
+                    rule=rule,
+                    source_id=source.pk,
+                    labels=subject.labels,
+                    labels_key=subject.labels_key,
+                    evaluation=engine.Evaluation("no_data", None, None, None, 0),
+                    now=self.now,
+                    inhibited=_inhibited(rule, source_data),
+                    silences=self.silences,
+                    source=source,
+                    tag_ids=frozenset(source_data.tag_ids),
+                )
+            )
+            self.summary.applied += 1
 
     def judge(
         self,

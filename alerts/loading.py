@@ -19,7 +19,9 @@ from typing import Any
 from django.db import connection
 from django.db.models import Max, Q
 
-from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat
+from metrics import signals
+from metrics.models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
+from metrics.schedules import ScheduleBook
 
 from . import engine
 from .lifecycle import KeptResolved
@@ -35,7 +37,7 @@ KILL_SWITCH_ON, KILL_SWITCH_OFF = "kill_switch_activated", "kill_switch_released
 OPEN_ALERT_COLUMNS = (
     "id", "source_id", "fingerprint", "severity", "state", "first_seen", "last_notified_at",
     "inhibited", "acknowledged_at", "acknowledged_until", "threshold_value", "comparison",
-    "peak_value", "rule_id", "announced_at", "condition_cleared_at",
+    "peak_value", "rule_id", "announced_at", "condition_cleared_at", "last_seen",
 )  # fmt: skip
 OPEN_STATES = [Alert.State.PENDING, Alert.State.FIRING]
 
@@ -126,6 +128,12 @@ class SourceData:
     events: dict[str, list[engine.Point]] = field(default_factory=lambda: defaultdict(list))
     newest_event: dict[str, datetime] = field(default_factory=dict)
     heartbeat: datetime | None = None
+    # The newest heartbeat itself, and how long after it the next one is due.
+    heartbeat_seen: datetime | None = None
+    heartbeat_due_after: timedelta = timedelta(0)
+    # "Alive but not trading": when each signal was last seen (decision, order, market
+    # data); absent when the source never reported it.
+    signal_newest: dict[str, datetime] = field(default_factory=dict)
     kill_switch_active: bool = False
     heartbeat_firing: bool = False
     open_alerts: dict[str, OpenAlert] = field(default_factory=dict)
@@ -136,17 +144,45 @@ class SourceData:
     )
 
 
+def signal_rules(rules: Iterable[Rule]) -> set[str]:
+    """The signals ("alive but not trading") some of `rules` watch."""
+    return {
+        signal for rule in rules if (signal := signals.signal_of_metric(rule.metric)) is not None
+    }
+
+
+def reject_window(book: ScheduleBook | None, sources: Sequence[Source]) -> timedelta:
+    """The longest window any of `sources` measures its order reject rate over."""
+    if book is None:
+        return signals.DEFAULT_GRACE[signals.ORDER_REJECTS]
+    return max(
+        (book.expectation(source.pk, signals.ORDER_REJECTS).grace for source in sources),
+        default=signals.DEFAULT_GRACE[signals.ORDER_REJECTS],
+    )
+
+
 def source_data_load(
-    sources: Sequence[Source], rules: list[Rule], now: datetime
+    sources: Sequence[Source],
+    rules: list[Rule],
+    now: datetime,
+    *,
+    book: ScheduleBook | None = None,
 ) -> dict[int, SourceData]:
+    """What `rules` look at on `sources` at `now`; `book`: the schedules and expectations
+    (for the windows of order reject rates)."""
     ids = [source.pk for source in sources]
     data = {source.pk: SourceData() for source in sources}
     for source_id, tag_id in _tag_rows(ids):
         data[source_id].tag_ids.add(tag_id)
+    watched_signals = signal_rules(rules)
 
-    metric_names = {rule.metric for rule in rules if rule.kind != Rule.Kind.EVENT} | {
-        rule.guard_metric for rule in rules if rule.guard_metric
-    }
+    metric_names = {
+        rule.metric
+        for rule in rules
+        if rule.kind != Rule.Kind.EVENT and not rule.metric.startswith(signals.RULE_PREFIX)
+    } | {rule.guard_metric for rule in rules if rule.guard_metric}
+    if signals.MARKET_DATA in watched_signals:
+        metric_names.add(signals.MARKET_DATA_AGE_METRIC)
     by_id: dict[int, dict[str, Any]] = {}
     for series_row in _series_rows(ids, metric_names):
         plain: dict[str, Any] = dict(series_row)
@@ -211,13 +247,26 @@ def source_data_load(
         for rule in rules
         if rule.kind == Rule.Kind.ABSENCE and rule.metric.startswith(EVENT_PREFIX)
     }
-    event_since = now - max(rule.window for rule in event_rules) if event_rules else None
+    windows = [rule.window for rule in event_rules]
     event_types = {rule.metric for rule in event_rules}
-    for source_id, event_type, ts, newest in _events(ids, event_types, event_since, newest_types):
+    for signal in watched_signals:
+        if signal == signals.ORDER_REJECTS:
+            windows.append(reject_window(book, sources))
+            event_types |= set(signals.EVENT_TYPES[signal])
+        else:
+            newest_types |= set(signals.EVENT_TYPES[signal])
+    event_since = now - max(windows) if windows else None
+    rows = _events(
+        ids, event_types, event_since, newest_types, trades=signals.ORDER in watched_signals
+    )
+    for source_id, event_type, ts, newest in rows:
         if newest:
             data[source_id].newest_event[event_type] = ts
         else:
             data[source_id].events[event_type].append(engine.Point(min(ts, now), 1.0))
+    if watched_signals:
+        for source_data in data.values():
+            _signals_newest(source_data, watched_signals, now)
     for source_data in data.values():
         on = source_data.newest_event.get(KILL_SWITCH_ON)
         off = source_data.newest_event.get(KILL_SWITCH_OFF)
@@ -228,6 +277,8 @@ def source_data_load(
     expected = {source.pk: source.heartbeat_period + source.heartbeat_grace for source in sources}
     for source_id, last_seen in _heartbeat_rows(ids):
         data[source_id].heartbeat = last_seen + expected[source_id]
+        data[source_id].heartbeat_seen = last_seen
+        data[source_id].heartbeat_due_after = expected[source_id]
     # Health alerts are opened and closed by the health runner, not judged here.
     for alert_row in _open_alert_rows(ids):
         fields: dict[str, Any] = dict(zip(OPEN_ALERT_COLUMNS, alert_row, strict=False))
@@ -246,18 +297,54 @@ def source_data_load(
     return data
 
 
+# What the newest trade is filed under among the newest events.
+NEWEST_TRADE = "(trade)"
+
+
+def _signals_newest(data: SourceData, watched: set[str], now: datetime) -> None:
+    """When each watched signal was last seen on one source (see `metrics.signals`)."""
+    newest = data.newest_event
+    moments: dict[str, list[datetime | None]] = {
+        signals.DECISION: [newest.get(signals.DECISION_EVENT)],
+        signals.ORDER: [newest.get(signals.ORDER_SUBMITTED_EVENT), newest.get(NEWEST_TRADE)],
+        signals.MARKET_DATA: [newest.get(signals.MARKET_DATA_EVENT)]
+        + [
+            signals.market_data_tick(row["last_ts"], row["last_value"])
+            for row in data.series
+            if row["name"] == signals.MARKET_DATA_AGE_METRIC
+            and row["last_ts"] is not None
+            and row["last_value"] is not None
+        ],
+    }
+    for signal, seen in moments.items():
+        known = [moment for moment in seen if moment is not None]
+        if signal in watched and known:
+            data.signal_newest[signal] = min(max(known), now)
+
+
 def _events(
     source_ids: Sequence[int],
     types: set[str],
     since: datetime | None,
     newest_types: set[str],
+    *,
+    trades: bool = False,
 ) -> Iterable[tuple[int, str, datetime, bool]]:
     """(source, type, ts, False) of each event of `types` since `since`, and (source, type,
-    newest ts, True) of each of `newest_types`: one query on PostgreSQL."""
+    newest ts, True) of each of `newest_types` (and, with `trades`, of the newest trade,
+    typed NEWEST_TRADE): one query on PostgreSQL."""
     table = Event._meta.db_table
     if connection.vendor == "postgresql":
         parts: list[str] = []
         params: list[Any] = []
+        if trades:
+            # One index probe per source (its newest trade), not a scan of its trades.
+            parts.append(
+                f"SELECT s.id, %s::text, t.newest, true FROM unnest(%s::bigint[]) s(id), "
+                f"LATERAL (SELECT max(ts) AS newest FROM {Trade._meta.db_table} "
+                "WHERE source_id = s.id) t WHERE t.newest IS NOT NULL"
+            )
+            params += [NEWEST_TRADE, list(source_ids)]
         if since is not None and types:
             parts.append(
                 f"SELECT source_id, type, ts, false FROM {table} "
@@ -277,6 +364,14 @@ def _events(
             found: list[tuple[int, str, datetime, bool]] = cursor.fetchall()
             return found
     rows: list[tuple[int, str, datetime, bool]] = []
+    if trades:
+        rows += [
+            (source_id, NEWEST_TRADE, newest, True)
+            for source_id, newest in Trade.objects.filter(source_id__in=source_ids)
+            .values("source_id")
+            .annotate(newest=Max("ts"))
+            .values_list("source_id", "newest")
+        ]
     if since is not None and types:
         rows += [
             (source_id, kind, ts, False)

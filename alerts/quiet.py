@@ -38,6 +38,9 @@ class OpenAlert:
     peak_value: float | None
     announced_at: datetime | None
     condition_cleared_at: datetime | None
+    # When it was last found (a breach): out of session, whether the rule's missing-data
+    # policy was applied since the close.
+    last_seen: datetime
 
 
 def open_alert_of(alert: Alert) -> OpenAlert:
@@ -57,6 +60,7 @@ def open_alert_of(alert: Alert) -> OpenAlert:
         peak_value=alert.peak_value,
         announced_at=alert.announced_at,
         condition_cleared_at=alert.condition_cleared_at,
+        last_seen=alert.last_seen,
     )
 
 

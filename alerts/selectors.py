@@ -14,7 +14,7 @@ from typing import Final, Literal, TypeVar
 
 from django.db.models import Model, Prefetch, Q, QuerySet
 
-from metrics.models import Source, Tag
+from metrics.models import Schedule, Source, Tag
 
 from .models import Alert, AlertTransition, Rule, Severity, Silence
 
@@ -93,6 +93,12 @@ def sources_find(refs: Iterable[str]) -> tuple[list[Source], list[str]]:
     return _find_by_id_or_name(Source.objects.all(), refs)
 
 
+def schedule_find(ref: str) -> Schedule | None:
+    """A schedule by id or name."""
+    found, _ = _find_by_id_or_name(Schedule.objects.all(), [ref])
+    return found[0] if found else None
+
+
 def rules_find(refs: Iterable[str]) -> tuple[list[Rule], list[str]]:
     """Rules by id or name, and the references that matched none."""
     return _find_by_id_or_name(Rule.objects.all(), refs)
@@ -161,7 +167,7 @@ def silence_list(*, state: str = "active", now: datetime) -> QuerySet[Silence]:
     `active`: not over (in force, or `scheduled` to start later); `expired`: over (ended,
     expired by hand, or its alert resolved); `all`: every one.
     """
-    silences = Silence.objects.select_related("alert", "created_by").prefetch_related(
+    silences = Silence.objects.select_related("alert", "created_by", "schedule").prefetch_related(
         "sources", "tags", "rules"
     )
     if state == "active":
@@ -178,7 +184,7 @@ def silence_list(*, state: str = "active", now: datetime) -> QuerySet[Silence]:
 def silence_get(*, silence_id: int) -> Silence | None:
     """One silence with what it matches, or None."""
     return (
-        Silence.objects.select_related("alert", "created_by")
+        Silence.objects.select_related("alert", "created_by", "schedule")
         .prefetch_related("sources", "tags", "rules")
         .filter(pk=silence_id)
         .first()

@@ -2,7 +2,8 @@
 
 A silence matches alerts by source, tag of the source, rule and minimum severity (an
 empty set matches every one) from `starts_at` until `ends_at`, or until a given alert
-resolves. `alerts.lifecycle` reads the silences in force (`active_silences`) when it
+resolves; one with a schedule only while its schedule is open (a recurring maintenance
+window). `alerts.lifecycle` reads the silences in force (`active_silences`) when it
 records a transition and asks whether one matches (`is_silenced`); nothing here
 changes alerts.
 """
@@ -21,7 +22,8 @@ from django.db import connection, transaction
 from django.db.models import Field, ForeignObjectRel, Q, QuerySet
 from django.utils import timezone
 
-from metrics.models import Source, Tag
+from metrics.models import Schedule, Source, Tag
+from metrics.schedules import schedule_book
 
 from .models import Alert, Rule, Severity, Silence
 
@@ -43,18 +45,24 @@ def silence_create(
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
     alert: Alert | None = None,
+    schedule: Schedule | None = None,
     now: datetime | None = None,
 ) -> Silence:
     """Mute matching alerts from `starts_at` (default now) to `ends_at` or until `alert` resolves.
 
-    With both an end and an alert the silence ends at whichever comes first. Raises
-    `ValidationError` naming the model field at fault (`ends_at`, `alert`, `reason`...).
+    With both an end and an alert the silence ends at whichever comes first. With a
+    `schedule` it is in force only while the schedule is open (maintenance Sundays
+    02:00-04:00 UTC), and needs no end. Raises `ValidationError` naming the model field
+    at fault (`ends_at`, `alert`, `reason`...).
     """
     now = now or timezone.now()
     starts_at = starts_at or now
-    if ends_at is None and alert is None:
+    if ends_at is None and alert is None and schedule is None:
         raise ValidationError(
-            {"ends_at": "A silence needs an end time, or an alert to last until it resolves."}
+            {
+                "ends_at": "A silence needs an end time, an alert to last until it resolves, "
+                "or a schedule."
+            }
         )
     if ends_at is not None:
         if ends_at <= starts_at:
@@ -70,6 +78,7 @@ def silence_create(
         starts_at=starts_at,
         ends_at=ends_at,
         alert=alert,
+        schedule=schedule,
     )
     with transaction.atomic():
         silence.full_clean()
@@ -143,6 +152,8 @@ class SilenceMatcher:
     source_ids: frozenset[int]
     tag_ids: frozenset[int]
     rule_ids: frozenset[int]
+    # In force only while this schedule is open (`active_silences` leaves it out else).
+    schedule_id: int | None = None
 
     def matches(self, *, severity: int, source_id: int, tag_ids: set[int], rule_id: int) -> bool:
         return (
@@ -154,10 +165,27 @@ class SilenceMatcher:
 
 
 def active_silences(now: datetime) -> list[SilenceMatcher]:
-    """The silences in force at `now` (one query on PostgreSQL, four elsewhere)."""
+    """The silences in force at `now` (one query on PostgreSQL, four elsewhere); one with
+    a schedule only while its schedule is open."""
     if connection.vendor == "postgresql":
-        return _active_silences_sql(now)
-    return _active_silences_orm(now)
+        found = _active_silences_sql(now)
+    else:
+        found = _active_silences_orm(now)
+    if not any(silence.schedule_id is not None for silence in found):
+        return found
+    book = schedule_book()
+    return [
+        silence
+        for silence in found
+        if silence.schedule_id is None or book.timetable(silence.schedule_id).is_open(now)
+    ]
+
+
+def schedule_open(silence: Silence, now: datetime) -> bool:
+    """Whether the silence's schedule (if it has one) is open at `now`."""
+    return silence.schedule_id is None or schedule_book().timetable(silence.schedule_id).is_open(
+        now
+    )
 
 
 def _in_force(now: datetime) -> QuerySet[Silence]:
@@ -180,6 +208,7 @@ def _matcher(silence: Silence) -> SilenceMatcher:
         source_ids=frozenset(s.pk for s in silence.sources.all()),
         tag_ids=frozenset(t.pk for t in silence.tags.all()),
         rule_ids=frozenset(r.pk for r in silence.rules.all()),
+        schedule_id=silence.schedule_id,
     )
 
 
@@ -201,7 +230,8 @@ def alert_silences(alert: Alert, *, now: datetime | None = None) -> list[Silence
     muting = [
         silence
         for silence in in_force
-        if _matcher(silence).matches(
+        if schedule_open(silence, now)
+        and _matcher(silence).matches(
             severity=alert.severity, source_id=alert.source_id, tag_ids=tag_ids,
             rule_id=alert.rule_id,
         )
@@ -230,7 +260,8 @@ def _active_silences_sql(now: datetime) -> list[SilenceMatcher]:
         members.append(f"ARRAY(SELECT {column} FROM {meta.db_table} WHERE {owner} = s.id)")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.min_severity, {', '.join(members)} FROM {Silence._meta.db_table} s "
+            f"SELECT s.min_severity, s.schedule_id, {', '.join(members)} "
+            f"FROM {Silence._meta.db_table} s "
             f"LEFT JOIN {Alert._meta.db_table} a ON a.id = s.alert_id "
             "WHERE s.starts_at <= %s AND (s.ends_at IS NULL OR s.ends_at > %s) "
             "AND s.expired_at IS NULL AND (s.alert_id IS NULL OR a.state = ANY(%s))",
@@ -242,8 +273,9 @@ def _active_silences_sql(now: datetime) -> list[SilenceMatcher]:
                 source_ids=frozenset(source_ids),
                 tag_ids=frozenset(tag_ids),
                 rule_ids=frozenset(rule_ids),
+                schedule_id=schedule_id,
             )
-            for min_severity, source_ids, tag_ids, rule_ids in cursor.fetchall()
+            for min_severity, schedule_id, source_ids, tag_ids, rule_ids in cursor.fetchall()
         ]
 
 

@@ -22,7 +22,7 @@ from django.db import models
 
 from alerts.models import Channel, Policy, Rule, Silence, Threshold, ThresholdOverride
 from health.models import HealthCheck
-from metrics.models import Source, Tag, TradingControl
+from metrics.models import Expectation, Schedule, Source, Tag, TradingControl
 
 
 def _row_events() -> tuple[Any, ...]:
@@ -62,6 +62,8 @@ SilenceEvent = _event_model(Silence, "SilenceEvent")
 PolicyEvent = _event_model(Policy, "PolicyEvent")
 SourceEvent = _event_model(Source, "SourceEvent")
 TagEvent = _event_model(Tag, "TagEvent")
+ScheduleEvent = _event_model(Schedule, "ScheduleEvent")
+ExpectationEvent = _event_model(Expectation, "ExpectationEvent")
 # Every change of a trading state: who or which rule, why, when, from which alert.
 TradingControlEvent = _event_model(TradingControl, "TradingControlEvent")
 

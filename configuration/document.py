@@ -17,6 +17,8 @@ from typing import Any, Final
 
 import yaml
 
+from metrics.timetables import window_parse
+
 from .fields import (
     ITEM_KEYS,
     SECTIONS,
@@ -168,6 +170,12 @@ def _value(spec: Field, value: Any, path: list[Any], problems: list[Problem]) ->
             return timestamp_text(datetime.fromisoformat(value.replace(" ", "T")))
         except (ValueError, OverflowError):
             problems.append((path_text(path), "is not a time that exists"))
+            return value
+    if kind == "windows":
+        try:
+            return [window_parse(text).text() for text in value]
+        except ValueError as exc:
+            problems.append((path_text(path), str(exc)))
             return value
     if kind == "items":
         items = [

@@ -20,12 +20,13 @@ from django.db import models
 from alerts.channels.registry import KINDS as CHANNEL_KINDS
 from alerts.models import Channel, Policy, Rule, Severity, Silence, Threshold, ThresholdOverride
 from health.models import HealthCheck
-from metrics.models import Source
+from metrics.models import Expectation, Schedule, Source
 
 VERSION: Final = 1
 # The order sections are written in, and applied in (each refers only to earlier ones,
 # except policies and checks, which refer to rules and recovery actions above them).
 SECTIONS: Final = (
+    "schedules",
     "sources",
     "channels",
     "recovery_actions",
@@ -40,6 +41,9 @@ REQUIRED: Final = object()
 CHANNEL_KINDS_ORDINARY: Final = tuple(kind for kind in CHANNEL_KINDS if kind != "recovery")
 # The other kinds' values, named for the OpenAPI schema's enums.
 SOURCE_KINDS: Final = tuple(Source.Kind.values)
+SCHEDULE_KINDS: Final = tuple(Schedule.Kind.values)
+EXPECTATION_SIGNALS: Final = tuple(Expectation.Signal.values)
+WINDOW_PATTERN: Final = r"(?i)^([a-z,-]+\s+)?([01]?\d|2[0-4]):[0-5]\d-([01]?\d|2[0-4]):[0-5]\d$"
 RULE_KINDS: Final = tuple(Rule.Kind.values)
 THRESHOLD_ACTIONS: Final = tuple(Threshold.Action.values)
 HEALTH_CHECK_KINDS: Final = tuple(HealthCheck.Kind.values)
@@ -58,7 +62,8 @@ class Field:
 
     `kind` is one of: text, bool, int, number, duration, severity, choice, object, ref
     (a name in section `ref`), refs (a list of them), tags, timestamp, secrets, items
-    (a list of objects described by `items`).
+    (a list of objects described by `items`), windows (weekly windows such as
+    "mon-fri 09:30-16:00").
     """
 
     name: str
@@ -215,7 +220,47 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
         Field("overrides", "items", [], items=overrides, help="Per-source values."),
     )
     ordinary = CHANNEL_KINDS_ORDINARY
+    expectations = (
+        Field("signal", "choice", REQUIRED, choices=EXPECTATION_SIGNALS),
+        Field(
+            "grace",
+            "duration",
+            None,
+            nullable=True,
+            help="decision, order, market_data: the longest silence allowed while the "
+            "schedule is open; order_rejects: the window of the reject rate. Empty: the "
+            "default (30m, 1h, 5m; 15m).",
+        ),
+        Field(
+            "schedule",
+            "ref",
+            None,
+            ref="schedules",
+            nullable=True,
+            help="Watched only while this schedule is open (empty: the source's).",
+        ),
+        _plain(Expectation, "enabled", "bool"),
+    )
     return {
+        "schedules": (
+            _name(Schedule),
+            _choice(Schedule, "kind"),
+            _text(
+                Schedule,
+                "exchange",
+                help="exchange kind: the calendar's code (XNYS, XLON, XETR, XTKS, CMES...).",
+            ),
+            _text(Schedule, "timezone", help="weekly kind: an IANA time zone."),
+            Field(
+                "windows",
+                "windows",
+                [],
+                help='weekly kind: "DAYS HH:MM-HH:MM" each, e.g. "mon-fri 09:30-16:00", '
+                '"sun 02:00-04:00", "daily 22:00-06:00" (past midnight); 24:00 ends a day.',
+            ),
+            _plain(Schedule, "invert", "bool", help="Open outside the sessions or windows."),
+            _text(Schedule, "description"),
+        ),
         "sources": (
             _name(Source),
             _choice(Source, "kind"),
@@ -224,6 +269,23 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
             Field("tags", "tags", []),
             _plain(Source, "heartbeat_period", "duration"),
             _plain(Source, "heartbeat_grace", "duration"),
+            Field(
+                "schedule",
+                "ref",
+                None,
+                ref="schedules",
+                nullable=True,
+                help="When the source is expected to run (empty: always): outside it a "
+                "quiet source is 'market closed', and its heartbeat counts from the open.",
+            ),
+            Field(
+                "expectations",
+                "items",
+                [],
+                items=expectations,
+                help="Alive but not trading: decision, order, market_data and "
+                "order_rejects, each with its own grace and schedule.",
+            ),
         ),
         "channels": _channel_fields(ordinary, with_kind=True),
         "recovery_actions": _channel_fields((), with_kind=False),
@@ -257,6 +319,14 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
             _choice(Rule, "inhibited_by"),
             _text(Rule, "message_template"),
             _plain(Rule, "trading_actions", "bool"),
+            Field(
+                "schedule",
+                "ref",
+                None,
+                ref="schedules",
+                nullable=True,
+                help="Judge only while this schedule is open (empty: always).",
+            ),
             Field("thresholds", "items", [], items=thresholds),
         ),
         "policies": (
@@ -292,11 +362,26 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
         "silences": (
             Field("reason", "text", REQUIRED, max_length=_length(Silence, "reason")),
             Field("starts_at", "timestamp", REQUIRED),
-            Field("ends_at", "timestamp", REQUIRED),
+            Field(
+                "ends_at",
+                "timestamp",
+                None,
+                nullable=True,
+                help="Needed unless the silence has a schedule.",
+            ),
             _plain(Silence, "min_severity", "severity"),
             Field("sources", "refs", [], ref="sources"),
             Field("tags", "tags", []),
             Field("rules", "refs", [], ref="rules"),
+            Field(
+                "schedule",
+                "ref",
+                None,
+                ref="schedules",
+                nullable=True,
+                help="In force only while this schedule is open (a recurring maintenance "
+                "window); then no end is needed.",
+            ),
         ),
     }
 
@@ -309,4 +394,8 @@ def object_key(section: str, item: dict[str, Any]) -> str:
 
 
 # Nested lists of objects and the field that tells their items apart (for the diff).
-ITEM_KEYS: Final[dict[str, str]] = {"thresholds": "severity", "overrides": "source"}
+ITEM_KEYS: Final[dict[str, str]] = {
+    "thresholds": "severity",
+    "overrides": "source",
+    "expectations": "signal",
+}

@@ -14,10 +14,11 @@ from typing import Any, Final
 import pghistory
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
+from django.db.models import ProtectedError
 
 from alerts.models import Channel, Policy, Rule
 from health.models import HealthCheck
-from metrics.models import Source
+from metrics.models import Schedule, Source
 
 from .document import DocumentInvalid, Item, Problem, document_from_data
 from .fields import SECTIONS, VERSION
@@ -30,6 +31,7 @@ EDITED_VIA: Final = "configuration API"
 # The sections edited one object at a time (silences have their own API).
 OBJECT_SECTIONS: Final = tuple(section for section in SECTIONS if section != "silences")
 MODELS: Final[dict[str, type[models.Model]]] = {
+    "schedules": Schedule,
     "sources": Source,
     "channels": Channel,
     "recovery_actions": Channel,
@@ -45,6 +47,10 @@ class ObjectMissing(LookupError):
 
 class ObjectExists(Exception):
     pass
+
+
+class ObjectInUse(Exception):
+    """Other objects still refer to it (a schedule a source or rule follows)."""
 
 
 def _shown(section: str, item: Item) -> Item:
@@ -143,4 +149,8 @@ def object_delete(*, section: str, name: str, actor: AbstractBaseUser) -> None:
     ):
         if not queryset.exists():
             raise ObjectMissing(name)
-        queryset.delete()
+        try:
+            queryset.delete()
+        except ProtectedError as exc:
+            users = sorted({str(obj) for obj in exc.protected_objects})[:5]
+            raise ObjectInUse(f"{name!r} is still used by {', '.join(users)}.") from None

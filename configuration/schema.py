@@ -22,6 +22,7 @@ from .fields import (
     SECTIONS,
     SEVERITY_NAMES,
     VERSION,
+    WINDOW_PATTERN,
     Field,
     section_fields,
 )
@@ -29,6 +30,8 @@ from .fields import (
 SCHEMA_FILE: Final = Path(__file__).resolve().parent / "tradewatch-config.schema.json"
 SCHEMA_ID: Final = "https://tradewatch.invalid/api/schema/config.json"
 SECTION_HELP: Final = {
+    "schedules": "When things are expected to run: always, an exchange's trading sessions "
+    "(holidays, early closes, breaks), or weekly windows in a time zone.",
     "sources": "Monitored things, by name (their API keys are never in the file).",
     "channels": "Where notifications go. Secrets are references to environment variables.",
     "recovery_actions": "Signed commands to a trading system (channels of kind recovery).",
@@ -43,6 +46,7 @@ _MESSAGES: Final = {
     "secret": "must be a reference to an environment variable such as ${SLACK_WEBHOOK_URL}: "
     "a secret's value never goes in the file",
     "timestamp": "must be a time such as 2026-12-24T18:00:00Z (ISO 8601 with an offset)",
+    "window": "must be a weekly window such as mon-fri 09:30-16:00 or sun 02:00-04:00",
 }
 _TYPE_WORDS: Final = {
     "number": "a number",
@@ -105,6 +109,15 @@ def _field_schema(field: Field) -> dict[str, Any]:
         }
     elif field.kind == "items":
         schema = {"type": "array", "items": _object_schema(field.items)}
+    elif field.kind == "windows":
+        schema = {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "pattern": WINDOW_PATTERN,
+                "x-message": _MESSAGES["window"],
+            },
+        }
     else:  # pragma: no cover - a table mistake
         raise AssertionError(field.kind)
     if field.minimum is not None and field.kind in ("int", "number"):
@@ -136,8 +149,8 @@ def config_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "Tradewatch configuration",
-        "description": "Rules, channels, policies, sources, health checks and silences, "
-        "keyed by name (`tradewatch config export` writes it, `config apply` reads it).",
+        "description": "Schedules, rules, channels, policies, sources, health checks and "
+        "silences, keyed by name (`tradewatch config export` writes it, `config apply` reads it).",
         "type": "object",
         "properties": {
             "version": {"const": VERSION, "description": "The file format's version."},

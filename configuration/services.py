@@ -18,7 +18,7 @@ from django.db import connection, transaction
 
 from alerts.models import Channel, Policy, Rule, Silence
 from health.models import HealthCheck
-from metrics.models import Source
+from metrics.models import Schedule, Source
 
 from .document import Document, DocumentInvalid, document_read, document_text, reference_problems
 from .fields import SECTIONS
@@ -34,9 +34,10 @@ APPLIED_VIA: Final = "config apply"
 APPLY_PERMISSIONS: Final = tuple(
     f"{app}.{action}_{model}"
     for app, model in (
-        ("metrics", "source"), ("alerts", "channel"), ("alerts", "rule"),
-        ("alerts", "threshold"), ("alerts", "thresholdoverride"), ("alerts", "policy"),
-        ("alerts", "silence"), ("health", "healthcheck"),
+        ("metrics", "schedule"), ("metrics", "source"), ("metrics", "expectation"),
+        ("alerts", "channel"), ("alerts", "rule"), ("alerts", "threshold"),
+        ("alerts", "thresholdoverride"), ("alerts", "policy"), ("alerts", "silence"),
+        ("health", "healthcheck"),
     )
     for action in ("add", "change", "delete")
 )  # fmt: skip
@@ -46,8 +47,9 @@ APPLY_PERMISSIONS: Final = tuple(
 VIEW_PERMISSIONS: Final = tuple(
     f"{app}.view_{model}"
     for app, model in (
-        ("metrics", "source"), ("alerts", "channel"), ("alerts", "rule"), ("alerts", "policy"),
-        ("alerts", "silence"), ("health", "healthcheck"),
+        ("metrics", "schedule"), ("metrics", "source"), ("alerts", "channel"),
+        ("alerts", "rule"), ("alerts", "policy"), ("alerts", "silence"),
+        ("health", "healthcheck"),
     )
 )  # fmt: skip
 
@@ -74,6 +76,7 @@ def may_apply(user: AbstractBaseUser) -> bool:
 def _names_known() -> dict[str, set[str]]:
     channels = Channel.objects.values_list("name", "kind")
     return {
+        "schedules": set(Schedule.objects.values_list("name", flat=True)),
         "sources": set(Source.objects.values_list("name", flat=True)),
         "channels": {name for name, kind in channels if kind != Channel.Kind.RECOVERY},
         "recovery_actions": {name for name, kind in channels if kind == Channel.Kind.RECOVERY},

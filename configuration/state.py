@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from alerts.models import Channel, Policy, Rule, Silence
 from health.models import HealthCheck
-from metrics.models import Source
+from metrics.models import Schedule, Source
+from metrics.schedules import windows_read
 
 from .document import Document, Item, timestamp_text
 from .fields import SECTIONS, duration_text, section_fields, severity_name
@@ -57,6 +58,29 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def schedule_item(schedule: Schedule) -> Item:
+    return {
+        "name": schedule.name,
+        "kind": schedule.kind,
+        "exchange": schedule.exchange,
+        "timezone": schedule.timezone,
+        "windows": _windows(schedule.windows),
+        "invert": schedule.invert,
+        "description": schedule.description,
+    }
+
+
+def _windows(stored: Any) -> list[str]:
+    try:
+        return [window.text() for window in windows_read(stored)]
+    except ValueError:
+        return [str(item) for item in stored] if isinstance(stored, list) else []
+
+
+def _schedule(obj: Any) -> str | None:
+    return obj.schedule.name if obj.schedule_id is not None and obj.schedule else None
+
+
 def source_item(source: Source) -> Item:
     return {
         "name": source.name,
@@ -66,6 +90,16 @@ def source_item(source: Source) -> Item:
         "tags": _names(source.tags.all()),
         "heartbeat_period": duration_text(source.heartbeat_period),
         "heartbeat_grace": duration_text(source.heartbeat_grace),
+        "schedule": _schedule(source),
+        "expectations": [
+            {
+                "signal": expectation.signal,
+                "grace": _duration(expectation.grace),
+                "schedule": _schedule(expectation),
+                "enabled": expectation.enabled,
+            }
+            for expectation in sorted(source.expectations.all(), key=lambda e: e.signal)
+        ],
     }
 
 
@@ -114,6 +148,7 @@ def rule_item(rule: Rule) -> Item:
         "inhibited_by": rule.inhibited_by,
         "message_template": rule.message_template,
         "trading_actions": rule.trading_actions,
+        "schedule": _schedule(rule),
         "thresholds": [
             {
                 "severity": severity_name(threshold.severity),
@@ -176,23 +211,32 @@ def health_check_item(check: HealthCheck) -> Item:
 
 
 def silence_item(silence: Silence) -> Item:
-    assert silence.ends_at is not None  # silences until an alert resolves are not in files
+    # Silences until an alert resolves are not in files: each has an end or a schedule.
+    assert silence.ends_at is not None or silence.schedule_id is not None
     return {
         "reason": silence.reason,
         "starts_at": timestamp_text(silence.starts_at),
-        "ends_at": timestamp_text(silence.ends_at),
+        "ends_at": None if silence.ends_at is None else timestamp_text(silence.ends_at),
         "min_severity": severity_name(silence.min_severity),
         "sources": _names(silence.sources.all()),
         "tags": _names(silence.tags.all()),
         "rules": _names(silence.rules.all()),
+        "schedule": _schedule(silence),
     }
 
 
 def silences_current(now: datetime) -> Any:
-    """Silences a file holds: not ended, with an end time (not "until an alert resolves")."""
-    return Silence.objects.filter(
-        Q(ends_at__gt=now), expired_at__isnull=True, alert__isnull=True
-    ).prefetch_related("sources", "tags", "rules")
+    """Silences a file holds: not ended, with an end time or a schedule (not "until an
+    alert resolves")."""
+    return (
+        Silence.objects.filter(
+            Q(ends_at__gt=now) | Q(ends_at__isnull=True, schedule__isnull=False),
+            expired_at__isnull=True,
+            alert__isnull=True,
+        )
+        .select_related("schedule")
+        .prefetch_related("sources", "tags", "rules")
+    )
 
 
 def secrets_stored() -> Secrets:
@@ -224,8 +268,13 @@ def state_read(
 
 
 def _section_items(section: str, secrets: Secrets, now: datetime) -> list[Item]:
+    if section == "schedules":
+        return [schedule_item(schedule) for schedule in Schedule.objects.all()]
     if section == "sources":
-        return [source_item(s) for s in Source.objects.prefetch_related("tags")]
+        sources = Source.objects.select_related("schedule").prefetch_related(
+            "tags", "expectations__schedule"
+        )
+        return [source_item(s) for s in sources]
     if section in ("channels", "recovery_actions"):
         recovery = section == "recovery_actions"
         channels = Channel.objects.all()
@@ -236,7 +285,7 @@ def _section_items(section: str, secrets: Secrets, now: datetime) -> list[Item]:
         )
         return [channel_item(c, secrets, recovery=recovery) for c in channels]
     if section == "rules":
-        rules = Rule.objects.select_related("source", "tag").prefetch_related(
+        rules = Rule.objects.select_related("source", "tag", "schedule").prefetch_related(
             "thresholds__overrides__source"
         )
         return [rule_item(rule) for rule in rules]

@@ -17,12 +17,14 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, models, transaction
+from django.db.models import ProtectedError
 
 from alerts.channels.registry import channel_kind
 from alerts.models import Channel, Policy, Rule, Silence, Threshold, ThresholdOverride
 from alerts.threshold_checks import thresholds_problem
 from health.models import HealthCheck
-from metrics.models import Source, Tag
+from metrics.models import Expectation, Schedule, Source, Tag
+from metrics.schedules import windows_normalised
 
 from .document import Item, Problem
 from .fields import SECTIONS, duration_parse, severity_value
@@ -69,8 +71,9 @@ class Writer:
                 silence.delete()
             return
         model: type[models.Model] = {
-            "sources": Source, "channels": Channel, "recovery_actions": Channel, "rules": Rule,
-            "policies": Policy, "health_checks": HealthCheck,
+            "schedules": Schedule, "sources": Source, "channels": Channel,
+            "recovery_actions": Channel, "rules": Rule, "policies": Policy,
+            "health_checks": HealthCheck,
         }[planned.section]  # fmt: skip
         found = model._default_manager.filter(name=planned.key)
         if planned.section in ("channels", "recovery_actions"):
@@ -81,7 +84,17 @@ class Writer:
                 if planned.section == "recovery_actions"
                 else found.exclude(kind=recovery)
             )
-        found.delete()
+        try:
+            with transaction.atomic():
+                found.delete()
+        except ProtectedError as exc:
+            users = sorted({str(obj) for obj in exc.protected_objects})[:5]
+            self.problems.append(
+                (
+                    f"{planned.section}.{planned.key}",
+                    f"cannot be deleted: still used by {', '.join(users)}",
+                )
+            )
 
     # --- problems --------------------------------------------------------------------
 
@@ -155,6 +168,24 @@ class Writer:
 
     # --- sections --------------------------------------------------------------------
 
+    def _write_schedules(self, planned: ObjectPlan, item: Item, where: str) -> bool:
+        schedule = Schedule.objects.filter(name=planned.key).first() or Schedule(name=planned.key)
+        for name in ("kind", "exchange", "timezone", "invert", "description"):
+            setattr(schedule, name, item[name])
+        try:
+            windows = windows_normalised(item["windows"])
+        except ValueError as exc:
+            self.problems.append((f"{where}.windows", str(exc)))
+            return False
+        if windows != schedule.windows:
+            schedule.windows = windows
+        return self._saved(schedule, where)
+
+    def _schedule(self, name: str | None, where: str) -> tuple[bool, Schedule | None]:
+        """(found, the schedule) for a `schedule` reference; a problem if it is missing."""
+        found = self._named(Schedule, "schedules", name, where)
+        return (name is None or found is not None), found
+
     def _write_sources(self, planned: ObjectPlan, item: Item, where: str) -> bool:
         source = Source.objects.filter(name=planned.key).first() or Source(name=planned.key)
         source.kind = item["kind"]
@@ -162,11 +193,39 @@ class Writer:
         source.enabled = item["enabled"]
         source.heartbeat_period = duration_parse(item["heartbeat_period"])
         source.heartbeat_grace = duration_parse(item["heartbeat_grace"])
+        ok, source.schedule = self._schedule(item["schedule"], f"{where}.schedule")
         tags = self._tags(item["tags"], f"{where}.tags")
-        if tags is None or not self._saved(source, where):
+        if not ok or tags is None or not self._saved(source, where):
             return False
         source.tags.set(tags)
-        return True
+        return self._expectations_written(source, item["expectations"], where)
+
+    def _expectations_written(self, source: Source, wanted: list[Item], where: str) -> bool:
+        existing = {e.signal: e for e in source.expectations.all()}
+        signals = {item["signal"] for item in wanted}
+        for signal, expectation in existing.items():
+            if signal not in signals:
+                expectation.delete()
+        ok = True
+        for index, item in enumerate(wanted):
+            at = f"{where}.expectations[{index}]"
+            expectation = existing.get(item["signal"]) or Expectation(
+                source=source, signal=item["signal"]
+            )
+            found, schedule = self._schedule(item["schedule"], f"{at}.schedule")
+            if not found:
+                ok = False
+                continue
+            values = {
+                "grace": None if item["grace"] is None else duration_parse(item["grace"]),
+                "schedule_id": schedule.pk if schedule is not None else None,
+                "enabled": item["enabled"],
+            }
+            if expectation.pk is None or _differs(expectation, values):
+                for name, value in values.items():
+                    setattr(expectation, name, value)
+                ok = self._saved(expectation, at) and ok
+        return ok
 
     def _write_channels(self, planned: ObjectPlan, item: Item, where: str) -> bool:
         channel = Channel.objects.filter(name=planned.key).first() or Channel(name=planned.key)
@@ -220,7 +279,10 @@ class Writer:
             rule.scope = Rule.Scope.SOURCE if item["source"] else Rule.Scope.TAG
         rule.source = self._named(Source, "sources", item["source"], f"{where}.source")
         rule.tag = self._tag(item["tag"], f"{where}.tag")
+        found, rule.schedule = self._schedule(item["schedule"], f"{where}.schedule")
         if (item["source"] and rule.source is None) or (item["tag"] and rule.tag is None):
+            return False
+        if not found:
             return False
         problem = thresholds_problem(
             (severity_value(t["severity"]), t["comparison"], t["value"], t["clear_value"])
@@ -335,8 +397,11 @@ class Writer:
         if silence is None:
             silence = Silence(reason=item["reason"], starts_at=_time(item["starts_at"]))
             silence.created_by = self.actor  # type: ignore[assignment]
-        silence.ends_at = _time(item["ends_at"])
+        silence.ends_at = None if item["ends_at"] is None else _time(item["ends_at"])
         silence.min_severity = severity_value(item["min_severity"])
+        found, silence.schedule = self._schedule(item["schedule"], f"{where}.schedule")
+        if not found:
+            return False
         links = {
             "sources": self._many(Source, "sources", item["sources"], f"{where}.sources"),
             "tags": self._tags(item["tags"], f"{where}.tags"),

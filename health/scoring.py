@@ -178,6 +178,9 @@ class ScoreLimits:
     max_open_positions: int = 0  # 0: no limit
     positions_degraded_pct: float = 80
     exchange_latency_ms: float = 5000
+    # Order rejects: over this share of orders, once there are this many in the window.
+    reject_rate_pct: float = 20
+    reject_min_orders: int = 10
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,26 @@ class OpenAlert:
     acknowledged: bool = False
     acknowledged_by: str | None = None
     inhibited: bool = False
+
+
+@dataclass(frozen=True)
+class SignalState:
+    """One "alive but not trading" signal of a source (`metrics.signals`), as read now.
+
+    `silent_for`: seconds since it was last seen, counted from its schedule's opening at
+    the earliest (None: never reported, so never judged); `grace`: the silence allowed
+    (seconds); `open`: its schedule is open now (closed: not judged); `scheduled`: it
+    has a schedule other than always (its texts say "during the session"). Order
+    rejects: `rejected` of `orders` in its window.
+    """
+
+    signal: str
+    silent_for: float | None = None
+    grace: float = 0.0
+    open: bool = True
+    scheduled: bool = False
+    rejected: int = 0
+    orders: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +235,10 @@ class SourceSignals:
     # The source's open alerts, worst first (the watchdog left out), and how many more.
     alerts: Sequence[OpenAlert] = ()
     more_alerts: int = 0
+    # Outside its schedule (a market closed): "market closed, opens ..." (None: open).
+    closed_note: str | None = None
+    # Its expectations of decisions, orders, market data and order rejects.
+    expectations: Sequence[SignalState] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +249,9 @@ class Score:
     status: Status
     issues: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Neither problems nor worth a look, but why something is not judged now
+    # ("market closed, opens Mon 14:30 UTC").
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -375,7 +405,11 @@ def source_score(signals: SourceSignals, limits: ScoreLimits | None = None) -> S
     warnings: list[str] = []
 
     age = signals.heartbeat_age
-    if age is None:
+    notes = [signals.closed_note] if signals.closed_note else []
+    by_signal = {state.signal: state for state in signals.expectations}
+    if signals.closed_note:
+        pass  # outside its schedule: a quiet source is "market closed", not lapsed
+    elif age is None:
         warnings.append("no heartbeat received yet")
     elif age > limits.heartbeat_seconds:
         penalty += RESPONSIVENESS_WEIGHT
@@ -398,15 +432,20 @@ def source_score(signals: SourceSignals, limits: ScoreLimits | None = None) -> S
             warnings.append(text)
 
     since = signals.since_decision
-    if since is None:
+    decision = by_signal.get(DECISION)
+    decision_limit = decision.grace if decision is not None else limits.decision_seconds
+    during = " during the session" if decision is not None and decision.scheduled else ""
+    if decision is not None and not decision.open:
+        pass  # its schedule is closed: no decision is due
+    elif since is None:
         warnings.append("no decision or trade recorded yet")
-    elif since > limits.decision_seconds:
+    elif since > decision_limit:
         penalty += DECISION_WEIGHT
         issues.append(
-            f"no decision for {describe_seconds(since)} "
-            f"(limit {describe_seconds(limits.decision_seconds)})"
+            f"no decision for {describe_seconds(since)}{during} "
+            f"(limit {describe_seconds(decision_limit)})"
         )
-    elif since > limits.decision_seconds / 2:
+    elif since > decision_limit / 2:
         penalty += 5
         warnings.append(f"last decision {describe_seconds(since)} ago")
 
@@ -419,6 +458,55 @@ def source_score(signals: SourceSignals, limits: ScoreLimits | None = None) -> S
         warnings.append(f"{errors} consecutive error{'s' if errors > 1 else ''}")
 
     caps, alert_warnings = alert_caps(signals.alerts, signals.more_alerts)
-    return _capped(
-        100 - penalty, [*safety_caps(signals, limits), *caps], issues, [*warnings, *alert_warnings]
+    score = _capped(
+        100 - penalty,
+        [*safety_caps(signals, limits), *signal_caps(signals.expectations, limits), *caps],
+        issues,
+        [*warnings, *alert_warnings],
     )
+    return Score(score.score, score.status, score.issues, score.warnings, notes)
+
+
+DECISION: Final = "decision"
+# Signal -> (what an operator calls it, the status its lapse holds the source at).
+SIGNAL_CAPS: Final = {
+    "order": ("order", Status.DEGRADED),
+    "market_data": ("market data", Status.UNHEALTHY),
+}
+
+
+def signal_caps(states: Sequence[SignalState], limits: ScoreLimits | None = None) -> list[Cap]:
+    """The caps of lapsed "alive but not trading" signals (decisions score as points).
+
+    Only while each one's schedule is open, and only for signals the source reported at
+    least once: "no order for 42 min during the session (limit 30 min)".
+    """
+    limits = limits or ScoreLimits()
+    caps: list[Cap] = []
+    for state in states:
+        if not state.open:
+            continue
+        during = " during the session" if state.scheduled else ""
+        if state.signal in SIGNAL_CAPS:
+            if state.silent_for is None or state.silent_for <= state.grace:
+                continue
+            noun, status = SIGNAL_CAPS[state.signal]
+            caps.append(
+                Cap(
+                    status,
+                    f"no {noun} for {describe_seconds(state.silent_for)}{during} "
+                    f"(limit {describe_seconds(state.grace)})",
+                )
+            )
+        elif state.signal == "order_rejects" and state.orders >= limits.reject_min_orders:
+            rate = state.rejected / state.orders * 100
+            if rate > limits.reject_rate_pct:
+                caps.append(
+                    Cap(
+                        Status.DEGRADED,
+                        f"{rate:.0f} % of orders rejected ({state.rejected} of {state.orders} "
+                        f"in {describe_seconds(state.grace)}{during}, limit "
+                        f"{limits.reject_rate_pct:g} %)",
+                    )
+                )
+    return _worst_first(caps)

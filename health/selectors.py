@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,9 +27,12 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.selectors import without_watchdog
+from metrics import signals as trading_signals
 from metrics.control import states_of
 from metrics.models import Event, MetricSeries, Source, SourceHeartbeat, Trade
+from metrics.schedules import ScheduleBook, schedule_book, when_text
 from metrics.services import SYSTEM_SOURCE_NAME
+from metrics.timetables import Timetable
 
 from .checks.activity import DECISION_EVENT
 from .models import HealthCheck
@@ -37,6 +40,7 @@ from .scoring import (
     OpenAlert,
     Score,
     ScoreLimits,
+    SignalState,
     SourceSignals,
     Status,
     own_score,
@@ -55,7 +59,10 @@ EXCHANGE_LATENCY: Final = "exchange_latency_ms"
 KILL_SWITCH: Final = ("kill_switch_activated", "kill_switch_released")
 CIRCUIT_BREAKER: Final = ("circuit_breaker_tripped", "circuit_breaker_reset")
 CONNECTIVITY: Final = ("connectivity_lost", "connectivity_restored")
-_EVENT_TYPES: Final = (*KILL_SWITCH, *CIRCUIT_BREAKER, *CONNECTIVITY, DECISION_EVENT)
+_EVENT_TYPES: Final = (
+    *KILL_SWITCH, *CIRCUIT_BREAKER, *CONNECTIVITY, DECISION_EVENT,
+    trading_signals.ORDER_SUBMITTED_EVENT, trading_signals.MARKET_DATA_EVENT,
+)  # fmt: skip
 # Open alerts named per source (worst first); the rest are counted.
 LISTED_ALERTS: Final = 5
 OPEN_STATES: Final = (Alert.State.PENDING, Alert.State.FIRING)
@@ -81,14 +88,26 @@ class SourceFacts:
     latest: dict[str, float] = field(default_factory=dict)
     alerts: list[OpenAlert] = field(default_factory=list)  # worst first, at most LISTED_ALERTS
     open_alerts: int = 0  # all of them, the watchdog left out
+    # Where its heartbeat clock starts (the newest heartbeat, or its schedule's opening
+    # when later), and "market closed, opens ..." while its schedule is closed.
+    heartbeat_clock: datetime | None = None
+    closed_note: str | None = None
+    market_closed: bool = False
+    # The newest market-data tick a `market_data_age_ms` sample speaks of.
+    market_data_tick: datetime | None = None
+    expectations: list[SignalState] = field(default_factory=list)
 
 
 def _newest(*moments: datetime | None) -> datetime | None:
     return max((m for m in moments if m is not None), default=None)
 
 
-def source_facts(sources: Sequence[Source]) -> dict[int, SourceFacts]:
-    """Heartbeats, newest trade and events, and latest signal values of `sources`."""
+def source_facts(
+    sources: Sequence[Source], *, now: datetime | None = None
+) -> dict[int, SourceFacts]:
+    """Heartbeats, newest trade and events, latest signal values, schedules and
+    expectations of `sources` at `now`."""
+    now = now or timezone.now()
     ids = [source.pk for source in sources]
     facts = {source_id: SourceFacts() for source_id in ids}
     for source_id, last_seen in SourceHeartbeat.objects.filter(source_id__in=ids).values_list(
@@ -117,10 +136,18 @@ def source_facts(sources: Sequence[Source]) -> dict[int, SourceFacts]:
         }
     names = (ERROR_RATE, CYCLES, CONSECUTIVE_ERRORS, OPEN_POSITIONS, EXCHANGE_LATENCY)
     sums: dict[tuple[int, str], float] = defaultdict(float)
-    for source_id, name, value in MetricSeries.objects.filter(
-        source_id__in=ids, name__in=names, last_value__isnull=False
-    ).values_list("source_id", "name", "last_value"):
+    for source_id, name, value, last_ts in MetricSeries.objects.filter(
+        source_id__in=ids,
+        name__in=(*names, trading_signals.MARKET_DATA_AGE_METRIC),
+        last_value__isnull=False,
+    ).values_list("source_id", "name", "last_value", "last_ts"):
         if value is None:
+            continue
+        if name == trading_signals.MARKET_DATA_AGE_METRIC:
+            if last_ts is not None:
+                tick = trading_signals.market_data_tick(last_ts, value)
+                found = facts[source_id]
+                found.market_data_tick = _newest(found.market_data_tick, tick)
             continue
         if name == OPEN_POSITIONS:
             sums[(source_id, name)] += value  # positions per symbol or exchange add up
@@ -133,7 +160,93 @@ def source_facts(sources: Sequence[Source]) -> dict[int, SourceFacts]:
     for source_id, alerts, count in open_alerts_of(ids, names_of):
         facts[source_id].alerts = alerts
         facts[source_id].open_alerts = count
+    _schedules_and_expectations(sources, facts, now, schedule_book())
     return facts
+
+
+def _opened(table: Timetable, now: datetime) -> tuple[bool, datetime | None]:
+    segment = table.segment(now)
+    return segment.open, segment.since if segment.open else None
+
+
+def _clock(newest: datetime | None, opened: datetime | None) -> datetime | None:
+    if newest is None:
+        return None
+    return newest if opened is None or newest >= opened else opened
+
+
+def _schedules_and_expectations(
+    sources: Sequence[Source], facts: dict[int, SourceFacts], now: datetime, book: ScheduleBook
+) -> None:
+    """Each source's schedule (heartbeat clock, "market closed") and its expectations
+    of decisions, orders, market data and order rejects (`metrics.signals`)."""
+    reject_windows: dict[datetime, list[int]] = defaultdict(list)
+    for source in sources:
+        found = facts[source.pk]
+        table = book.timetable(source.schedule_id)
+        is_open, opened = _opened(table, now)
+        found.heartbeat_clock = _clock(found.heartbeat, opened)
+        if not is_open:
+            found.market_closed = True
+            found.closed_note = (
+                f"market closed ({book.names.get(source.schedule_id or 0, table.describe())}"
+                f" opens {when_text(table.next_open(now), now)})"
+            )
+        newest = {
+            trading_signals.DECISION: _newest(
+                found.newest_trade, found.newest_event.get(DECISION_EVENT)
+            ),
+            trading_signals.ORDER: _newest(
+                found.newest_trade, found.newest_event.get(trading_signals.ORDER_SUBMITTED_EVENT)
+            ),
+            trading_signals.MARKET_DATA: _newest(
+                found.market_data_tick, found.newest_event.get(trading_signals.MARKET_DATA_EVENT)
+            ),
+        }
+        for signal in trading_signals.SIGNALS:
+            spec = book.expectation(source.pk, signal)
+            if not spec.enabled:
+                continue
+            signal_table = book.expectation_timetable(source, signal)
+            signal_open, signal_opened = _opened(signal_table, now)
+            state = SignalState(
+                signal=signal,
+                grace=spec.grace.total_seconds(),
+                open=signal_open,
+                scheduled=not signal_table.always_open,
+            )
+            if signal == trading_signals.ORDER_REJECTS:
+                start = now - spec.grace
+                if signal_opened is not None:
+                    start = max(start, signal_opened)
+                reject_windows[start].append(source.pk)
+            else:
+                since = _clock(newest[signal], signal_opened)
+                silent = None if since is None else max(0.0, (now - since).total_seconds())
+                state = replace(state, silent_for=silent)
+            found.expectations.append(state)
+    counted = (trading_signals.ORDER_SUBMITTED_EVENT, trading_signals.ORDER_REJECTED_EVENT)
+    for start, source_ids in reject_windows.items():
+        counts: dict[tuple[int, str], int] = {
+            (source_id, event_type): n
+            for source_id, event_type, n in Event.objects.filter(
+                source_id__in=source_ids, type__in=counted, ts__gt=start, ts__lte=now
+            )
+            .values_list("source_id", "type")
+            .annotate(n=Count("id"))
+            .values_list("source_id", "type", "n")
+        }
+        for source_id in source_ids:
+            rejected = counts.get((source_id, trading_signals.ORDER_REJECTED_EVENT), 0)
+            submitted = counts.get((source_id, trading_signals.ORDER_SUBMITTED_EVENT), 0)
+            _, orders = trading_signals.reject_rate(rejected, submitted)
+            found = facts[source_id]
+            found.expectations = [
+                replace(state, rejected=rejected, orders=orders)
+                if state.signal == trading_signals.ORDER_REJECTS
+                else state
+                for state in found.expectations
+            ]
 
 
 def open_alerts_of(
@@ -193,13 +306,18 @@ def _local(moment: datetime | None) -> datetime | None:
 def signals_of(found: SourceFacts, now: datetime) -> SourceSignals:
     """The scoring inputs of one source."""
     decision = _newest(found.newest_trade, found.newest_event.get(DECISION_EVENT))
+    decision_state = next((s for s in found.expectations if s.signal == "decision"), None)
+    since_decision = None if decision is None else (now - decision).total_seconds()
+    if decision_state is not None and decision_state.silent_for is not None:
+        since_decision = decision_state.silent_for  # counted from its session's opening
     cycles = found.latest.get(CYCLES)
     errors = found.latest.get(CONSECUTIVE_ERRORS)
+    beat = found.heartbeat_clock or found.heartbeat
     return SourceSignals(
-        heartbeat_age=None if found.heartbeat is None else (now - found.heartbeat).total_seconds(),
+        heartbeat_age=None if beat is None else (now - beat).total_seconds(),
         error_rate_pct=found.latest.get(ERROR_RATE),
         cycles=int(cycles) if cycles is not None else None,
-        since_decision=None if decision is None else (now - decision).total_seconds(),
+        since_decision=since_decision,
         consecutive_errors=int(errors) if errors is not None else None,
         read_at=timezone.localtime(now),
         kill_switch_since=_local(_holds(found, KILL_SWITCH)),
@@ -209,6 +327,8 @@ def signals_of(found: SourceFacts, now: datetime) -> SourceSignals:
         exchange_latency_ms=found.latest.get(EXCHANGE_LATENCY),
         alerts=tuple(found.alerts),
         more_alerts=max(found.open_alerts - len(found.alerts), 0),
+        closed_note=found.closed_note,
+        expectations=tuple(found.expectations),
     )
 
 
@@ -234,6 +354,7 @@ class SourceHealth:
             "id": self.source.pk, "name": self.source.name, "kind": self.source.kind,
             "score": self.score.score, "status": self.score.status.label,
             "issues": self.score.issues, "warnings": self.score.warnings,
+            "notes": self.score.notes, "market_closed": self.facts.market_closed,
         }  # fmt: skip
 
 
@@ -261,7 +382,7 @@ def health_read(*, now: datetime | None = None) -> HealthReading:
     """Score every enabled source, Tradewatch's own apart, in a fixed number of queries."""
     now = now or timezone.now()
     enabled = list(Source.objects.filter(enabled=True))
-    facts = source_facts(enabled)
+    facts = source_facts(enabled, now=now)
     limits = score_limits()
     own = None
     scored = []
@@ -314,7 +435,7 @@ def safety_view(*, now: datetime | None = None) -> list[dict[str, Any]]:
     """The safety view of every watched source."""
     now = now or timezone.now()
     sources = watched_sources()
-    facts = source_facts(sources)
+    facts = source_facts(sources, now=now)
     limits = score_limits()
     trading = states_of([source.pk for source in sources], now)
     return [

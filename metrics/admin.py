@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
@@ -11,14 +12,18 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from rest_framework_api_key.models import APIKey
 
 from core.audit_admin import AuditHistoryAdmin
 
-from .models import Source, SourceAPIKey, Tag, TradingControl
+from .models import Expectation, Schedule, Source, SourceAPIKey, Tag, TradingControl
+from .schedules import ScheduleState, schedule_state, timetable_of, when_text
 from .services import api_keys_revoke, sources_enabled_set
 
 # The library's own key model is unused: every key here belongs to a source.
@@ -30,18 +35,111 @@ class TagAdmin(AuditHistoryAdmin[Tag]):
     search_fields = ["name"]
 
 
+@admin.register(Schedule)
+class ScheduleAdmin(AuditHistoryAdmin[Schedule]):
+    """Schedules, each with whether it is open now and its next open and close."""
+
+    list_display = ["name", "kind", "described", "open_now", "next_open", "next_close"]
+    list_filter = ["kind"]
+    search_fields = ["name", "description", "exchange"]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "description"]}),
+        ("Exchange", {"fields": ["exchange"]}),
+        ("Weekly windows", {"fields": ["timezone", "windows"]}),
+        (None, {"fields": ["invert"]}),
+        ("Now", {"fields": ["state_now", "sessions_ahead"]}),
+    ]
+    readonly_fields = ["state_now", "sessions_ahead"]
+
+    def _state(self, schedule: Schedule) -> ScheduleState:
+        # One list page reads each schedule's state once (several columns ask).
+        kept: dict[int, ScheduleState] = getattr(self, "_states", {})
+        if schedule.pk not in kept:
+            now = timezone.now()
+            kept[schedule.pk] = schedule_state(timetable_of(schedule, now=now), now)
+            self._states = kept
+        return kept[schedule.pk]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        self._states = {}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="when")
+    def described(self, schedule: Schedule) -> str:
+        return self._state(schedule).describe
+
+    @admin.display(description="open now", boolean=True)
+    def open_now(self, schedule: Schedule) -> bool:
+        return self._state(schedule).open
+
+    @admin.display(description="next open")
+    def next_open(self, schedule: Schedule) -> str:
+        return when_text(self._state(schedule).next_open, timezone.now())
+
+    @admin.display(description="next close")
+    def next_close(self, schedule: Schedule) -> str:
+        return when_text(self._state(schedule).next_close, timezone.now())
+
+    @admin.display(description="now")
+    def state_now(self, schedule: Schedule) -> str:
+        if schedule.pk is None:
+            return "Save the schedule to see when it opens and closes."
+        self._states = {}
+        state = self._state(schedule)
+        now = timezone.now()
+        return (
+            f"{'Open' if state.open else 'Closed'} now ({state.describe}). "
+            f"Next open: {when_text(state.next_open, now)}. "
+            f"Next close: {when_text(state.next_close, now)}."
+        )
+
+    @admin.display(description="open during the next 7 days")
+    def sessions_ahead(self, schedule: Schedule) -> str:
+        if schedule.pk is None:
+            return "—"
+        now = timezone.now()
+        spans = timetable_of(schedule, now=now).sessions_between(now, now + timedelta(days=7))
+        if not spans:
+            return "Closed all week."
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} to {}",
+            (
+                (
+                    timezone.localtime(start).strftime("%a %Y-%m-%d %H:%M"),
+                    timezone.localtime(end).strftime("%a %H:%M %Z"),
+                )
+                for start, end in spans[:20]
+            ),
+        )
+
+
+class ExpectationInline(admin.TabularInline[Expectation, Source]):
+    """Alive but not trading: the source's decisions, orders, market data, rejects."""
+
+    model = Expectation
+    extra = 0
+    fields = ["signal", "grace", "schedule", "enabled"]
+    autocomplete_fields = ["schedule"]
+    verbose_name = "expectation (alive but not trading)"
+
+
 # Registered by the project (`monitoring_site.admin`): a source's page also shows its
 # health and open alerts, which are not metrics' to read.
 class SourceAdmin(AuditHistoryAdmin[Source]):
-    list_display = ["name", "kind", "enabled", "tag_list", "heartbeat_period", "updated_at"]
-    list_filter = ["kind", "enabled", "tags"]
+    list_display = [
+        "name", "kind", "enabled", "tag_list", "heartbeat_period", "schedule", "updated_at",
+    ]  # fmt: skip
+    list_filter = ["kind", "enabled", "tags", "schedule"]
     search_fields = ["name", "description"]
     filter_horizontal = ["tags"]
+    autocomplete_fields = ["schedule"]
+    inlines = [ExpectationInline]
     change_form_template = "admin/metrics/source/change_form.html"
     actions = ["issue_api_key", "enable", "disable"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "tags", "description", "enabled"]}),
-        ("Heartbeat", {"fields": ["heartbeat_period", "heartbeat_grace"]}),
+        ("Heartbeat", {"fields": ["heartbeat_period", "heartbeat_grace", "schedule"]}),
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Source]:

@@ -12,6 +12,22 @@ class MetricsConfig(AppConfig):
         from . import schema  # noqa: F401  (registers the OpenAPI auth extension)
 
         self._refuse_changed_keys_at_once()
+        self._reread_schedules_on_edits()
+
+    @staticmethod
+    def _reread_schedules_on_edits() -> None:
+        """Schedule and expectation edits reach every process's timetables at once."""
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import Expectation, Schedule
+        from .schedules import schedules_changed
+
+        def changed(**kwargs: object) -> None:
+            schedules_changed()
+
+        for model in (Schedule, Expectation):
+            post_save.connect(changed, sender=model, weak=False)
+            post_delete.connect(changed, sender=model, weak=False)
 
     @staticmethod
     def _refuse_changed_keys_at_once() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
 from .authentication import keys_changed
-from .models import Source, SourceAPIKey, Tag
+from .models import Schedule, Source, SourceAPIKey, Tag
 
 
 @transaction.atomic
@@ -21,12 +22,19 @@ def source_create(
     description: str = "",
     heartbeat_period: timedelta | None = None,
     heartbeat_grace: timedelta | None = None,
+    schedule: str | None = None,
 ) -> tuple[Source, str]:
     """Create a source with its tags and a first API key; return the source and plain key.
 
-    The heartbeat period and grace left out keep the model's defaults.
+    The heartbeat period and grace left out keep the model's defaults; `schedule`, a
+    schedule's name, says when it is expected to run (None: always).
     """
     source = Source(name=name, kind=kind, description=description)
+    if schedule is not None:
+        found = Schedule.objects.filter(name=schedule).first()
+        if found is None:
+            raise ValidationError({"schedule": f"No schedule named {schedule!r}."})
+        source.schedule = found
     if heartbeat_period is not None:
         source.heartbeat_period = heartbeat_period
     if heartbeat_grace is not None:

@@ -163,8 +163,10 @@ def sources_overview(reading: HealthReading) -> list[dict[str, Any]]:
             "score": item.score.score,
             "status": item.score.status.value,
             "status_label": item.score.status.label,
-            "issues": [*item.score.issues, *item.score.warnings],
+            "issues": [*item.score.issues, *item.score.warnings, *item.score.notes],
             "heartbeat": _iso(item.facts.heartbeat),
+            # Outside its schedule a quiet source is "market closed", not lapsed.
+            "market_closed": item.facts.market_closed,
             "open_alerts": item.facts.open_alerts,
             "url": reverse("admin:metrics_source_change", args=[item.source.pk]),
             "trading_state": states[item.source.pk].state,

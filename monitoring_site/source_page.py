@@ -22,7 +22,7 @@ SNAPSHOT_METRICS_LIMIT: Final = 100
 def source_page(source: Source) -> dict[str, Any]:
     """The source's keys, score, health history, snapshot and open alerts."""
     now = timezone.now()
-    score = score_of(source, source_facts([source])[source.pk], now)
+    score = score_of(source, source_facts([source], now=now)[source.pk], now)
     check_ids = list(HealthCheck.objects.filter(source=source).values_list("pk", flat=True))
     reports = list(
         HealthReport.objects.filter(health_check_id__in=check_ids)

@@ -54,9 +54,11 @@ def _fresh_cache_and_series_ids() -> Iterator[None]:
     from alerts.trigger import forget_arrival_budget
     from metrics.control import forget_controls
     from metrics.ingest import forget_series_cache
+    from metrics.schedules import forget_schedules
 
     cache.clear()
     forget_series_cache()
+    forget_schedules()
     forget_routing_cache()
     forget_arrival_budget()
     forget_controls()

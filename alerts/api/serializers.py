@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from alerts import selectors
 from alerts.models import Alert, AlertTransition, Silence
+from alerts.silences import schedule_open
 from core.query_params import ParamError, parse_time
 
 _OLDEST, _NEWEST = 0, datetime(9999, 1, 1, tzinfo=UTC).timestamp()
@@ -188,9 +189,17 @@ class SilenceSerializer(serializers.Serializer[Silence]):
     min_severity = SeverityField()
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField(
-        allow_null=True, help_text="Null: until `until_resolved_alert` resolves."
+        allow_null=True,
+        help_text="Null: until `until_resolved_alert` resolves, or (with a schedule) until "
+        "expired by hand.",
     )
     until_resolved_alert = serializers.IntegerField(source="alert_id", allow_null=True)
+    schedule = serializers.SerializerMethodField(
+        help_text="The schedule it is in force during (null: all the time)."
+    )
+    schedule_open = serializers.SerializerMethodField(
+        help_text="Whether its schedule is open now (true without a schedule)."
+    )
     reason = serializers.CharField()
     created_by = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
@@ -201,6 +210,12 @@ class SilenceSerializer(serializers.Serializer[Silence]):
 
     def get_tags(self, silence: Silence) -> list[str]:
         return [tag.name for tag in silence.tags.all()]
+
+    def get_schedule(self, silence: Silence) -> str | None:
+        return silence.schedule.name if silence.schedule is not None else None
+
+    def get_schedule_open(self, silence: Silence) -> bool:
+        return schedule_open(silence, self.context["now"])
 
     def get_created_by(self, silence: Silence) -> str | None:
         user = silence.created_by

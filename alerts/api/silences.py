@@ -20,7 +20,7 @@ from alerts import selectors
 from alerts.models import Alert, Rule, Silence
 from alerts.silences import SilenceOver, silence_create, silence_expire
 from core.api_errors import OPERATOR_ERRORS_SCHEMA
-from metrics.models import Source, Tag
+from metrics.models import Schedule, Source, Tag
 
 from .common import (
     COMMON_ERRORS,
@@ -83,13 +83,26 @@ class SilencesApi(OperatorApi):
         )
         ends_at = TimestampField(
             required=False, allow_null=True, default=None,
-            help_text="Needed unless `until_resolved_alert` is given.",
+            help_text="Needed unless `until_resolved_alert` or `schedule` is given.",
         )  # fmt: skip
         until_resolved_alert = serializers.IntegerField(
             required=False, allow_null=True, default=None, source="alert",
             help_text="Id of an open alert: the silence ends when it resolves.",
         )  # fmt: skip
+        schedule = serializers.CharField(
+            required=False, allow_null=True, default=None,
+            help_text="Id or name of a schedule: in force only while it is open (e.g. "
+            "maintenance Sundays 02:00-04:00 UTC); then no end is needed.",
+        )  # fmt: skip
         reason = serializers.CharField(max_length=500)
+
+        def validate_schedule(self, value: str | None) -> Schedule | None:
+            if value is None:
+                return None
+            found = selectors.schedule_find(value)
+            if found is None:
+                raise serializers.ValidationError(f"No schedule with id or name {value!r}.")
+            return found
 
         def validate_sources(self, value: list[str]) -> list[Source]:
             return found_all(selectors.sources_find(value), "source with id or name")

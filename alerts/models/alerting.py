@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from metrics.models import Source, Tag
+from metrics.models import Schedule, Source, Tag
 
 
 class Severity(models.IntegerChoices):
@@ -120,6 +120,16 @@ class Rule(models.Model):
         blank=True,
         help_text="e.g. `{source} drawdown {value:.1f} % (limit {threshold})`; "
         "fields: source, rule, metric, value, threshold, severity.",
+    )
+    schedule = models.ForeignKey(
+        Schedule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="rules",
+        help_text="Judge only while this schedule is open (empty: always). Outside it the "
+        "rule rests: its clocks do not run, and an alert open at the close follows the "
+        "missing-data policy once.",
     )
     pack = models.CharField(
         max_length=50, blank=True, help_text="The built-in pack this rule came from, if any."
@@ -407,11 +417,23 @@ class Silence(models.Model):
         help_text="Mute alerts of this severity and above (Debug: every alert).",
     )
     starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until resolved.")
+    ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: until its alert resolves, or (with a schedule) "
+        "for as long as the silence stands.",
+    )  # fmt: skip
     alert = models.ForeignKey(
         Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="silences",
         help_text="'Until resolved': this silence ends when this alert resolves.",
     )  # fmt: skip
+    schedule = models.ForeignKey(
+        Schedule,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="silences",
+        help_text="In force only while this schedule is open (e.g. maintenance Sundays "
+        "02:00-04:00 UTC); with a schedule the silence needs no end.",
+    )
     reason = models.CharField(max_length=500)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -424,9 +446,12 @@ class Silence(models.Model):
         ordering = ["-starts_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(ends_at__isnull=False) | Q(alert__isnull=False),
+                condition=Q(ends_at__isnull=False)
+                | Q(alert__isnull=False)
+                | Q(schedule__isnull=False),
                 name="silence_has_an_end",
-                violation_error_message="A silence needs an end time or an alert to last until.",
+                violation_error_message="A silence needs an end time, an alert to last until, "
+                "or a schedule.",
             ),
             models.CheckConstraint(
                 condition=Q(ends_at__isnull=True) | Q(ends_at__gt=models.F("starts_at")),

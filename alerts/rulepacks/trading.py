@@ -14,6 +14,8 @@ from typing import Any
 
 from django.conf import settings
 
+from metrics import signals
+
 PACK = "trading"
 
 WARNING, ERROR, CRITICAL, EMERGENCY, INFO = 30, 40, 50, 60, 20
@@ -149,6 +151,50 @@ def pack_rules() -> list[PackRule]:
             ((CRITICAL, ">", 0, None),),
             "No heartbeat within the source's period plus grace (value: seconds overdue).",
             window=timedelta(minutes=5), message="{source}: no heartbeat, {value:.0f} s overdue",
+        ),
+        # "Alive but not trading": each signal's value is the seconds past the source's
+        # grace for it (its expectation's, or the default), counted only while the
+        # expectation's schedule is open; a source that never reported the signal has
+        # no data, so the rule stays silent for it (missing data: keep).
+        PackRule(
+            "no_decisions", "No decisions", "absence", signals.rule_metric(signals.DECISION),
+            ((WARNING, ">", 0, None),),
+            "Alive but not deciding: no `decision` event within the source's grace (30 min "
+            "unless its expectation says otherwise) while its schedule is open. Silent for a "
+            "source that never reported a decision. Value: seconds overdue.",
+            window=timedelta(minutes=5),
+            message="{source}: no decision within its grace ({value:.0f} s overdue)",
+            extra={"inhibited_by": "heartbeat"},
+        ),
+        PackRule(
+            "no_orders", "No orders", "absence", signals.rule_metric(signals.ORDER),
+            ((WARNING, ">", 0, None),),
+            "Alive but not ordering: no `order_submitted` event nor trade within the "
+            "source's grace (1 h unless its expectation says otherwise) while its schedule "
+            "is open. Silent for a source that never reported an order. Value: seconds overdue.",
+            window=timedelta(minutes=5),
+            message="{source}: no order within its grace ({value:.0f} s overdue)",
+            extra={"inhibited_by": "heartbeat"},
+        ),
+        PackRule(
+            "no_market_data", "No market data", "absence", signals.rule_metric(signals.MARKET_DATA),
+            ((ERROR, ">", 0, None),),
+            "Trading blind: no `market_data` event, and no tick by `market_data_age_ms`, "
+            "within the source's grace (5 min unless its expectation says otherwise) while "
+            "its schedule is open. Silent for a source that never reported market data. "
+            "Value: seconds overdue.",
+            window=timedelta(minutes=5),
+            message="{source}: no market data within its grace ({value:.0f} s overdue)",
+            extra={"inhibited_by": "heartbeat"},
+        ),
+        PackRule(
+            "order_rejects", "Order reject rate", "threshold",
+            signals.rule_metric(signals.ORDER_REJECTS), ((WARNING, ">", 20, 15),),
+            "`order_rejected` events over submitted orders within the source's window (15 "
+            "min unless its expectation says otherwise), judged from 10 orders on.",
+            window=timedelta(minutes=15),
+            message="{source}: {value:.0f} % of orders rejected",
+            extra={"min_samples": 10, "inhibited_by": "heartbeat"},
         ),
         PackRule(
             "artifact_stale", "Model artifact stale", "absence", "event:artifact_updated",

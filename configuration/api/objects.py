@@ -17,6 +17,7 @@ from configuration.document import DocumentInvalid
 from configuration.objects import (
     OBJECT_SECTIONS,
     ObjectExists,
+    ObjectInUse,
     ObjectMissing,
     object_delete,
     object_get,
@@ -33,7 +34,8 @@ from .serializers import section_serializers
 
 # The models whose permissions each section needs (the admin's, per action).
 SECTION_MODELS: Final = {
-    "sources": ("metrics.{}_source",),
+    "schedules": ("metrics.{}_schedule",),
+    "sources": ("metrics.{}_source", "metrics.{}_expectation"),
     "channels": ("alerts.{}_channel",),
     "recovery_actions": ("alerts.{}_channel",),
     "rules": ("alerts.{}_rule", "alerts.{}_threshold", "alerts.{}_thresholdoverride"),
@@ -163,13 +165,18 @@ def section_views(
             summary=f"Delete a {what}, as the admin does",
             parameters=[NAME],
             request=None,
-            responses={204: None, 404: OPERATOR_ERRORS_SCHEMA, **COMMON_ERRORS},
-        )
+            responses={
+                204: None, 404: OPERATOR_ERRORS_SCHEMA, 409: OPERATOR_ERRORS_SCHEMA,
+                **COMMON_ERRORS,
+            },
+        )  # fmt: skip
         def delete(self, request: Request, name: str) -> Response:
             try:
                 object_delete(section=self.section, name=name, actor=person(request))
             except ObjectMissing:
                 return _missing(self.section, name)
+            except ObjectInUse as exc:
+                return conflict(str(exc))
             return Response(status=status.HTTP_204_NO_CONTENT)
 
     ListApi.section = DetailApi.section = section

@@ -15,6 +15,7 @@ from configuration.fields import SEVERITY_NAMES, Field, section_fields
 
 DURATION_HELP: Final = "A duration: 30s, 5m, 1h30m, 1d, 250ms, or a number of seconds."
 TITLES: Final = {
+    "schedules": "Schedule",
     "sources": "Source",
     "channels": "Channel",
     "recovery_actions": "RecoveryAction",
@@ -23,6 +24,7 @@ TITLES: Final = {
     "health_checks": "HealthCheck",
     "thresholds": "Threshold",
     "overrides": "ThresholdOverride",
+    "expectations": "Expectation",
 }
 
 
@@ -59,6 +61,9 @@ def _field(spec: Field, name: str, *, answer: bool) -> serializers.Field[Any, An
         return serializers.ListField(child=serializers.CharField(), **options)
     if kind == "timestamp":
         return serializers.DateTimeField(**options)
+    if kind == "windows":
+        options["help_text"] = spec.help or None
+        return serializers.ListField(child=serializers.CharField(), **options)
     if kind == "items":
         return object_serializer(spec.items, f"{name}{TITLES[spec.name]}", answer=answer)(
             many=True, **options

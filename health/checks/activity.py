@@ -1,4 +1,8 @@
-"""Source activity: time since the source last decided, traded or sent anything."""
+"""Source activity: time since the source last decided, traded or sent anything.
+
+Only while the source's schedule is open, counted from the session's opening at the
+earliest (a night is not idleness).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from typing import Any
 from django.db.models import Max
 
 from health.scoring import Status, describe_seconds
-from metrics.models import Event, MetricSeries, Trade
+from metrics.models import Event, MetricSeries, Source, Trade
+from metrics.schedules import schedule_book
 
 from .base import CheckResult, Probe, Target, config_error, number, text
 
@@ -65,10 +70,18 @@ class ActivityProbe(Probe):
         assert limit is not None
         signal = text(target.config, "signal", "any") or "any"
         assert target.source_id is not None
+        source = Source.objects.filter(pk=target.source_id).only("schedule_id").first()
+        table = schedule_book().timetable(source.schedule_id if source else None)
+        segment = table.segment(now)
+        if not segment.open:
+            # Outside the source's schedule no activity is due (the clock does not run).
+            return CheckResult(Status.HEALTHY, details={"market_closed": True})
         newest = newest_activity(target.source_id, signal)
         what = "activity" if signal == "any" else f"{signal}"
         if newest is None:
             return CheckResult.failed(Status.UNHEALTHY, f"no {what} recorded yet")
+        if segment.since is not None and segment.since > newest:
+            newest = segment.since  # counted from the session's opening
         idle = max(0.0, (now - newest).total_seconds())
         details = {"idle_seconds": round(idle, 3), "limit_seconds": limit, "signal": signal}
         if idle > limit:

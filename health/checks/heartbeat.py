@@ -1,4 +1,10 @@
-"""Source heartbeat freshness: the newest heartbeat against the source's period + grace."""
+"""Source heartbeat freshness: the newest heartbeat against the source's period + grace.
+
+Outside the source's schedule (a market closed) the source is not expected to beat: the
+check is healthy and says so. In session the age counts from the later of the newest
+heartbeat and the session's opening, so the first heartbeat of the day is due at the
+open plus the period and grace, not judged against the last one of the day before.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from datetime import datetime
 
 from health.scoring import Status, describe_seconds, worst
 from metrics.models import Source, SourceHeartbeat
+from metrics.schedules import schedule_book
 
 from .base import CheckResult, Probe, Target
 
@@ -34,7 +41,22 @@ class HeartbeatProbe(Probe):
             return CheckResult.failed(
                 Status.CRITICAL, f"no heartbeat received from {source.name} yet"
             )
-        age = max(0.0, (now - beat.last_seen).total_seconds())
+        table = schedule_book().timetable(source.schedule_id)
+        segment = table.segment(now)
+        if not segment.open:
+            opens = table.next_open(now)
+            return CheckResult(
+                Status.HEALTHY,
+                details={
+                    "market_closed": True,
+                    "schedule": table.describe(),
+                    "next_open": opens.isoformat() if opens else None,
+                },
+            )
+        counted_from = beat.last_seen
+        if segment.since is not None and segment.since > counted_from:
+            counted_from = segment.since
+        age = max(0.0, (now - counted_from).total_seconds())
         details = {"age_seconds": round(age, 3), "period": period, "grace": grace,
                    "reported": beat.status}  # fmt: skip
         if age > period + grace:

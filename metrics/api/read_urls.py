@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import reads
+from . import reads, schedules
 
 urlpatterns = [
     path(
@@ -14,4 +14,5 @@ urlpatterns = [
         name="source-snapshot",
     ),
     path("metrics/query", reads.MetricQueryView.as_view(), name="metric-query"),
+    path("schedules", schedules.SchedulesView.as_view(), name="schedule-list"),
 ]

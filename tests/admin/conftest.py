@@ -45,6 +45,8 @@ def groups(db: None) -> None:
     migration.groups_grant(apps, DEFAULT_DB_ALIAS)
     control = importlib.import_module("monitoring_site.migrations.0002_trading_control_permissions")
     control.control_permissions_grant(apps, DEFAULT_DB_ALIAS)
+    schedules = importlib.import_module("monitoring_site.migrations.0003_schedule_permissions")
+    schedules.schedule_permissions_grant(apps, DEFAULT_DB_ALIAS)
 
 
 def person(username: str, group: str) -> User:

@@ -32,7 +32,7 @@ OPERATOR = (*VIEWER, "alerts.change_alert", "alerts.add_silence", "alerts.change
 
 NOT_A_TIME = "Must be ISO 8601 with an offset (e.g. 2026-01-31T12:00:00Z) or UNIX seconds."
 SEVERITIES = "use one of debug, info, warning, error, critical, emergency."
-NO_END = "A silence needs an end time, or an alert to last until it resolves."
+NO_END = "A silence needs an end time, an alert to last until it resolves, or a schedule."
 
 CURSOR = "Invalid cursor: use the `next` or `previous` link of a page."
 

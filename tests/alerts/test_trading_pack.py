@@ -22,7 +22,7 @@ def test_it_installs_the_whole_pack_at_migrate_time() -> None:
     names = set(Rule.objects.filter(pack="trading").values_list("name", flat=True))
 
     assert names == {rule.name for rule in pack_rules()}
-    assert len(names) == 26
+    assert len(names) == 30
     drawdown = Rule.objects.get(name="Drawdown")
     assert [(t.severity, t.comparison, t.value) for t in drawdown.thresholds.all()] == [
         (EMERGENCY, ">", 20.0),
@@ -40,7 +40,7 @@ def test_it_never_overwrites_edits_nor_brings_back_deleted_rules() -> None:
 
     assert drawdown.thresholds.get(severity=WARNING).value == 12
     assert not Rule.objects.filter(name="Losing streak").exists()
-    assert RulePackInstall.objects.filter(pack="trading").count() == 26
+    assert RulePackInstall.objects.filter(pack="trading").count() == 30
 
 
 def threshold_case(metric: str, bad: float, good: float) -> Callable[[Source, float], None]:

@@ -68,6 +68,7 @@ def groups() -> None:
     for name, grant in (
         ("0001_groups", "groups_grant"),
         ("0002_trading_control_permissions", "control_permissions_grant"),
+        ("0003_schedule_permissions", "schedule_permissions_grant"),
     ):
         getattr(importlib.import_module(f"monitoring_site.migrations.{name}"), grant)(
             apps, DEFAULT_DB_ALIAS

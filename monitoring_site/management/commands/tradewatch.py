@@ -16,7 +16,7 @@ from django.utils import timezone
 from alerts.cli import control, export, status, tail
 from configuration import cli as config
 from health.cli import health
-from metrics.cli import history, sources
+from metrics.cli import history, schedules, sources
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
 from monitoring_site.demo import command as demo
@@ -47,6 +47,7 @@ VERBS: dict[str, Verb] = {
     "health": health,
     "demo": demo,
     "config": config,
+    "schedule": schedules,
     "halt": control.halt,
     "reduce": control.reduce,
     "rearm": control.rearm,
@@ -59,6 +60,7 @@ class Command(BaseCommand):
         "`tradewatch tail`, `tradewatch status`, `tradewatch health`, "
         "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
         "`tradewatch demo`, `tradewatch config export|apply|schema`, "
+        "`tradewatch schedule list|show|add|exchanges`, "
         "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
@@ -81,6 +83,10 @@ class Command(BaseCommand):
         add.add_argument(
             "--heartbeat-grace", type=sources.heartbeat_grace, default=None, metavar="SECONDS",
             help="how late a heartbeat may be before the source counts as silent (default 60)",
+        )  # fmt: skip
+        add.add_argument(
+            "--schedule", default=None, metavar="NAME",
+            help="when it is expected to run (a schedule's name; default always)",
         )  # fmt: skip
 
         key = actions.add_parser("key", help="issue another API key for a source, printed once")
@@ -120,6 +126,7 @@ class Command(BaseCommand):
                 description=options["description"],
                 heartbeat_period=options["heartbeat_period"],
                 heartbeat_grace=options["heartbeat_grace"],
+                schedule=options["schedule"],
             )
         except ValidationError as exc:
             raise CommandError(_describe(exc)) from None

@@ -145,7 +145,7 @@
         node("td", {}, [node("a", { href: source.url, text: source.name })]),
         node("td", {}, [badge(source.status, source.score + " " + source.status_label)]),
         node("td", { "data-testid": "trading-state" }, tradingCell(source)),
-        node("td", { title: source.heartbeat || "", text: ago(source.heartbeat) }),
+        node("td", { title: source.heartbeat || "", "data-testid": "heartbeat", text: source.market_closed ? "market closed" : ago(source.heartbeat) }),
         node("td", { text: String(source.open_alerts) }),
         node("td", { className: "tw-note", text: source.issues.join("; ") }),
       ]));
