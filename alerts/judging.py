@@ -51,44 +51,6 @@ class Subject:
     points: list[engine.Point]
     aggregate: tuple[float | None, int] | None = None
 
-    def out_of_session(
-        self,
-        source: Source,
-        source_data: SourceData,
-        rule: Rule,
-        closed_at: datetime | None,
-    ) -> None:
-        """The rule rests on this source (its schedule is closed): an alert of it open
-        when the session ended follows the rule's missing-data policy, once (at the
-        first evaluation after the close; "keep" leaves it as it is until the rule is
-        judged again)."""
-        if rule.missing_data == Rule.MissingData.KEEP:
-            return
-        for subject in subjects(rule, source_data, self.now):
-            fp = fingerprint(rule.pk, source.pk, subject.labels_key)
-            open_alert = source_data.open_alerts.get(fp)
-            if open_alert is None:
-                continue
-            if closed_at is not None and open_alert.last_seen > closed_at:
-                continue  # applied already, since this close
-            if self.silences is None:
-                self.silences = active_silences(self.now)
-            apply_finding(
-                Finding(
-                    rule=rule,
-                    source_id=source.pk,
-                    labels=subject.labels,
-                    labels_key=subject.labels_key,
-                    evaluation=engine.Evaluation("no_data", None, None, None, 0),
-                    now=self.now,
-                    inhibited=_inhibited(rule, source_data),
-                    silences=self.silences,
-                    source=source,
-                    tag_ids=frozenset(source_data.tag_ids),
-                )
-            )
-            self.summary.applied += 1
-
     def judge(
         self, spec: engine.RuleSpec, now: datetime, firing: engine.Threshold | None
     ) -> engine.Evaluation:

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import yaml
 
+from metrics.calendars import UnknownExchange, exchange_code
 from metrics.timetables import window_parse
 
 from .fields import (
@@ -171,6 +172,8 @@ def _value(spec: Field, value: Any, path: list[Any], problems: list[Problem]) ->
         except (ValueError, OverflowError):
             problems.append((path_text(path), "is not a time that exists"))
             return value
+    if kind == "exchange":
+        return exchange_canonical(value)
     if kind == "windows":
         try:
             return [window_parse(text).text() for text in value]
@@ -184,6 +187,17 @@ def _value(spec: Field, value: Any, path: list[Any], problems: list[Problem]) ->
         ]
         return _items_sorted(spec.name, items)
     return value
+
+
+def exchange_canonical(value: str) -> str:
+    """An exchange calendar's code for `value` (an alias read as its code); an unknown
+    one is left as written, for the model to name."""
+    if not value:
+        return value
+    try:
+        return exchange_code(value)
+    except UnknownExchange:
+        return value
 
 
 def _items_sorted(name: str, items: list[Item]) -> list[Item]:

@@ -63,7 +63,7 @@ class Field:
     `kind` is one of: text, bool, int, number, duration, severity, choice, object, ref
     (a name in section `ref`), refs (a list of them), tags, timestamp, secrets, items
     (a list of objects described by `items`), windows (weekly windows such as
-    "mon-fri 09:30-16:00").
+    "mon-fri 09:30-16:00"), exchange (an exchange calendar's code).
     """
 
     name: str
@@ -245,10 +245,13 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
         "schedules": (
             _name(Schedule),
             _choice(Schedule, "kind"),
-            _text(
-                Schedule,
+            Field(
                 "exchange",
-                help="exchange kind: the calendar's code (XNYS, XLON, XETR, XTKS, CMES...).",
+                "exchange",
+                _default(Schedule, "exchange"),
+                max_length=_length(Schedule, "exchange"),
+                help="exchange kind: the calendar's code (XNYS, XLON, XETR, XTKS, CMES...); "
+                "an alias (NYSE) is read as its code.",
             ),
             _text(Schedule, "timezone", help="weekly kind: an IANA time zone."),
             Field(

@@ -61,7 +61,7 @@ _TYPE_WORDS: Final = {
 
 def _field_schema(field: Field) -> dict[str, Any]:
     schema: dict[str, Any]
-    if field.kind == "text":
+    if field.kind in ("text", "exchange"):
         schema = {"type": "string"}
         if field.max_length:
             schema["maxLength"] = field.max_length

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -63,19 +64,23 @@ def exchange_code(name: str) -> str:
 def _spans(code: str, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """The open spans of `code`'s sessions from `start` to `end` (breaks left out)."""
     xcals = _xcals()
-    try:
-        calendar = xcals.get_calendar(
-            code, start=start.date().isoformat(), end=end.date().isoformat()
-        )
-    except ValueError:
-        # Outside the dates the calendar can be made for: its own default range (the
-        # spans beyond it are missing, so the exchange reads as closed there).
-        calendar = xcals.get_calendar(code)
-    schedule = calendar.schedule
-    columns = {
-        name: [None if value != value else value.to_pydatetime() for value in schedule[name]]
-        for name in ("open", "break_start", "break_end", "close")
-    }
+    with warnings.catch_warnings():
+        # The package's own use of pandas APIs that pandas means to change: not ours.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            calendar = xcals.get_calendar(
+                code, start=start.date().isoformat(), end=end.date().isoformat()
+            )
+        except ValueError:
+            # Outside the dates the calendar can be made for: its own default range (the
+            # spans beyond it are missing, so the exchange reads as closed there).
+            calendar = xcals.get_calendar(code)
+        schedule = calendar.schedule
+        columns = {
+            name: [None if value != value else value.to_pydatetime() for value in schedule[name]]
+            for name in ("open", "break_start", "break_end", "close")
+        }
     spans = []
     for opens, pause, resumes, closes in zip(
         columns["open"], columns["break_start"], columns["break_end"], columns["close"],

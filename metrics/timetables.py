@@ -196,6 +196,8 @@ def _segment_in(
     it is unknown beyond (None).
     """
     index = bisect.bisect_right(starts, at) - 1
+    since: datetime | None
+    until: datetime | None
     if index >= 0 and at < spans[index][1]:
         since, until = spans[index]
         opened = True

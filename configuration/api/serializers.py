@@ -35,7 +35,7 @@ def _field(spec: Field, name: str, *, answer: bool) -> serializers.Field[Any, An
     if spec.nullable:
         options["allow_null"] = True
     kind = spec.kind
-    if kind == "text":
+    if kind in ("text", "exchange"):
         return serializers.CharField(allow_blank=True, max_length=spec.max_length, **options)
     if kind == "bool":
         return serializers.BooleanField(**options)

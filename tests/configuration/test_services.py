@@ -16,7 +16,7 @@ from configuration.plan import CHANGED, CREATED, DELETED, UNCHANGED
 from configuration.services import config_apply, config_export
 from core.audit_history import object_history
 from health.models import HealthCheck
-from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, Source, Tag
+from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, Expectation, Schedule, Source, Tag
 from tests.configuration.conftest import CONTROL_SECRET, DESK_ENV, SLACK_URL
 from tests.factories import make_user
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 def configuration_wiped() -> None:
     """An empty Tradewatch: no configuration at all (not even the built-in packs)."""
-    for model in (Silence, HealthCheck, Policy, Rule, Channel, Source, Tag):
+    for model in (Silence, HealthCheck, Policy, Rule, Channel, Source, Tag, Schedule):
         model.objects.all().delete()
 
 
@@ -44,8 +44,19 @@ def configured_by_hand() -> None:
     warning = Threshold.objects.create(rule=rule, severity=30, value=5.5, clear_value=4)
     Threshold.objects.create(rule=rule, severity=50, value=9)
     ThresholdOverride.objects.create(threshold=warning, source=model, value=7, enabled=False)
+    nyse = Schedule.objects.create(name="nyse", kind="exchange", exchange="XNYS")
+    maintenance = Schedule.objects.create(
+        name="maintenance", kind="weekly", windows=["sun 02:00-04:00"], invert=True,
+        description="The exchange's Sunday maintenance",
+    )  # fmt: skip
     Rule.objects.create(name="Model silent", kind="absence", metric="heartbeat",
-                        scope="source", source=model, missing_data="alert")  # fmt: skip
+                        scope="source", source=model, missing_data="alert",
+                        schedule=nyse)  # fmt: skip
+    equities = Source.objects.create(name="spy-bot", schedule=nyse)
+    Expectation.objects.create(source=equities, signal="order", grace=timedelta(minutes=20))
+    Expectation.objects.create(
+        source=equities, signal="market_data", schedule=maintenance, enabled=False
+    )
     slack = Channel(name="ops-slack", kind="slack", min_severity=30)
     slack.secrets = {"webhook_url": SLACK_URL}
     slack.save()
@@ -78,6 +89,7 @@ def configured_by_hand() -> None:
         reason="exchange maintenance", starts_at=now, ends_at=now + timedelta(hours=2)
     )
     silence.sources.set([bot])
+    Silence.objects.create(reason="every Sunday", starts_at=now, schedule=maintenance)
     Silence.objects.create(reason="over", starts_at=now - timedelta(hours=3),
                            ends_at=now - timedelta(hours=1))  # fmt: skip
 
@@ -190,7 +202,8 @@ def test_it_names_every_wrong_field_with_its_path_and_applies_nothing(desk_text:
         ("rules[0].windw", "is not a field here; the fields are aggregation, change_percent, "
          "description, enabled, for_duration, guard_metric, guard_minimum, inhibited_by, "
          "keep_firing_for, kind, labels, m_of_n_m, m_of_n_n, message_template, metric, "
-         "min_samples, missing_data, name, source, tag, thresholds, trading_actions, window"),
+         "min_samples, missing_data, name, schedule, source, tag, thresholds, trading_actions, "
+         "window"),
     ]  # fmt: skip
     assert references_refused.value.problems == [
         ("policies[0].channels[1]",

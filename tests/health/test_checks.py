@@ -252,3 +252,33 @@ def test_it_judges_staleness_of_a_metric_and_of_an_artifact(source: Source) -> N
     stale = probe("staleness", config, source=source)
     assert stale.status is Status.UNHEALTHY
     assert stale.issues == ["artifact sentiment.onnx not updated for 30 h (limit 24 h)"]
+
+
+@pytest.mark.django_db
+def test_the_heartbeat_check_rests_outside_the_sources_schedule_and_counts_from_its_open(
+    source: Source,
+) -> None:
+    from datetime import UTC, datetime
+
+    from metrics.models import Schedule
+
+    source.schedule = Schedule.objects.create(name="nyse", kind="exchange", exchange="XNYS")
+    source.save()
+    heartbeat_record(
+        source=source,
+        heartbeat=HeartbeatIn("ok", {}, datetime(2025, 11, 26, 21, tzinfo=UTC)),  # the close
+    )
+    target = Target(1, "heartbeat check", "heartbeat", {}, 2, source.pk)
+
+    def run(at: datetime) -> CheckResult:
+        return check_class("heartbeat")().run(target, at)
+
+    thanksgiving = run(datetime(2025, 11, 27, 17, tzinfo=UTC))
+    assert thanksgiving.status is Status.HEALTHY
+    assert thanksgiving.details["market_closed"]
+    assert thanksgiving.details["next_open"] == "2025-11-28T14:30:00+00:00"
+    # Friday: 90 s after the open is within period (60 s) + grace (60 s) of the open.
+    assert run(datetime(2025, 11, 28, 14, 31, 30, tzinfo=UTC)).status is Status.DEGRADED
+    lapsed = run(datetime(2025, 11, 28, 14, 33, tzinfo=UTC))
+    assert lapsed.status is Status.CRITICAL
+    assert lapsed.details["age_seconds"] == 180

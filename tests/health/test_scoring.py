@@ -12,6 +12,7 @@ from health.scoring import (
     OpenAlert,
     Score,
     ScoreLimits,
+    SignalState,
     SourceSignals,
     Status,
     bucket,
@@ -269,3 +270,80 @@ def test_a_sources_status_is_never_better_than_its_safety_status_nor_its_worst_a
         assert score.status.level >= safety_status(signals, limits).status.level
         if severity is not None and severity >= CRITICAL:
             assert score.status is Status.CRITICAL
+
+
+# --- schedules and "alive but not trading" ------------------------------------------------
+
+
+def test_a_source_outside_its_schedule_is_market_closed_not_lapsed() -> None:
+    closed = source_score(
+        SourceSignals(
+            heartbeat_age=14 * 3600.0, since_decision=60.0, read_at=NOW,
+            closed_note="market closed (nyse opens Mon 2026-03-02 14:30 UTC (in 2h20m))",
+        )
+    )  # fmt: skip
+
+    assert (closed.score, closed.status) == (100, Status.HEALTHY)
+    assert closed.notes == ["market closed (nyse opens Mon 2026-03-02 14:30 UTC (in 2h20m))"]
+    assert not closed.issues
+
+
+@pytest.mark.parametrize(
+    ("state", "status", "issue"),
+    [
+        (
+            SignalState("order", silent_for=42 * 60.0, grace=1800.0, scheduled=True),
+            Status.DEGRADED,
+            "no order for 42 min during the session (limit 30 min)",
+        ),
+        (
+            SignalState("market_data", silent_for=400.0, grace=300.0),
+            Status.UNHEALTHY,
+            "no market data for 6 min (limit 5 min)",
+        ),
+        (
+            SignalState("order_rejects", grace=900.0, rejected=12, orders=37),
+            Status.DEGRADED,
+            "32 % of orders rejected (12 of 37 in 15 min, limit 20 %)",
+        ),
+    ],
+)
+def test_a_lapsed_signal_holds_the_source_down_and_says_why(
+    state: SignalState, status: Status, issue: str
+) -> None:
+    score = source_score(SourceSignals(**WELL, expectations=(state,)))
+
+    assert score.status == status
+    assert score.issues == [issue]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        SignalState("order", silent_for=None, grace=1800.0),  # never reported
+        SignalState("order", silent_for=42 * 60.0, grace=1800.0, open=False),  # closed
+        SignalState("market_data", silent_for=200.0, grace=300.0),  # within its grace
+        SignalState("order_rejects", grace=900.0, rejected=5, orders=8),  # too few orders
+    ],
+)
+def test_a_signal_never_reported_closed_or_within_its_grace_costs_nothing(
+    state: SignalState,
+) -> None:
+    assert source_score(SourceSignals(**WELL, expectations=(state,))).score == 100
+
+
+def test_decisions_follow_their_expectation_and_its_session() -> None:
+    decision = SignalState("decision", silent_for=42 * 60.0, grace=600.0, scheduled=True)
+
+    late = source_score(
+        SourceSignals(heartbeat_age=10.0, since_decision=42 * 60.0, expectations=(decision,))
+    )
+    resting = source_score(
+        SourceSignals(
+            heartbeat_age=10.0, since_decision=None,
+            expectations=(SignalState("decision", grace=600.0, open=False),),
+        )
+    )  # fmt: skip
+
+    assert late.issues == ["no decision for 42 min during the session (limit 10 min)"]
+    assert (resting.score, resting.warnings) == (100, [])

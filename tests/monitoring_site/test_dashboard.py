@@ -55,3 +55,31 @@ def test_it_never_shows_a_source_healthy_while_a_critical_alert_fires_on_it() ->
     assert row["issues"][0] == "CRITICAL alert firing: Leverage \u2014 leverage 3.40x"
     assert state["system"]["status"] == "critical"
     assert state["firing"]["total"] == 1
+
+
+def test_a_source_outside_its_session_is_market_closed_and_an_idle_one_says_why() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from metrics.models import Schedule
+
+    nyse = Schedule.objects.create(name="nyse", kind="exchange", exchange="XNYS")
+    equities = SourceFactory.create(name="spy-bot", schedule=nyse)
+    crypto = SourceFactory.create(name="btc-bot")
+    thanksgiving = datetime(2025, 11, 27, 17, tzinfo=UTC)  # noon in New York, a holiday
+    last_night = thanksgiving - timedelta(hours=20)
+    for bot in (equities, crypto):
+        heartbeat_record(source=bot, heartbeat=HeartbeatIn("ok", {}, last_night))
+        event_ingest(source=bot, events=[EventIn("decision", "", {}, last_night)])
+    heartbeat_record(source=crypto, heartbeat=HeartbeatIn("ok", {}, thanksgiving))
+    event_ingest(source=crypto, events=[EventIn("order_submitted", "", {}, last_night)])
+
+    rows = {row["name"]: row for row in dashboard_state(now=thanksgiving)["sources"]}
+
+    assert rows["spy-bot"]["market_closed"]
+    assert rows["spy-bot"]["status"] == "healthy"
+    assert rows["spy-bot"]["issues"] == [
+        "market closed (nyse opens Fri 2025-11-28 14:30 UTC (in 21h30m))"
+    ]
+    assert not rows["btc-bot"]["market_closed"]
+    assert "no order for 20 h (limit 60 min)" in rows["btc-bot"]["issues"]
+    assert "no decision for 20 h (limit 30 min)" in rows["btc-bot"]["issues"]
