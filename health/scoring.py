@@ -47,6 +47,12 @@ no two of them can disagree. Decisions, in one place:
     - pending alerts (waiting out their `for` duration) are warnings, without a cap;
     - Tradewatch's watchdog is never given to the scoring (the selectors leave it out):
       it fires always, by design, for a dead man's switch outside Tradewatch.
+* Alive but not trading (`SignalState`, one per expectation of the source): no order
+  past its grace caps at DEGRADED, no market data at UNHEALTHY, a reject rate over 20 %
+  of 10+ orders at DEGRADED; decisions keep their points, with the expectation's grace.
+  Never for a signal never reported, nor while its schedule is closed.
+* Outside the source's schedule (`closed_note`) its heartbeat is not judged: a note
+  says "market closed" and when it opens, and costs nothing.
 * The safety view's status is the worst of the same caps without the alerts (HEALTHY
   when none holds): a source's status is never better than its safety status.
 * Tradewatch's own source (`tradewatch`) sends no heartbeats nor decisions: it is judged
@@ -69,6 +75,9 @@ from enum import StrEnum
 from typing import Final
 
 from alerts.engine import Severity
+
+from .durations import describe_seconds as describe_seconds
+from .durations import describe_since as describe_since
 
 
 class Status(StrEnum):
@@ -141,29 +150,6 @@ def worst(statuses: Iterable[Status]) -> Status:
 def system_rollup(statuses: Iterable[Status]) -> Status:
     """The whole system's status: the worst of its sources and checks."""
     return worst(statuses)
-
-
-def describe_since(moment: datetime, now: datetime | None = None) -> str:
-    """When a state began, in words: "since 12:03 UTC (7 min)"; with the date past a day."""
-    age = None if now is None else (now - moment).total_seconds()
-    clock = "%H:%M" if age is not None and age < 86400 else "%Y-%m-%d %H:%M"
-    zone = moment.tzname()
-    text = f"since {moment.strftime(clock)}{f' {zone}' if zone else ''}"
-    return text if age is None else f"{text} ({describe_seconds(age)})"
-
-
-def describe_seconds(seconds: float) -> str:
-    """A duration in words an operator reads at a glance: "45 s", "7 min", "3 h 20 min"."""
-    seconds = max(0, round(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 120:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{hours // 24} d {hours % 24} h"
 
 
 @dataclass(frozen=True)

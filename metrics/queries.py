@@ -24,6 +24,7 @@ from django.utils import timezone
 from core.query_params import EMPTY_LABELS_KEY, Aggregation, ParamError, labels_key
 
 from .models import Event, MetricSample, MetricSeries, Source, SourceHeartbeat, Trade
+from .schedules import heartbeat_clock
 from .trading import METRICS as TRADING_METRICS
 
 MAX_SERIES: Final = 500
@@ -296,12 +297,17 @@ def source_snapshot(*, source: Source, now: datetime | None = None) -> dict[str,
     )
     if beat is not None:
         age = max(now - beat["last_seen"], timedelta(0))
+        # Outside its schedule a quiet source is market closed, never overdue; in session
+        # its heartbeat is due from the opening at the earliest.
+        closed, due_for = heartbeat_clock(source, beat["last_seen"], now)
         heartbeat = {
             **beat,
             "age_seconds": round(age.total_seconds(), 3),
-            "overdue": heartbeat_overdue(
-                age=age, period=source.heartbeat_period, grace=source.heartbeat_grace
+            "overdue": not closed
+            and heartbeat_overdue(
+                age=due_for, period=source.heartbeat_period, grace=source.heartbeat_grace
             ),
+            "market_closed": closed,
         }
 
     trades = Trade.objects.filter(source=source).aggregate(count=Count("id"), last_ts=Max("ts"))

@@ -1,9 +1,10 @@
 """The metrics a trading system reports itself that Tradewatch reads by name.
 
 The trading rule pack (`alerts.rulepacks.trading`) and the health score
-(`health.selectors`) watch these; the derived trading metrics (`metrics.trading.METRICS`,
-but `equity`) are computed by Tradewatch instead. Kept here, with what each means, so
-`/metrics` can say which is which.
+(`health.selectors`) watch these (the pack's "alive but not trading" rules name their
+signals `signal:...`, which are no metrics: `metrics.signals`); the derived trading
+metrics (`metrics.trading.METRICS`, but `equity`) are computed by Tradewatch instead.
+Kept here, with what each means, so `/metrics` can say which is which.
 """
 
 from __future__ import annotations
@@ -25,5 +26,6 @@ REPORTED_METRICS: Final[Mapping[str, str]] = MappingProxyType(
         "host_cpu_pct": "host CPU usage, %",
         "host_memory_pct": "host memory usage, %",
         "host_disk_pct": "host disk usage, %",
+        "market_data_age_ms": "age of the newest market-data tick the source has",
     }
 )

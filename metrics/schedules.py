@@ -276,3 +276,15 @@ def schedule_create(
     schedule.full_clean()
     schedule.save()
     return schedule
+
+
+def heartbeat_clock(
+    source: Source, last_seen: datetime, now: datetime, *, book: ScheduleBook | None = None
+) -> tuple[bool, timedelta]:
+    """(whether the source's schedule is closed now, how long its heartbeat has been due
+    for: from its newest heartbeat, or from its session's opening when that is later)."""
+    segment = (book or schedule_book()).timetable(source.schedule_id).segment(now)
+    start = last_seen
+    if segment.open and segment.since is not None and segment.since > last_seen:
+        start = segment.since
+    return not segment.open, max(now - start, timedelta(0))

@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
         # Alerts have a state too: the trading state's enum gets its own name.
         "TradingStateEnum": "metrics.models.TradingControl.State",
         "ThresholdActionEnum": "configuration.fields.THRESHOLD_ACTIONS",
+        "ScheduleKindEnum": "configuration.fields.SCHEDULE_KINDS",
+        "ExpectationSignalEnum": "configuration.fields.EXPECTATION_SIGNALS",
     },
 }
 

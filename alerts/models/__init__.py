@@ -1,4 +1,5 @@
-"""The alerts app's models: what fires (alerting) and where it goes (delivery)."""
+"""The alerts app's models: what fires (alerting), what is muted (silences) and where it
+goes (delivery)."""
 
 from .alerting import (
     Alert,
@@ -7,11 +8,11 @@ from .alerting import (
     RulePackInstall,
     RuleSourceState,
     Severity,
-    Silence,
     Threshold,
     ThresholdOverride,
 )
 from .delivery import Channel, DeliveryAttempt, Notification, Policy
+from .silences import Silence
 
 __all__ = [
     "Alert",

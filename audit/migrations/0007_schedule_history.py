@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
                 ('kind', models.CharField(choices=[('always', 'Always (every day, all day: crypto)'), ('exchange', "An exchange's trading sessions"), ('weekly', 'Weekly windows in a time zone')], default='always', max_length=10)),
                 ('exchange', models.CharField(blank=True, help_text="Exchange kind: the calendar's code (XNYS, XNAS, XLON, XETR, XTKS, CMES...), with its holidays, early closes and breaks.", max_length=20)),
                 ('timezone', models.CharField(default='UTC', help_text="Weekly kind: the IANA time zone the windows' times are in (e.g. UTC, America/New_York); daylight-saving changes follow the wall clock.", max_length=64)),
-                ('windows', models.JSONField(blank=True, default=list, help_text='Weekly kind: e.g. [{"days": ["sun"], "start": "02:00", "end": "04:00"}]; days empty for every day, an end at or before the start runs past midnight, 24:00 ends the day.')),
+                ('windows', models.JSONField(blank=True, default=list, help_text='Weekly kind: e.g. ["mon-fri 09:30-16:00", "sun 02:00-04:00"]; "daily" for every day, an end at or before the start runs past midnight, 24:00 ends the day.')),
                 ('invert', models.BooleanField(default=False, help_text='Open outside the sessions or windows instead (e.g. a rule that rests during a maintenance window).')),
                 ('description', models.TextField(blank=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

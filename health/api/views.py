@@ -43,12 +43,19 @@ SOURCE_HEALTH_FIELDS: Final[dict[str, serializers.Field[Any, Any, Any, Any]]] = 
     "kind": serializers.CharField(),
     "score": serializers.IntegerField(
         help_text="0-100: points for heartbeat, error rate, decisions and consecutive "
-        "errors, capped by the worst state (kill switch, breaker, exchange, positions) "
-        "and firing alert."
+        "errors, capped by the worst state (kill switch, breaker, exchange, positions, "
+        "lapsed orders or market data, order rejects) and firing alert."
     ),
     "status": serializers.CharField(help_text=STATUS_HELP),
     "issues": WORDS,
     "warnings": WORDS,
+    "notes": serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Why something is not judged now, e.g. market closed (and when it opens).",
+    ),
+    "market_closed": serializers.BooleanField(
+        help_text="Outside its schedule: a quiet source is market closed, not lapsed."
+    ),
 }
 STATUS_SCHEMA = inline_serializer(
     "HealthStatus",

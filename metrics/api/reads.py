@@ -117,7 +117,11 @@ SNAPSHOT_SCHEMA = inline_serializer(
                 "last_seen": serializers.DateTimeField(),
                 "age_seconds": serializers.FloatField(),
                 "overdue": serializers.BooleanField(
-                    help_text="Older than the source's heartbeat period plus grace."
+                    help_text="Older than the source's heartbeat period plus grace (counted "
+                    "from its schedule's opening at the earliest; never while closed)."
+                ),
+                "market_closed": serializers.BooleanField(
+                    help_text="The source's schedule is closed now: quiet is expected."
                 ),
             },
             allow_null=True,

@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from core.cli_text import format_age, format_duration, render_table, seconds
 from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, MIN_HEARTBEAT_PERIOD, Source
 from metrics.queries import heartbeat_overdue, source_find
+from metrics.schedules import heartbeat_clock, schedule_book
 
 
 def source_ids(
@@ -64,6 +65,10 @@ class SourceListed:
     heartbeat_period: timedelta
     heartbeat_grace: timedelta
     last_heartbeat: datetime | None
+    # Outside its schedule (quiet is expected), and where its heartbeat clock starts
+    # (the newest heartbeat, or its session's opening when later).
+    market_closed: bool = False
+    counted_from: datetime | None = None
 
 
 HEADERS = ("ID", "NAME", "KIND", "STATE", "TAGS", "KEYS", "HEARTBEAT EXPECTED", "LAST HEARTBEAT")
@@ -81,8 +86,12 @@ def sources_listed(*, now: datetime) -> list[SourceListed]:
         .annotate(usable_keys=Count("api_keys", filter=usable))
     )
     listed = []
+    book = schedule_book()
     for source in sources:
         beat = getattr(source, "heartbeat", None)
+        closed, due_for = (False, None)
+        if beat is not None:
+            closed, due_for = heartbeat_clock(source, beat.last_seen, now, book=book)
         listed.append(
             SourceListed(
                 id=source.pk,
@@ -94,18 +103,24 @@ def sources_listed(*, now: datetime) -> list[SourceListed]:
                 heartbeat_period=source.heartbeat_period,
                 heartbeat_grace=source.heartbeat_grace,
                 last_heartbeat=beat.last_seen if beat is not None else None,
+                market_closed=closed,
+                counted_from=None if due_for is None else now - due_for,
             )
         )
     return listed
 
 
 def format_last_heartbeat(source: SourceListed, now: datetime) -> str:
-    """`12s ago`, `5m ago (overdue)` past period and grace, or `never`."""
+    """`12s ago`, `5m ago (overdue)` past period and grace, `14h00m ago (market closed)`
+    outside its schedule, or `never`."""
     if source.last_heartbeat is None:
         return "never"
     age = max(now - source.last_heartbeat, timedelta(0))
+    if source.market_closed:
+        return f"{format_age(age)} ago (market closed)"
+    due_for = age if source.counted_from is None else max(now - source.counted_from, timedelta(0))
     overdue = heartbeat_overdue(
-        age=age, period=source.heartbeat_period, grace=source.heartbeat_grace
+        age=due_for, period=source.heartbeat_period, grace=source.heartbeat_grace
     )
     return f"{format_age(age)} ago" + (" (overdue)" if overdue else "")
 

@@ -51,7 +51,13 @@ def _empty_queues() -> Iterator[None]:
 def pack_metrics() -> set[str]:
     """Every metric the trading pack's rules and guards, and the health score, read."""
     rules = pack_rules()
-    watched = {rule.metric for rule in rules if rule.kind == "threshold"}
+    # The "alive but not trading" rules name signals (signal:...), made of events and
+    # of the reported market_data_age_ms.
+    watched = {
+        rule.metric
+        for rule in rules
+        if rule.kind == "threshold" and not rule.metric.startswith("signal:")
+    } | {"market_data_age_ms"}
     guards = {rule.extra["guard_metric"] for rule in rules if "guard_metric" in rule.extra}
     signals = {
         selectors.ERROR_RATE,
