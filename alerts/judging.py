@@ -18,13 +18,13 @@ from django.db import connection
 from metrics import signals
 from metrics.models import Source
 from metrics.schedules import ExpectationSpec
+from metrics.timetables import clock_start
 
 from . import engine
 from .lifecycle import Finding, apply_finding, fingerprint, kept_resolved_release, still_kept
 from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql
 from .models import Rule, RuleSourceState
 from .quiet import OpenAlert, QuietUpdate, open_alert_of, quiet_update
-from .sessions import clock_start
 from .silences import SilenceMatcher, active_silences
 
 

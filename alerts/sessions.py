@@ -79,13 +79,3 @@ def expectation_of(rule: Rule, source: Source, book: ScheduleBook) -> Expectatio
     if signal is None or signal == HEARTBEAT_SIGNAL:
         return None
     return book.expectation(source.pk, signal)
-
-
-def clock_start(newest: datetime | None, opened_at: datetime | None) -> datetime | None:
-    """Where a clock of silence starts: the later of the newest data and the opening
-    (None: nothing was ever seen, so there is nothing to count)."""
-    if newest is None:
-        return None
-    if opened_at is None or newest >= opened_at:
-        return newest
-    return opened_at

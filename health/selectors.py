@@ -32,7 +32,7 @@ from metrics.control import states_of
 from metrics.models import Event, MetricSeries, Source, SourceHeartbeat, Trade
 from metrics.schedules import ScheduleBook, schedule_book, when_text
 from metrics.services import SYSTEM_SOURCE_NAME
-from metrics.timetables import Timetable
+from metrics.timetables import Timetable, clock_start
 
 from .checks.activity import DECISION_EVENT
 from .models import HealthCheck
@@ -169,12 +169,6 @@ def _opened(table: Timetable, now: datetime) -> tuple[bool, datetime | None]:
     return segment.open, segment.since if segment.open else None
 
 
-def _clock(newest: datetime | None, opened: datetime | None) -> datetime | None:
-    if newest is None:
-        return None
-    return newest if opened is None or newest >= opened else opened
-
-
 def _schedules_and_expectations(
     sources: Sequence[Source], facts: dict[int, SourceFacts], now: datetime, book: ScheduleBook
 ) -> None:
@@ -185,7 +179,7 @@ def _schedules_and_expectations(
         found = facts[source.pk]
         table = book.timetable(source.schedule_id)
         is_open, opened = _opened(table, now)
-        found.heartbeat_clock = _clock(found.heartbeat, opened)
+        found.heartbeat_clock = clock_start(found.heartbeat, opened)
         if not is_open:
             found.market_closed = True
             found.closed_note = (
@@ -221,7 +215,7 @@ def _schedules_and_expectations(
                     start = max(start, signal_opened)
                 reject_windows[start].append(source.pk)
             else:
-                since = _clock(newest[signal], signal_opened)
+                since = clock_start(newest[signal], signal_opened)
                 silent = None if since is None else max(0.0, (now - since).total_seconds())
                 state = replace(state, silent_for=silent)
             found.expectations.append(state)

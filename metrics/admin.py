@@ -52,17 +52,9 @@ class ScheduleAdmin(AuditHistoryAdmin[Schedule]):
     readonly_fields = ["state_now", "sessions_ahead"]
 
     def _state(self, schedule: Schedule) -> ScheduleState:
-        # One list page reads each schedule's state once (several columns ask).
-        kept: dict[int, ScheduleState] = getattr(self, "_states", {})
-        if schedule.pk not in kept:
-            now = timezone.now()
-            kept[schedule.pk] = schedule_state(timetable_of(schedule, now=now), now)
-            self._states = kept
-        return kept[schedule.pk]
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
-        self._states = {}
-        return super().changelist_view(request, extra_context)
+        # Cheap: exchange sessions are read once per process, weekly windows are plain.
+        now = timezone.now()
+        return schedule_state(timetable_of(schedule, now=now), now)
 
     @admin.display(description="when")
     def described(self, schedule: Schedule) -> str:
@@ -84,7 +76,6 @@ class ScheduleAdmin(AuditHistoryAdmin[Schedule]):
     def state_now(self, schedule: Schedule) -> str:
         if schedule.pk is None:
             return "Save the schedule to see when it opens and closes."
-        self._states = {}
         state = self._state(schedule)
         now = timezone.now()
         return (

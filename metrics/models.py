@@ -13,7 +13,7 @@ from .indexes import TimeBrinIndex
 
 # Names end up in URLs, Prometheus labels and alert messages: keep them plain.
 SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
-source_name_validator = RegexValidator(
+source_name_validator: RegexValidator = RegexValidator(
     SOURCE_NAME_PATTERN,
     "Use letters, digits and . _ : - (starting with a letter or digit, 100 at most).",
 )

@@ -30,6 +30,7 @@ from .timetables import (
     Timetable,
     Weekly,
     Window,
+    clock_start,
     window_from_data,
     window_parse,
     zone_of,
@@ -284,7 +285,5 @@ def heartbeat_clock(
     """(whether the source's schedule is closed now, how long its heartbeat has been due
     for: from its newest heartbeat, or from its session's opening when that is later)."""
     segment = (book or schedule_book()).timetable(source.schedule_id).segment(now)
-    start = last_seen
-    if segment.open and segment.since is not None and segment.since > last_seen:
-        start = segment.since
+    start = clock_start(last_seen, segment.since if segment.open else None) or last_seen
     return not segment.open, max(now - start, timedelta(0))

@@ -52,6 +52,16 @@ def _aware(at: datetime) -> datetime:
     return at
 
 
+def clock_start(newest: datetime | None, opened_at: datetime | None) -> datetime | None:
+    """Where a clock of silence starts: the later of the newest data and the opening of
+    the current open stretch (None: nothing was ever seen, so there is nothing to count)."""
+    if newest is None:
+        return None
+    if opened_at is None or newest >= opened_at:
+        return newest
+    return opened_at
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A stretch in which a schedule stays open (or closed): since when, until when.
@@ -128,14 +138,8 @@ class Timetable:
         return self.segment(segment.since - _EPSILON).since
 
     def counting_from(self, at: datetime, newest: datetime | None) -> datetime | None:
-        """Where a clock of silence starts at `at`: the later of `newest` and the open of
-        the current stretch (None when there is nothing to count from)."""
-        opened = self.opened_at(at)
-        if newest is None:
-            return None
-        if opened is None or newest >= opened:
-            return newest
-        return opened
+        """Where a clock of silence starts at `at` (see `clock_start`)."""
+        return clock_start(newest, self.opened_at(at))
 
     def sessions_between(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The open spans overlapping [start, end), clipped to it."""
@@ -346,15 +350,6 @@ def window_from_data(data: dict[str, object]) -> Window:
     start = clock_parse(str(data.get("start", "")))
     assert start is not None
     return Window(days_parse(days), start, clock_parse(str(data.get("end", "")), end=True))
-
-
-def window_data(window: Window) -> dict[str, object]:
-    """A window as stored: the days as names (empty: every day), times as HH:MM."""
-    return {
-        "days": [DAY_NAMES[day] for day in sorted(window.days)] if len(window.days) < 7 else [],
-        "start": window.start.strftime("%H:%M"),
-        "end": "24:00" if window.end is None else window.end.strftime("%H:%M"),
-    }
 
 
 def zone_of(name: str) -> ZoneInfo:

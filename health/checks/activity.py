@@ -14,6 +14,7 @@ from django.db.models import Max
 from health.scoring import Status, describe_seconds
 from metrics.models import Event, MetricSeries, Source, Trade
 from metrics.schedules import schedule_book
+from metrics.timetables import clock_start
 
 from .base import CheckResult, Probe, Target, config_error, number, text
 
@@ -80,8 +81,7 @@ class ActivityProbe(Probe):
         what = "activity" if signal == "any" else f"{signal}"
         if newest is None:
             return CheckResult.failed(Status.UNHEALTHY, f"no {what} recorded yet")
-        if segment.since is not None and segment.since > newest:
-            newest = segment.since  # counted from the session's opening
+        newest = clock_start(newest, segment.since) or newest  # from the session's opening
         idle = max(0.0, (now - newest).total_seconds())
         details = {"idle_seconds": round(idle, 3), "limit_seconds": limit, "signal": signal}
         if idle > limit:

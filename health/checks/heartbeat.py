@@ -13,6 +13,7 @@ from datetime import datetime
 from health.scoring import Status, describe_seconds, worst
 from metrics.models import Source, SourceHeartbeat
 from metrics.schedules import schedule_book
+from metrics.timetables import clock_start
 
 from .base import CheckResult, Probe, Target
 
@@ -53,9 +54,7 @@ class HeartbeatProbe(Probe):
                     "next_open": opens.isoformat() if opens else None,
                 },
             )
-        counted_from = beat.last_seen
-        if segment.since is not None and segment.since > counted_from:
-            counted_from = segment.since
+        counted_from = clock_start(beat.last_seen, segment.since) or beat.last_seen
         age = max(0.0, (now - counted_from).total_seconds())
         details = {"age_seconds": round(age, 3), "period": period, "grace": grace,
                    "reported": beat.status}  # fmt: skip
