@@ -17,6 +17,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from core.generations import KeptCopy
+from metrics import signals
 from metrics.models import Source
 from metrics.schedules import ScheduleBook, schedule_book, schedule_book_read
 
@@ -116,6 +117,8 @@ def _watched_metric_names_read() -> frozenset[str]:
         # Event rules name an event type, which metric batches never carry.
         if kind != Rule.Kind.EVENT:
             names.add(metric)
+        if signals.signal_of_metric(metric) == signals.MARKET_DATA:
+            names.add(signals.MARKET_DATA_AGE_METRIC)  # a tick's age speaks of market data
         if guard:
             names.add(guard)
     return frozenset(names)

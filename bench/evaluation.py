@@ -1,12 +1,13 @@
-"""Rule evaluation: 1,000 sources x 27 rules, fresh data each cycle, on one process.
+"""Rule evaluation: 1,000 sources x 31 rules, fresh data each cycle, on one process.
 
 Creates a throw-away database, installs the rules `migrate` installs (the trading pack's
-26, the health rule and the 4 self-monitoring rules of the system source: 31) plus one
-custom rule, gives every source fresh samples, events and heartbeats before each cycle,
+30, the health rule and the 4 self-monitoring rules of the system source: 35) plus one
+custom rule, gives every source fresh samples, events (decisions, orders, market data:
+the pack's "alive but not trading" rules judge them) and heartbeats before each cycle,
 then times `all_sources_evaluate()` - what beat's periodic evaluation runs on one worker.
-Each source is judged by the trading pack and the custom rule (27); the health rule is
+Each source is judged by the trading pack and the custom rule (31); the health rule is
 judged by the health runner, the self-monitoring rules on the system source only. The
-`rules` figure counts every enabled rule (32).
+`rules` figure counts every enabled rule (36).
 
     .venv/bin/python -m bench.evaluation [--sources 1000] [--cycles 5]
 
@@ -112,10 +113,13 @@ def run(source_count: int, cycles: int) -> dict[str, float]:
                         Sample(metric, {}, "{}", now - timedelta(seconds=15 * k + 1),
                                rng.uniform(10, 40))
                     )  # fmt: skip
+            samples.append(Sample("market_data_age_ms", {}, "{}", now, rng.uniform(5, 900)))
             metric_ingest(source=source, samples=samples, evaluate=False)
             heartbeat_record(source=source, heartbeat=HeartbeatIn("ok", {}, now))
+            events = [EventIn(kind, "", {}, now) for kind in ("decision", "order_submitted")]
             if bad:
-                event_ingest(source=source, events=[EventIn("provider_failure", "", {}, now)])
+                events.append(EventIn("provider_failure", "", {}, now))
+            event_ingest(source=source, events=events)
         print(
             f"  fed {len(sources)} sources in {time.perf_counter() - cycle_start:.1f} s", flush=True
         )

@@ -21,7 +21,8 @@ from .services import config_apply, config_export, may_apply
 SUMMARY: Final = "export Tradewatch's configuration as YAML, or apply a file of it"
 EPILOG: Final = (
     "`config export [--output FILE] [--only rules,channels,...]` writes one YAML file "
-    "(sources, channels, recovery_actions, rules, policies, health_checks, silences; "
+    "(schedules, sources, channels, recovery_actions, rules, policies, health_checks, "
+    "silences; "
     "secrets as ${ENV} references). `config apply FILE [--dry-run] [--prune] [--as USER]` "
     "checks the whole file, shows what changes, and applies it in one transaction. "
     "`config schema` prints the file's JSON Schema."
@@ -89,8 +90,8 @@ def _actor(name: str | None) -> AbstractBaseUser | None:
     if not may_apply(user):
         raise CommandError(
             f"{name} may not change configuration: applying a file needs the Admin group's "
-            "permissions (add, change and delete of sources, channels, rules, thresholds, "
-            "overrides, policies, silences and health checks)."
+            "permissions (add, change and delete of schedules, sources, expectations, "
+            "channels, rules, thresholds, overrides, policies, silences and health checks)."
         )
     return user
 

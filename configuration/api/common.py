@@ -20,8 +20,8 @@ from core.operator_api import OPERATOR_AUTHENTICATION
 class CanEditConfiguration(IsAuthenticated):
     message = (
         "Changing configuration needs the Admin group's permissions: add, change and "
-        "delete of sources, channels, rules, thresholds, overrides, policies, silences "
-        "and health checks."
+        "delete of schedules, sources, expectations, channels, rules, thresholds, "
+        "overrides, policies, silences and health checks."
     )
 
     def has_permission(self, request: Request, view: Any) -> bool:

@@ -73,7 +73,13 @@ def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
         for line in render_table(headers, rows):
             out.write(line)
     sources = [
-        (row["status"], row["name"], str(row["score"]), "; ".join(row["issues"] or row["warnings"]))
+        (
+            row["status"],
+            row["name"],
+            str(row["score"]),
+            # "market closed (...)" says why a quiet source is not judged.
+            "; ".join(row["issues"] or row["warnings"] or row.get("notes", [])),
+        )
         for row in status["sources"]
     ]
     if sources and not options["checks"]:

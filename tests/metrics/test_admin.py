@@ -119,3 +119,52 @@ def test_it_accepts_a_heartbeat_period_of_one_second(admin_client: Client) -> No
         timedelta(seconds=1),
         timedelta(seconds=0.5),
     )
+
+
+def test_the_schedules_list_shows_each_ones_next_open_and_close(admin_client: Client) -> None:
+    from metrics.models import Schedule
+
+    Schedule.objects.create(name="nyse", kind="exchange", exchange="XNYS")
+    Schedule.objects.create(name="maintenance", kind="weekly", windows=["sun 02:00-04:00"])
+
+    page = admin_client.get("/admin/metrics/schedule/").content.decode()
+
+    for text in ("XNYS sessions", "sun 02:00-04:00 UTC", "Next open", "Next close", " UTC (in "):
+        assert text in page
+
+
+def test_a_schedules_page_lists_its_sessions_of_the_coming_week(admin_client: Client) -> None:
+    from metrics.models import Schedule
+
+    every_day = Schedule.objects.create(
+        name="desk-hours", kind="weekly", windows=["daily 08:00-18:00"], timezone="Europe/London"
+    )
+
+    page = admin_client.get(f"/admin/metrics/schedule/{every_day.pk}/change/").content.decode()
+
+    assert "Next open:" in page
+    assert "Next close:" in page
+    assert page.count(" to ") >= 7  # one span a day
+
+
+def test_a_sources_page_edits_its_schedule_and_expectations(admin_client: Client) -> None:
+    from metrics.models import Expectation, Schedule
+
+    nyse = Schedule.objects.create(name="nyse", kind="exchange", exchange="XNYS")
+    response = admin_client.post(
+        "/admin/metrics/source/add/",
+        {
+            "name": "spy-bot", "kind": "bot", "enabled": "on", "heartbeat_period": "60",
+            "heartbeat_grace": "60", "schedule": nyse.pk,
+            "expectations-TOTAL_FORMS": "1", "expectations-INITIAL_FORMS": "0",
+            "expectations-MIN_NUM_FORMS": "0", "expectations-MAX_NUM_FORMS": "1000",
+            "expectations-0-signal": "order", "expectations-0-grace": "00:20:00",
+            "expectations-0-enabled": "on",
+        },
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    source = Source.objects.get(name="spy-bot")
+    assert source.schedule == nyse
+    order = Expectation.objects.get(source=source)
+    assert (order.signal, order.grace) == ("order", timedelta(minutes=20))
