@@ -62,6 +62,7 @@ CONNECTIVITY: Final = ("connectivity_lost", "connectivity_restored")
 _EVENT_TYPES: Final = (
     *KILL_SWITCH, *CIRCUIT_BREAKER, *CONNECTIVITY, DECISION_EVENT,
     trading_signals.ORDER_SUBMITTED_EVENT, trading_signals.MARKET_DATA_EVENT,
+    trading_signals.ORDER_REJECTED_EVENT,
 )  # fmt: skip
 # Open alerts named per source (worst first); the rest are counted.
 LISTED_ALERTS: Final = 5
@@ -213,7 +214,10 @@ def _schedules_and_expectations(
                 start = now - spec.grace
                 if signal_opened is not None:
                     start = max(start, signal_opened)
-                reject_windows[start].append(source.pk)
+                # Counted only where a reject falls in the window: none is 0 %.
+                rejected = found.newest_event.get(trading_signals.ORDER_REJECTED_EVENT)
+                if rejected is not None and rejected > start:
+                    reject_windows[start].append(source.pk)
             else:
                 since = clock_start(newest[signal], signal_opened)
                 silent = None if since is None else max(0.0, (now - since).total_seconds())

@@ -187,6 +187,11 @@ def schedule_book() -> ScheduleBook:
     return _book.get(schedule_book_read)
 
 
+def schedule_timetable(schedule_id: int | None) -> Timetable:
+    """The timetable of `schedule_id` (None: always open, with no read at all)."""
+    return ALWAYS if schedule_id is None else schedule_book().timetable(schedule_id)
+
+
 def schedules_changed() -> None:
     """A schedule or an expectation changed: every process reads them again."""
     _book.changed()
@@ -284,6 +289,8 @@ def heartbeat_clock(
 ) -> tuple[bool, timedelta]:
     """(whether the source's schedule is closed now, how long its heartbeat has been due
     for: from its newest heartbeat, or from its session's opening when that is later)."""
+    if source.schedule_id is None:
+        return False, max(now - last_seen, timedelta(0))  # always open: nothing to read
     segment = (book or schedule_book()).timetable(source.schedule_id).segment(now)
     start = clock_start(last_seen, segment.since if segment.open else None) or last_seen
     return not segment.open, max(now - start, timedelta(0))

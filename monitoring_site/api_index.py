@@ -34,7 +34,9 @@ AUTH: Final[dict[str, str]] = {
 
 # The configuration API's objects: (URL part, what they are).
 CONFIG_OBJECTS: Final = (
-    ("sources", "sources"), ("channels", "channels"), ("recovery-actions", "recovery actions"),
+    ("schedules", "schedules (always, exchange sessions, weekly windows)"),
+    ("sources", "sources with their expectations"), ("channels", "channels"),
+    ("recovery-actions", "recovery actions"),
     ("rules", "rules with their thresholds and overrides"), ("policies", "policies"),
     ("health-checks", "health checks"),
 )  # fmt: skip
@@ -80,6 +82,9 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/sources/{source}/control", ("POST",), "operator",
              "Halt, reduce or re-arm a source's trading (by id or name)."),
             ("/api/v1/metrics/query", ("GET",), "operator", "A metric's history."),
+            ("/api/v1/schedules", ("GET",), "operator",
+             "Each schedule: open or closed, its next open and close (`at` for another "
+             "instant)."),
         ],
     ),
     "health": (

@@ -13,7 +13,7 @@ from django.db.models import Max
 
 from health.scoring import Status, describe_seconds
 from metrics.models import Event, MetricSeries, Source, Trade
-from metrics.schedules import schedule_book
+from metrics.schedules import schedule_timetable
 from metrics.timetables import clock_start
 
 from .base import CheckResult, Probe, Target, config_error, number, text
@@ -72,7 +72,7 @@ class ActivityProbe(Probe):
         signal = text(target.config, "signal", "any") or "any"
         assert target.source_id is not None
         source = Source.objects.filter(pk=target.source_id).only("schedule_id").first()
-        table = schedule_book().timetable(source.schedule_id if source else None)
+        table = schedule_timetable(source.schedule_id if source else None)
         segment = table.segment(now)
         if not segment.open:
             # Outside the source's schedule no activity is due (the clock does not run).

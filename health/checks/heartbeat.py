@@ -12,7 +12,7 @@ from datetime import datetime
 
 from health.scoring import Status, describe_seconds, worst
 from metrics.models import Source, SourceHeartbeat
-from metrics.schedules import schedule_book
+from metrics.schedules import schedule_timetable
 from metrics.timetables import clock_start
 
 from .base import CheckResult, Probe, Target
@@ -42,7 +42,7 @@ class HeartbeatProbe(Probe):
             return CheckResult.failed(
                 Status.CRITICAL, f"no heartbeat received from {source.name} yet"
             )
-        table = schedule_book().timetable(source.schedule_id)
+        table = schedule_timetable(source.schedule_id)
         segment = table.segment(now)
         if not segment.open:
             opens = table.next_open(now)

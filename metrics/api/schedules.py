@@ -72,6 +72,8 @@ class SchedulesView(ErrorsView):
                 {"at": serializers.DateTimeField(), "schedules": SCHEDULE_STATE_SCHEMA},
             ),
             400: OPERATOR_ERRORS_SCHEMA,
+            401: OPERATOR_ERRORS_SCHEMA,
+            403: OPERATOR_ERRORS_SCHEMA,
         },
     )
     def get(self, request: Request) -> Response:

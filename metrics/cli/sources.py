@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from core.cli_text import format_age, format_duration, render_table, seconds
 from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, MIN_HEARTBEAT_PERIOD, Source
 from metrics.queries import heartbeat_overdue, source_find
-from metrics.schedules import heartbeat_clock, schedule_book
+from metrics.schedules import heartbeat_clock
 
 
 def source_ids(
@@ -86,12 +86,11 @@ def sources_listed(*, now: datetime) -> list[SourceListed]:
         .annotate(usable_keys=Count("api_keys", filter=usable))
     )
     listed = []
-    book = schedule_book()
     for source in sources:
         beat = getattr(source, "heartbeat", None)
         closed, due_for = (False, None)
         if beat is not None:
-            closed, due_for = heartbeat_clock(source, beat.last_seen, now, book=book)
+            closed, due_for = heartbeat_clock(source, beat.last_seen, now)
         listed.append(
             SourceListed(
                 id=source.pk,

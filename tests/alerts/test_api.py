@@ -576,6 +576,8 @@ def test_it_creates_a_silence(api: APIClient, operator: User, rule: Rule, source
         "starts_at": iso(silence.starts_at),
         "ends_at": iso(ends_at),
         "until_resolved_alert": None,
+        "schedule": None,
+        "schedule_open": True,
         "reason": "exchange maintenance",
         "created_by": "olga",
         "created_at": iso(silence.created_at),

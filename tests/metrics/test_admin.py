@@ -14,6 +14,11 @@ from metrics.models import HEARTBEAT_PERIOD_TOO_SHORT, Source, SourceAPIKey
 pytestmark = pytest.mark.django_db
 
 KEY_PATTERN = re.compile(r"New API key for alpha-bot: (\S+\.\S+) ")
+# The source form's inline of expectations, left empty.
+NO_EXPECTATIONS = {
+    "expectations-TOTAL_FORMS": "0", "expectations-INITIAL_FORMS": "0",
+    "expectations-MIN_NUM_FORMS": "0", "expectations-MAX_NUM_FORMS": "1000",
+}  # fmt: skip
 
 
 def test_it_shows_a_new_key_once_and_the_key_works(admin_client: Client, source: Source) -> None:
@@ -110,7 +115,7 @@ def test_it_accepts_a_heartbeat_period_of_one_second(admin_client: Client) -> No
     response = admin_client.post(
         "/admin/metrics/source/add/",
         {"name": "fast-bot", "kind": "bot", "enabled": "on", "heartbeat_period": "1",
-         "heartbeat_grace": "0.5"},
+         "heartbeat_grace": "0.5", **NO_EXPECTATIONS},
     )  # fmt: skip
 
     assert response.status_code == 302

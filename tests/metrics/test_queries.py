@@ -448,6 +448,7 @@ def test_it_snapshots_a_source(source: Source, django_assert_max_num_queries: An
         "last_seen": now - timedelta(seconds=30),
         "age_seconds": 30.0,
         "overdue": False,
+        "market_closed": False,
     }
     assert snapshot["trades"] == {"count": 3, "last_ts": now - timedelta(minutes=8)}
     assert [event["message"] for event in snapshot["events"]] == [
