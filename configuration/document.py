@@ -100,6 +100,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_data(value: Any) -> Any:
+    """Data given otherwise than in YAML (the API's JSON) checked as a file's is: text with
+    a NUL character is refused (ValueError naming it), before any of it reaches the
+    database."""
+    return _plain(value)
+
+
 def document_read(text: str) -> Document:
     """The file checked against the schema and made canonical; DocumentInvalid if not."""
     data = yaml_load(text)

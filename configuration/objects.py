@@ -20,7 +20,7 @@ from alerts.models import Channel, Policy, Rule
 from health.models import HealthCheck
 from metrics.models import Schedule, Source
 
-from .document import DocumentInvalid, Item, Problem, document_from_data
+from .document import DocumentInvalid, Item, Problem, document_from_data, plain_data
 from .fields import SECTIONS, VERSION
 from .schema import schema_problems
 from .secrets import CHANNEL_SECTIONS, reference_variable
@@ -97,6 +97,15 @@ def object_put(
 
     DocumentInvalid names each problem; ObjectExists when `create_only` finds it.
     """
+    # Text the database cannot store (a NUL character) is refused before any query.
+    problems = []
+    for field, value in [("name", name), *((k, v) for k, v in data.items() if k != "name")]:
+        try:
+            plain_data(value)
+        except ValueError as exc:
+            problems.append((str(field), str(exc)))
+    if problems:
+        raise DocumentInvalid(problems)
     item = dict(data)
     if item.get("name", name) != name:
         raise DocumentInvalid(

@@ -133,3 +133,16 @@ def test_it_lets_operators_and_viewers_read_but_not_edit(risk_owner: User, group
     assert "alerts.add_rule" in refused.json()["errors"][0]["message"]
     assert not Rule.objects.filter(name="Leverage cap").exists()
     assert Source.objects.filter(name="eth-maker").exists()
+
+
+def test_it_refuses_text_the_database_cannot_store_before_any_query(risk_owner: User) -> None:
+    client = token_client(risk_owner)
+
+    refused = client.generic(
+        "POST", "/api/v1/config/schedules",
+        '{"name": "ny\\u0000se", "kind": "always", "description": "\\u0000"}',
+        content_type="application/json",
+    )  # fmt: skip
+
+    assert refused.status_code == 400
+    assert [error["field"] for error in refused.json()["errors"]] == ["name", "description"]
