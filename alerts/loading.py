@@ -303,23 +303,20 @@ NEWEST_TRADE = "(trade)"
 
 def _signals_newest(data: SourceData, watched: set[str], now: datetime) -> None:
     """When each watched signal was last seen on one source (see `metrics.signals`)."""
-    newest = data.newest_event
-    moments: dict[str, list[datetime | None]] = {
-        signals.DECISION: [newest.get(signals.DECISION_EVENT)],
-        signals.ORDER: [newest.get(signals.ORDER_SUBMITTED_EVENT), newest.get(NEWEST_TRADE)],
-        signals.MARKET_DATA: [newest.get(signals.MARKET_DATA_EVENT)]
-        + [
-            signals.market_data_tick(row["last_ts"], row["last_value"])
-            for row in data.series
-            if row["name"] == signals.MARKET_DATA_AGE_METRIC
-            and row["last_ts"] is not None
-            and row["last_value"] is not None
-        ],
-    }
-    for signal, seen in moments.items():
-        known = [moment for moment in seen if moment is not None]
-        if signal in watched and known:
-            data.signal_newest[signal] = min(max(known), now)
+    ticks = [
+        signals.market_data_tick(row["last_ts"], row["last_value"])
+        for row in data.series
+        if row["name"] == signals.MARKET_DATA_AGE_METRIC
+        and row["last_ts"] is not None
+        and row["last_value"] is not None
+    ]
+    for signal in watched & set(signals.SILENCES):
+        seen = signals.newest_seen(
+            signal, events=data.newest_event, trade=data.newest_event.get(NEWEST_TRADE),
+            ticks=ticks,
+        )  # fmt: skip
+        if seen is not None:
+            data.signal_newest[signal] = min(seen, now)
 
 
 def _events(

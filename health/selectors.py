@@ -187,17 +187,17 @@ def _schedules_and_expectations(
                 f"market closed ({book.names.get(source.schedule_id or 0, table.describe())}"
                 f" opens {when_text(table.next_open(now), now)})"
             )
+        ticks = [found.market_data_tick] if found.market_data_tick is not None else []
         newest = {
-            trading_signals.DECISION: _newest(
-                found.newest_trade, found.newest_event.get(DECISION_EVENT)
-            ),
-            trading_signals.ORDER: _newest(
-                found.newest_trade, found.newest_event.get(trading_signals.ORDER_SUBMITTED_EVENT)
-            ),
-            trading_signals.MARKET_DATA: _newest(
-                found.market_data_tick, found.newest_event.get(trading_signals.MARKET_DATA_EVENT)
-            ),
+            signal: trading_signals.newest_seen(
+                signal, events=found.newest_event, trade=found.newest_trade, ticks=ticks
+            )
+            for signal in trading_signals.SILENCES
         }
+        # The score's decisions are trades too (a bot that trades has decided).
+        newest[trading_signals.DECISION] = _newest(
+            found.newest_trade, newest[trading_signals.DECISION]
+        )
         for signal in trading_signals.SIGNALS:
             spec = book.expectation(source.pk, signal)
             if not spec.enabled:
@@ -215,8 +215,8 @@ def _schedules_and_expectations(
                 if signal_opened is not None:
                     start = max(start, signal_opened)
                 # Counted only where a reject falls in the window: none is 0 %.
-                rejected = found.newest_event.get(trading_signals.ORDER_REJECTED_EVENT)
-                if rejected is not None and rejected > start:
+                newest_reject = found.newest_event.get(trading_signals.ORDER_REJECTED_EVENT)
+                if newest_reject is not None and newest_reject > start:
                     reject_windows[start].append(source.pk)
             else:
                 since = clock_start(newest[signal], signal_opened)

@@ -16,7 +16,7 @@ Pure: plain values in and out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
@@ -78,6 +78,24 @@ def signal_of_metric(metric: str) -> str | None:
     if name == REJECT_RATE:
         return ORDER_REJECTS
     return name if name in SILENCES else None
+
+
+def newest_seen(
+    signal: str,
+    *,
+    events: Mapping[str, datetime],
+    trade: datetime | None = None,
+    ticks: Iterable[datetime] = (),
+) -> datetime | None:
+    """When `signal` (decision, order, market data) was last seen: from the newest event
+    of each type (`events`), the newest trade, and the ticks `market_data_age_ms`
+    samples speak of (`market_data_tick`). None: never."""
+    seen: list[datetime | None] = [events.get(kind) for kind in EVENT_TYPES[signal]]
+    if signal == ORDER:
+        seen.append(trade)
+    elif signal == MARKET_DATA:
+        seen += list(ticks)
+    return max((moment for moment in seen if moment is not None), default=None)
 
 
 def market_data_tick(sample_ts: datetime, age_ms: float) -> datetime:
