@@ -184,8 +184,8 @@ def _schedules_and_expectations(
         if not is_open:
             found.market_closed = True
             found.closed_note = (
-                f"market closed ({book.names.get(source.schedule_id or 0, table.describe())}"
-                f" opens {when_text(table.next_open(now), now)})"
+                f"market closed, {book.names.get(source.schedule_id or 0, table.describe())} "
+                f"opens {when_text(table.next_open(now), now, short=True)}"
             )
         ticks = [found.market_data_tick] if found.market_data_tick is not None else []
         newest = {

@@ -246,12 +246,14 @@ def schedules_state(
     }
 
 
-def when_text(moment: datetime | None, now: datetime) -> str:
-    """ "Mon 2025-12-01 14:30 UTC (in 2d21h)": how a next open or close reads."""
+def when_text(moment: datetime | None, now: datetime, *, short: bool = False) -> str:
+    """ "Mon 2025-12-01 14:30 UTC (in 2d21h)": how a next open or close reads; `short`
+    leaves the date out ("Mon 14:30 UTC (in 2d21h)"), for a column of reasons."""
     if moment is None:
         return "not known"
     local = timezone.localtime(moment)
-    return f"{local.strftime('%a %Y-%m-%d %H:%M')} {local.tzname()} (in {format_age(moment - now)})"
+    clock = local.strftime("%a %H:%M" if short else "%a %Y-%m-%d %H:%M")
+    return f"{clock} {local.tzname()} (in {format_age(moment - now)})"
 
 
 # --- writes ---------------------------------------------------------------------------

@@ -218,3 +218,29 @@ def test_a_source_name_stays_on_one_line_beside_a_long_why(
 
     # A wrapped inline element has one box per line it spans.
     assert link.evaluate("element => element.getClientRects().length") == 1
+
+
+def test_a_source_outside_its_session_reads_market_closed_not_lapsed(
+    live_server: Any, page: Any, operator: User, artifacts: Path
+) -> None:
+    from metrics.ingest import heartbeat_record
+    from metrics.models import Schedule
+    from metrics.timetables import DAY_NAMES
+    from metrics.validation import HeartbeatIn
+
+    # A session three days away: closed now, whatever the day the test runs.
+    day = DAY_NAMES[(timezone.now().weekday() + 3) % 7]
+    session = Schedule.objects.create(name="desk", kind="weekly", windows=[f"{day} 10:00-11:00"])
+    source, _ = source_create(name="equities-bot")
+    Source.objects.filter(pk=source.pk).update(schedule=session)
+    heartbeat_record(
+        source=source, heartbeat=HeartbeatIn("ok", {}, timezone.now() - timedelta(days=2))
+    )
+
+    log_in(page, live_server, operator)
+    row = page.wait_for_selector(f"[data-source-id='{source.pk}']")
+
+    assert row.query_selector("[data-testid=heartbeat]").inner_text() == "market closed"
+    assert "market closed, desk opens" in row.inner_text()
+    assert "no heartbeat" not in row.inner_text()
+    page.screenshot(path=str(artifacts / "dashboard-market-closed.png"), full_page=True)

@@ -279,12 +279,12 @@ def test_a_source_outside_its_schedule_is_market_closed_not_lapsed() -> None:
     closed = source_score(
         SourceSignals(
             heartbeat_age=14 * 3600.0, since_decision=60.0, read_at=NOW,
-            closed_note="market closed (nyse opens Mon 2026-03-02 14:30 UTC (in 2h20m))",
+            closed_note="market closed, nyse opens Mon 14:30 UTC (in 2h20m)",
         )
     )  # fmt: skip
 
     assert (closed.score, closed.status) == (100, Status.HEALTHY)
-    assert closed.notes == ["market closed (nyse opens Mon 2026-03-02 14:30 UTC (in 2h20m))"]
+    assert closed.notes == ["market closed, nyse opens Mon 14:30 UTC (in 2h20m)"]
     assert not closed.issues
 
 

@@ -77,9 +77,7 @@ def test_a_source_outside_its_session_is_market_closed_and_an_idle_one_says_why(
 
     assert rows["spy-bot"]["market_closed"]
     assert rows["spy-bot"]["status"] == "healthy"
-    assert rows["spy-bot"]["issues"] == [
-        "market closed (nyse opens Fri 2025-11-28 14:30 UTC (in 21h30m))"
-    ]
+    assert rows["spy-bot"]["issues"] == ["market closed, nyse opens Fri 14:30 UTC (in 21h30m)"]
     assert not rows["btc-bot"]["market_closed"]
     assert "no order for 20 h (limit 60 min)" in rows["btc-bot"]["issues"]
     assert "no decision for 20 h (limit 30 min)" in rows["btc-bot"]["issues"]
