@@ -166,7 +166,7 @@ def _start_or_mark_again(
     in_flight, again, derivation, names_key = _keys(source_id)
     client = redis_cache_client()
     if client is not None:
-        members = [EVERY_RULE] if names is None or len(names) > NAMES_MAX else sorted(names)
+        members = sorted(names) if names and len(names) <= NAMES_MAX else [EVERY_RULE]
         started = redis_script(client, _REQUEST)(
             keys=[
                 cache_key(in_flight), cache_key(again), cache_key(derivation),
