@@ -97,12 +97,19 @@ def _watched_metric_names_read() -> frozenset[str]:
         .exclude(kind=Rule.Kind.HEALTH)
         .values_list("kind", "metric", "guard_metric")
     ):
-        # Event rules name an event type, which metric batches never carry.
-        if kind != Rule.Kind.EVENT:
-            names.add(metric)
-        if guard:
-            names.add(guard)
+        names |= metric_names_read(kind, metric, guard)
     return frozenset(names)
+
+
+def metric_names_read(kind: str, metric: str, guard_metric: str) -> set[str]:
+    """The metric names whose batches a rule of `kind` on `metric` (guarded by
+    `guard_metric`) judges: what decides which batches are evaluated at all
+    (`watched_metric_names`) and which rules judge them (`rules_reading`)."""
+    names = {guard_metric} if guard_metric else set()
+    # Event rules name an event type, which metric batches never carry.
+    if kind != Rule.Kind.EVENT:
+        names.add(metric)
+    return names
 
 
 # (rule, source) -> spec, valid as long as the rules cache that built it.
@@ -184,8 +191,7 @@ def rules_reading(rules: Sequence[Rule], names: frozenset[str]) -> list[Rule]:
     return [
         rule
         for rule in rules
-        if (rule.kind != Rule.Kind.EVENT and rule.metric in names)
-        or (rule.guard_metric and rule.guard_metric in names)
+        if not names.isdisjoint(metric_names_read(rule.kind, rule.metric, rule.guard_metric))
     ]
 
 
