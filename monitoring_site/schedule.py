@@ -56,7 +56,7 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
     PeriodicWork(
         name="Poll Telegram for button presses",
         task="chat.tasks.poll_telegram",
-        every_seconds=3,
+        every_seconds=5,
         description="Asks the bots of Telegram channels set to `buttons: poll` for the "
         "buttons pressed since (channels set to `webhook` are called by Telegram instead).",
     ),
