@@ -9,12 +9,14 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from core.audit_admin import AuditHistoryAdmin
+
 from .linking import CODE_MINUTES, link_code_issue
 from .models import ChatIdentity
 
 
 @admin.register(ChatIdentity)
-class ChatIdentityAdmin(admin.ModelAdmin[ChatIdentity]):
+class ChatIdentityAdmin(AuditHistoryAdmin[ChatIdentity]):
     """Links made by people with a code, or typed here by an administrator."""
 
     list_display = ["user", "service", "account_name", "account_id", "workspace", "linked_at",

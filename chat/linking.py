@@ -7,11 +7,12 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Final
 
+import pghistory
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from .models import ChatIdentity, LinkCode
+from .models import ChatIdentity, LinkCode, Service
 
 # No 0/O or 1/I: a code read off a screen and typed on a phone.
 CODE_ALPHABET: Final = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -75,12 +76,17 @@ def link_code_redeem(
             )
         found.used_at = now
         found.save(update_fields=["used_at"])
-        identity, _ = ChatIdentity.objects.update_or_create(
-            service=service,
-            workspace=workspace,
-            account_id=account_id,
-            defaults={"user": found.user, "account_name": account_name, "linked_with_code": True},
-        )
+        user = found.user
+        label = Service(service).label
+        # The audit history says who linked, and from which account.
+        with pghistory.context(user=user.pk, username=user.get_username(),
+                               via=f"{label} account {account_id} with a code"):  # fmt: skip
+            identity, _ = ChatIdentity.objects.update_or_create(
+                service=service,
+                workspace=workspace,
+                account_id=account_id,
+                defaults={"user": user, "account_name": account_name, "linked_with_code": True},
+            )
     return identity
 
 

@@ -19,6 +19,7 @@ from chat.polling import telegram_poll
 from chat.tasks import poll_telegram
 from configuration.models import ChannelSecretReferences
 from configuration.services import config_export
+from core.audit_history import object_history
 from tests.chat.conftest import BOT_TOKEN, SIGNING_SECRET, WEBHOOK_SECRET, calls, linked
 from tests.factories import make_user
 from tests.receivers import Answer, Receiver
@@ -64,6 +65,8 @@ def test_a_person_gets_a_code_in_the_admin_and_links_telegram_with_it(
     identity = ChatIdentity.objects.get()
     assert (identity.user, identity.account_id, identity.account_name) == (olga, "111", "olga_tg")
     assert identity.linked_with_code
+    [history] = object_history(identity)
+    assert history.who == "olga via Telegram account 111 with a code"
     first, second = (call["text"] for call in calls(services, "sendMessage"))
     assert first.startswith("Linked: buttons you press act as olga")
     assert "used already" in second

@@ -11,6 +11,7 @@ from alerts.channels.telegram import TelegramChannel
 from alerts.delivery import notification_message
 from alerts.models import Alert, AlertTransition, Channel, Notification
 from alerts.payloads import alert_payload
+from core.audit_history import object_history
 from metrics.control import trading_state
 from metrics.models import TradingControl
 from tests.alerts.channels.receivers import notification
@@ -186,6 +187,7 @@ def test_an_operator_halts_the_source_from_the_alert(
     assert (control.set_by, control.set_via, control.alert_id) == (olga, "telegram", alert.pk)
     assert "via Telegram @olga_tg (111)" in control.reason
     assert alert.timeline.filter(kind=Kind.TRADING_STATE, actor=olga).count() == 1
+    assert {c.who for c in object_history(control)} == {"olga via Telegram @olga_tg (111)"}
     first, second = calls(services, "answerCallbackQuery")
     assert first["text"] == "alpha-bot halted by olga."
     assert second["text"] == "alpha-bot is halted already."
@@ -206,6 +208,8 @@ def test_resolve_and_silence_record_the_chat_account(
     assert silence.reason.startswith("Silenced from Telegram @olga_tg (111) by olga")
     silenced = alert.timeline.get(kind=Kind.SILENCED)
     assert silenced.details["via"] == "Telegram @olga_tg (111)"
+    [created] = [c for c in object_history(silence) if c.what == "silence"]
+    assert (created.action, created.who) == ("created", "olga via Telegram @olga_tg (111)")
     alert.refresh_from_db()
     assert alert.resolved_by == olga
     assert alert.resolution == Alert.Resolution.BY_PERSON
