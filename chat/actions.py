@@ -72,6 +72,8 @@ def press_act(*, press: Press, identity: ChatIdentity | None, service: str) -> O
     if identity is None or not identity.user.is_active:
         return not_linked(service)
     user = identity.user
+    if press.action not in PERMISSIONS:  # a step of asking, not an action (Telegram's halt)
+        return Outcome("Nothing to do.", refused=True)
     permission, what = PERMISSIONS[press.action]
     if not user.has_perm(permission):
         return Outcome(

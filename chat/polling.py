@@ -27,8 +27,8 @@ from .telegram import update_handle
 
 logger = logging.getLogger(__name__)
 
-# Longer than one run can take (a few updates, each answered within the delivery timeout).
-LEASE_SECONDS = 120
+# As long as the task may run (its time limit): past it, the worker that held it is gone.
+LEASE_SECONDS = 150
 UPDATES_PER_CALL = 20
 _ANSWER_CHARS = 256 * 1024
 

@@ -1,6 +1,7 @@
 """Telegram's side of the buttons: verifying the webhook, reading updates, answering.
 
-An update is a button press (`callback_query`) or a message; a message `/link CODE`
+An update is a button press (`callback_query`) or a message; Halt asks to confirm
+first (Telegram has no confirmation dialog, Slack's buttons have their own); a message `/link CODE`
 (or `/start CODE`, from a `t.me/<bot>?start=CODE` link) links the sender's account. Both
 the webhook view and the poller hand each update to `update_handle`, which acts and then
 answers through the Bot API: `answerCallbackQuery` (the toast on the presser's phone)
@@ -14,9 +15,9 @@ import hmac
 import logging
 from typing import Any
 
-from alerts.channels.buttons import press_read
+from alerts.channels.buttons import Action, Press, press_data, press_read
 from alerts.channels.telegram import TelegramChannel
-from alerts.models import Channel
+from alerts.models import Alert, Channel
 
 from .actions import Outcome, alert_message, done_lines, press_act
 from .linking import LinkRefused, identity_find, link_code_redeem
@@ -67,6 +68,11 @@ def _press_handle(kind: TelegramChannel, query: dict[str, Any]) -> None:
     account = _account(query.get("from"))
     if press is None or account is None or not isinstance(query.get("id"), str):
         return
+    if press.action in (Action.HALT, Action.HALT_CANCELLED):
+        _halt_ask(kind, query, press)
+        return
+    if press.action == Action.HALT_CONFIRMED:
+        press = Press(Action.HALT, press.alert_id)
     account_id, _ = account
     identity = identity_find(service=Service.TELEGRAM, workspace="", account_id=account_id)
     outcome = press_act(press=press, identity=identity, service=Service.TELEGRAM)
@@ -83,6 +89,44 @@ def _press_handle(kind: TelegramChannel, query: dict[str, Any]) -> None:
     shown = query.get("message")
     if outcome.alert is not None and isinstance(shown, dict):
         _message_edit(kind, shown, outcome)
+
+
+def _halt_ask(kind: TelegramChannel, query: dict[str, Any], press: Press) -> None:
+    """Halt asks first (stopping a bot is one tap too easy); Cancel brings the buttons back.
+
+    Nothing changes here: the confirmation is the press that acts, with its checks.
+    """
+    alert = Alert.objects.select_related("source", "rule").filter(pk=press.alert_id).first()
+    answer = {"callback_query_id": query["id"]}
+    if alert is None:
+        _call(kind, "answerCallbackQuery", {**answer, "text": f"Alert {press.alert_id} no "
+              "longer exists.", "show_alert": True})  # fmt: skip
+        return
+    if press.action == Action.HALT:
+        text = f"Halt {alert.source.name}? Confirm with the button."
+        keyboard = {
+            "inline_keyboard": [
+                [{"text": f"Yes, halt {alert.source.name}"[:64],
+                  "callback_data": press_data(Action.HALT_CONFIRMED, alert.pk)}],
+                [{"text": Action.HALT_CANCELLED.label,
+                  "callback_data": press_data(Action.HALT_CANCELLED, alert.pk)}],
+            ]
+        }  # fmt: skip
+    else:
+        text = "Not halted."
+        keyboard = kind.keyboard(alert_message(alert)) or {"inline_keyboard": []}
+    _call(kind, "answerCallbackQuery", {**answer, "text": text, "show_alert": False})
+    shown = query.get("message")
+    if isinstance(shown, dict) and isinstance(shown.get("chat"), dict):
+        _call(
+            kind,
+            "editMessageReplyMarkup",
+            {
+                "chat_id": shown["chat"].get("id"),
+                "message_id": shown.get("message_id"),
+                "reply_markup": keyboard,
+            },
+        )
 
 
 def _message_edit(kind: TelegramChannel, shown: dict[str, Any], outcome: Outcome) -> None:

@@ -25,6 +25,9 @@ class Action(enum.StrEnum):
     RESOLVE = "resolve"
     SILENCE_HOUR = "silence1h"
     HALT = "halt"
+    # Telegram has no confirmation dialog of its own: its Halt button asks with these.
+    HALT_CONFIRMED = "haltok"
+    HALT_CANCELLED = "back"
 
     @property
     def label(self) -> str:
@@ -37,6 +40,8 @@ _LABELS = {
     Action.RESOLVE: "Resolve",
     Action.SILENCE_HOUR: "Silence 1 h",
     Action.HALT: "Halt the source",
+    Action.HALT_CONFIRMED: "Yes, halt",
+    Action.HALT_CANCELLED: "Cancel",
 }
 
 # Events that announce an open alert someone may act on; a resolved alert, a test or a

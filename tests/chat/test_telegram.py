@@ -153,7 +153,7 @@ def test_an_unlinked_account_is_told_and_nothing_changes(
     assert calls(services, "editMessageText") == []
 
 
-@pytest.mark.parametrize("data", ["tw1:ack1h", "tw1:resolve", "tw1:silence1h", "tw1:halt"])
+@pytest.mark.parametrize("data", ["tw1:ack1h", "tw1:resolve", "tw1:silence1h", "tw1:haltok"])
 def test_a_viewer_is_refused_every_button(
     telegram: Channel, alert: Alert, services: Receiver, data: str
 ) -> None:
@@ -179,7 +179,19 @@ def test_an_operator_halts_the_source_from_the_alert(
     olga = linked("olga", "Operator", service="telegram", account_id="111", name="olga_tg")
 
     telegram_press(telegram, f"tw1:halt:{alert.pk}")
+    telegram_press(telegram, f"tw1:back:{alert.pk}")
+    assert trading_state(alert.source_id).state == TradingControl.State.ACTIVE
+    asked, cancelled = calls(services, "editMessageReplyMarkup")
+    assert asked["reply_markup"]["inline_keyboard"] == [
+        [{"text": "Yes, halt alpha-bot", "callback_data": f"tw1:haltok:{alert.pk}"}],
+        [{"text": "Cancel", "callback_data": f"tw1:back:{alert.pk}"}],
+    ]
+    assert len(cancelled["reply_markup"]["inline_keyboard"]) == 3  # the buttons are back
+    services.requests.clear()
+
     telegram_press(telegram, f"tw1:halt:{alert.pk}")
+    telegram_press(telegram, f"tw1:haltok:{alert.pk}")
+    telegram_press(telegram, f"tw1:haltok:{alert.pk}")
 
     state = trading_state(alert.source_id)
     assert state.state == TradingControl.State.HALTED
@@ -188,7 +200,8 @@ def test_an_operator_halts_the_source_from_the_alert(
     assert "via Telegram @olga_tg (111)" in control.reason
     assert alert.timeline.filter(kind=Kind.TRADING_STATE, actor=olga).count() == 1
     assert {c.who for c in object_history(control)} == {"olga via Telegram @olga_tg (111)"}
-    first, second = calls(services, "answerCallbackQuery")
+    question, first, second = calls(services, "answerCallbackQuery")
+    assert question["text"] == "Halt alpha-bot? Confirm with the button."
     assert first["text"] == "alpha-bot halted by olga."
     assert second["text"] == "alpha-bot is halted already."
     assert "⛔ Trading halted by olga via telegram" in calls(services, "editMessageText")[0]["text"]
