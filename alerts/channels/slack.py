@@ -137,7 +137,7 @@ def _button(action: Action, alert: dict[str, Any]) -> dict[str, Any]:
             "title": {"type": "plain_text", "text": "Halt trading?"},
             "text": {
                 "type": "plain_text",
-                "text": f"{source} stops opening and closing positions until an Admin re-arms it.",
+                "text": f"{source} is halted: it stops trading until an Admin re-arms it.",
             },
             "confirm": {"type": "plain_text", "text": "Halt"},
             "deny": {"type": "plain_text", "text": "Cancel"},

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('audit', '0006_threshold_action'),
-        ('chat', '0002_chat_identity_history'),
+        ('chat', '0001_chat_accounts'),
         ('pghistory', '0007_auto_20250421_0444'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
