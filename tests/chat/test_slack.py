@@ -188,3 +188,19 @@ def test_the_slash_command_links_the_account_once(slack: Channel, services: Rece
 def test_a_body_that_is_neither_press_nor_command_is_400(slack: Channel) -> None:
     assert slack_post(slack, {"something": "else"}).status_code == 400
     assert slack_post(slack, {"payload": "{not json"}).status_code == 400
+
+
+def test_a_second_press_in_slack_changes_nothing_and_is_said_to_the_presser(
+    slack: Channel, alert: Alert, services: Receiver
+) -> None:
+    linked("olga", "Operator", service="slack", account_id="U0OLGA")
+
+    slack_press(slack, services, f"tw1:resolve:{alert.pk}")
+    slack_press(slack, services, f"tw1:resolve:{alert.pk}")
+
+    assert alert.timeline.filter(kind=Kind.RESOLVED).count() == 1
+    replaced, told = (r.json() for r in slack_posts(services))
+    assert replaced["replace_original"] is True
+    assert all(b["type"] != "actions" for b in replaced["attachments"][0]["blocks"])
+    assert told == {"response_type": "ephemeral", "replace_original": False,
+                    "text": f"Alert {alert.pk} is resolved already: nothing to do."}  # fmt: skip
