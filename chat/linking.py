@@ -90,6 +90,14 @@ def link_code_redeem(
     return identity
 
 
+def linked_words(identity: ChatIdentity) -> str:
+    """What the chat says once an account is linked."""
+    return (
+        f"Linked: buttons you press act as {identity.user.get_username()} in Tradewatch, "
+        "with that user's permissions."
+    )
+
+
 def identity_find(*, service: str, workspace: str, account_id: str) -> ChatIdentity | None:
     """The person behind a chat account, or None when the account is not linked."""
     return (

@@ -26,7 +26,7 @@ from alerts.channels.slack import SlackChannel
 from alerts.models import Channel
 
 from .actions import alert_message, done_lines, press_act
-from .linking import LinkRefused, identity_find, link_code_redeem
+from .linking import LinkRefused, identity_find, link_code_redeem, linked_words
 from .models import Service
 
 logger = logging.getLogger(__name__)
@@ -114,10 +114,7 @@ def command_handle(form: dict[str, str]) -> dict[str, str]:
         )  # fmt: skip
     except LinkRefused as exc:
         return _ephemeral(str(exc))
-    return _ephemeral(
-        f"Linked: buttons you press act as {identity.user.get_username()} in Tradewatch, "
-        "with that user's permissions."
-    )
+    return _ephemeral(linked_words(identity))
 
 
 def _workspace(user: dict[str, Any], team: Any) -> str:

@@ -20,7 +20,7 @@ from alerts.channels.telegram import TelegramChannel
 from alerts.models import Alert, Channel
 
 from .actions import Outcome, alert_message, done_lines, press_act
-from .linking import LinkRefused, identity_find, link_code_redeem
+from .linking import LinkRefused, identity_find, link_code_redeem, linked_words
 from .models import Service
 
 logger = logging.getLogger(__name__)
@@ -169,10 +169,7 @@ def _message_handle(kind: TelegramChannel, message: dict[str, Any]) -> None:
     except LinkRefused as exc:
         reply = str(exc)
     else:
-        reply = (
-            f"Linked: buttons you press act as {identity.user.get_username()} in Tradewatch, "
-            "with that user's permissions."
-        )
+        reply = linked_words(identity)
     _call(kind, "sendMessage", {"chat_id": chat.get("id"), "text": reply})
 
 
