@@ -147,6 +147,37 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
     key = (rule.pk, source_id)
     if key in _spec_cache:
         return _spec_cache[key]
+    spec = spec_build(rule, source_id)
+    if len(_spec_cache) > 100_000:
+        _spec_cache.clear()
+    _spec_cache[key] = spec
+    return spec
+
+
+def spec_build(
+    rule: Rule, source_id: int, thresholds: Sequence[engine.Threshold] | None = None
+) -> engine.RuleSpec | None:
+    """The engine's view of `rule` for one source (its per-source overrides applied), or,
+    given `thresholds`, of the rule judged by those instead (an edit not saved yet: the
+    backtest's). None without a threshold. Not kept: `rule_spec` keeps them."""
+    if thresholds is None:
+        thresholds = _thresholds_for(rule, source_id)
+    if not thresholds:
+        return None
+    if rule.kind == Rule.Kind.HEALTH:
+        # A health rule compares one value, the check's status level, with its thresholds.
+        return engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
+    return engine.RuleSpec(
+        kind=engine.RuleKind(rule.kind),
+        thresholds=tuple(thresholds),
+        aggregation=engine.Aggregation(rule.aggregation),
+        window=rule.window,
+        min_samples=rule.min_samples,
+        change_percent=rule.change_percent,
+    )
+
+
+def _thresholds_for(rule: Rule, source_id: int) -> list[engine.Threshold]:
     thresholds = []
     for threshold in rule.thresholds.all():
         value, clear = threshold.value, threshold.clear_value
@@ -166,23 +197,7 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
                 clear_value=clear,
             )
         )
-    spec = None
-    if thresholds and rule.kind == Rule.Kind.HEALTH:
-        # A health rule compares one value, the check's status level, with its thresholds.
-        spec = engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
-    elif thresholds:
-        spec = engine.RuleSpec(
-            kind=engine.RuleKind(rule.kind),
-            thresholds=tuple(thresholds),
-            aggregation=engine.Aggregation(rule.aggregation),
-            window=rule.window,
-            min_samples=rule.min_samples,
-            change_percent=rule.change_percent,
-        )
-    if len(_spec_cache) > 100_000:
-        _spec_cache.clear()
-    _spec_cache[key] = spec
-    return spec
+    return thresholds
 
 
 def rules_reading(rules: Sequence[Rule], names: frozenset[str]) -> list[Rule]:

@@ -75,6 +75,14 @@ def escalate() -> None:
         logger.info("escalated %d alerts", escalated)
 
 
+@shared_task(name="alerts.tasks.backtest", time_limit=900, soft_time_limit=840)
+def backtest(job_id: str) -> None:
+    """A rule backtest asked for in the admin or the API (a job held in the cache)."""
+    from .backtest.jobs import job_run
+
+    job_run(job_id)
+
+
 @shared_task(name="alerts.tasks.prune", time_limit=600, soft_time_limit=540)
 def prune() -> None:
     """On beat: delete resolved alerts and finished notifications past their retention."""
