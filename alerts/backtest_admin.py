@@ -66,9 +66,7 @@ class BacktestForm(forms.Form):
                 choices=_COMPARISONS, required=False, label=f"{label}: comparison"
             )
             self.fields[f"value_{severity}"] = forms.FloatField(required=False, label="value")
-            self.fields[f"clear_{severity}"] = forms.FloatField(
-                required=False, label="clear value"
-            )
+            self.fields[f"clear_{severity}"] = forms.FloatField(required=False, label="clear value")
 
     def tier_rows(self) -> list[tuple[str, Any, Any, Any]]:
         return [
@@ -95,7 +93,7 @@ def _edit_initial(rule: Rule, edit: str) -> dict[str, Any]:
     initial: dict[str, Any] = {}
     rows: list[tuple[str, str, str, str]] = []
     for part in filter(None, edit.split(";")):
-        fields = (part.split(",") + ["", "", "", ""])[:4]
+        fields = [*part.split(","), "", "", "", ""][:4]
         rows.append((fields[0], fields[1], fields[2], fields[3]))
     if not rows:
         rows = [

@@ -21,7 +21,7 @@ from . import engine
 from .lifecycle import Finding, apply_finding, fingerprint, kept_resolved_release, still_kept
 from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql
 from .models import Rule, RuleSourceState
-from .quiet import OpenAlert, QuietUpdate, open_alert_of, quiet_update
+from .quiet import QuietUpdate, open_alert_of, quiet_update
 from .silences import SilenceMatcher, active_silences
 
 
@@ -35,7 +35,7 @@ class Summary:
     by_status: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
+def labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
@@ -73,14 +73,14 @@ def subjects(rule: Rule, data: SourceData, now: datetime) -> Iterable[Subject]:
                 for row in data.series
                 if row["name"] == rule.metric
                 and row["last_ts"] is not None
-                and _labels_match(rule.labels, row["labels"])
+                and labels_match(rule.labels, row["labels"])
             ]
             newest = max(stamps, default=None)
         yield Subject({}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else [])
         return
     in_sql = connection.vendor == "postgresql" and aggregated_in_sql(rule)
     for row in data.series:
-        if row["name"] != rule.metric or not _labels_match(rule.labels, row["labels"]):
+        if row["name"] != rule.metric or not labels_match(rule.labels, row["labels"]):
             continue
         if rule.kind == Rule.Kind.THRESHOLD and rule.aggregation == Rule.Aggregation.LAST:
             points = (

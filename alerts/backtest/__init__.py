@@ -18,12 +18,12 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from alerts import engine
+from alerts.models import Policy
+from alerts.routing import channel_floors, enabled_policies
+from alerts.threshold_checks import thresholds_problem
 from metrics.models import Source
 
-from .. import engine
-from ..models import Policy
-from ..routing import channel_floors, enabled_policies
-from ..threshold_checks import thresholds_problem
 from .answer import replay_answer
 from .replay import BacktestRefused, Progress, Run, backtest_rule, default_sources, rule_replay
 from .timeline import Escalation, Routing
@@ -71,9 +71,7 @@ class BacktestRequest:
             "source_ids": None if self.source_ids is None else list(self.source_ids),
             "thresholds": None
             if self.thresholds is None
-            else [
-                [t.severity, t.comparison, t.value, t.clear_value] for t in self.thresholds
-            ],
+            else [[t.severity, t.comparison, t.value, t.clear_value] for t in self.thresholds],
         }
 
     @classmethod
@@ -157,9 +155,9 @@ def routing_read() -> Routing:
     """The enabled policies, their channels and escalations, as live routing sees them."""
     policies = enabled_policies()
     escalations = []
-    for policy in Policy.objects.filter(enabled=True, escalate_after__isnull=False).prefetch_related(
-        "escalation_channels"
-    ):
+    for policy in Policy.objects.filter(
+        enabled=True, escalate_after__isnull=False
+    ).prefetch_related("escalation_channels"):
         route = next((p for p in policies if p.id == policy.pk), None)
         channels = [c for c in policy.escalation_channels.all() if c.enabled]
         if route is None or policy.escalate_after is None or not channels:
@@ -190,4 +188,3 @@ def backtest_run(
         routing=routing_read(), progress=progress,
     )  # fmt: skip
     return replay_answer(found)
-

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from ..models import Channel, Policy, Severity
+from alerts.models import Channel, Policy, Severity
+
 from .replay import Replay, RunResult
 from .timeline import ReplayedAlert
 
@@ -140,9 +141,7 @@ def replay_answer(replay: Replay) -> dict[str, Any]:
             "window_seconds": rule.window.total_seconds(),
             "for_seconds": rule.for_duration.total_seconds(),
             "keep_firing_for_seconds": rule.keep_firing_for.total_seconds(),
-            "m_of_n": (
-                None if rule.m_of_n_m is None else {"m": rule.m_of_n_m, "n": rule.m_of_n_n}
-            ),
+            "m_of_n": (None if rule.m_of_n_m is None else {"m": rule.m_of_n_m, "n": rule.m_of_n_n}),
             "missing_data": rule.missing_data,
         },
         "from": _iso(replay.start),

@@ -96,15 +96,16 @@ def chart_svg(chart: dict[str, Any], runs: Sequence[dict[str, Any]], start: str,
             begin = _time(alert["fired_at"] or alert["start"])
             finish = _time(alert["end"]) if alert["end"] else t1
             opacity = "0.9" if alert["fired_at"] else "0.35"  # pending only: pale
+            left, width = x(begin), max(1.0, x(finish) - x(begin))
             parts.append(
-                f'<rect class="span {escape(run["label"])}" x="{x(begin):.1f}" y="{band_y}" '
-                f'width="{max(1.0, x(finish) - x(begin)):.1f}" height="8" fill="{colour}" '
-                f'fill-opacity="{opacity}"><title>{escape(run["label"])}: '
-                f"{escape(alert['peak_severity'])} from {escape(alert['start'])}</title></rect>"
+                f'<rect class="span {escape(run["label"])}" x="{left:.1f}" y="{band_y}" '
+                f'width="{width:.1f}" height="8" fill="{colour}" fill-opacity="{opacity}">'
+                f"<title>{escape(run['label'])}: {escape(alert['peak_severity'])} from "
+                f"{escape(alert['start'])}</title></rect>"
             )
             parts.append(
-                f'<rect x="{x(begin):.1f}" y="{PAD_TOP}" width="{max(1.0, x(finish) - x(begin)):.1f}" '
-                f'height="{plot_h}" fill="{colour}" fill-opacity="0.07"/>'
+                f'<rect x="{left:.1f}" y="{PAD_TOP}" width="{width:.1f}" height="{plot_h}" '
+                f'fill="{colour}" fill-opacity="0.07"/>'
             )
     parts.append(
         f'<text x="{PAD_LEFT}" y="{HEIGHT - 4}" font-size="10">{escape(start[:19])}</text>'

@@ -1,14 +1,15 @@
 """What a backtest reads: a source's stored samples, events and trades, in bulk.
 
 Samples come out of PostgreSQL as two binary arrays per series, read straight into
-numpy (a month of 1 s samples is 2.6 M rows: one round trip, no Python object per row); other databases (the embedded SQLite mode) go through the ORM. Times are integer
+numpy (a month of 1 s samples is 2.6 M rows: one round trip, no Python object per
+row); other databases (the embedded SQLite mode) go through the ORM. Times are integer
 microseconds since the UNIX epoch (UTC) throughout, turned into datetimes only where
 the engine judges.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -177,9 +178,9 @@ def arrival_times(
     for model in (Event, Trade):
         parts.append(
             _stamps(
-                model.objects.filter(  # type: ignore[attr-defined]
-                    source_id=source_id, ts__gt=after, ts__lte=until
-                ).values_list("ts", flat=True)
+                model.objects.filter(source_id=source_id, ts__gt=after, ts__lte=until).values_list(
+                    "ts", flat=True
+                )
             )
         )
     return instants_merge(*parts)
@@ -210,7 +211,9 @@ class EventStamps:
         return self.by_type.get(kind, _EMPTY_TS)
 
 
-def events_read(source_id: int, types: Iterable[str], after: datetime, until: datetime) -> EventStamps:
+def events_read(
+    source_id: int, types: Iterable[str], after: datetime, until: datetime
+) -> EventStamps:
     """Events of `types` with after < ts <= until, plus each type's newest at or before
     `after` (for absence and kill-switch state at the start)."""
     types = sorted(set(types))

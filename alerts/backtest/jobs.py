@@ -44,7 +44,7 @@ def job_start(request: BacktestRequest, *, user_id: int | None = None) -> str:
             "created_at": timezone.now().isoformat(),
         },
     )  # fmt: skip
-    from ..tasks import backtest  # the tasks module builds on the apps' services
+    from alerts.tasks import backtest  # the tasks module builds on the apps' services
 
     try:
         backtest.delay(job_id)

@@ -21,16 +21,22 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from alerts import engine
+from alerts.aggregations import Aggregation
+from alerts.evaluation import enabled_rules, spec_build, with_thresholds
+from alerts.judging import Subject, labels_match, guard_allows, opens_or_touches, verdict
+from alerts.lifecycle import more_extreme, repeat_interval
+from alerts.loading import (
+    EVENT_PREFIX,
+    HEARTBEAT,
+    KILL_SWITCH_OFF,
+    KILL_SWITCH_ON,
+    aggregated_in_sql,
+)
+from alerts.models import Alert, Rule
+from alerts.thresholds import UPWARD
 from metrics.models import MetricSeries, Source
 
-from .. import engine
-from ..aggregations import Aggregation
-from ..evaluation import enabled_rules, spec_build, with_thresholds
-from ..judging import _labels_match, guard_allows, opens_or_touches, verdict
-from ..lifecycle import more_extreme, repeat_interval
-from ..loading import EVENT_PREFIX, HEARTBEAT, KILL_SWITCH_OFF, KILL_SWITCH_ON, aggregated_in_sql
-from ..models import Alert, Rule
-from ..thresholds import UPWARD
 from . import data as stored
 from . import stretches
 from .timeline import ReplayedAlert, Routing, Timeline
@@ -177,7 +183,9 @@ def rule_replay(
         for run in runs
     }
     results = [
-        RunResult(run, Timeline(rule, top_severity=top[run.label], routing=routing, tag_ids=tag_ids))
+        RunResult(
+            run, Timeline(rule, top_severity=top[run.label], routing=routing, tag_ids=tag_ids)
+        )
         for run in runs
     ]
     found = Replay(rule, list(sources), start, end, results, beat_seconds=every.total_seconds())
@@ -278,7 +286,7 @@ class _SourceReplay:
             for row in MetricSeries.objects.filter(source=self.source, name=rule.metric).order_by(
                 "labels_key"
             )
-            if _labels_match(rule.labels, row.labels)
+            if labels_match(rule.labels, row.labels)
         ]
         known = [row.pk for row in series]
         if rule.kind == Rule.Kind.ABSENCE:
@@ -407,7 +415,7 @@ class _SourceReplay:
                 low = high = (bounds[filled + 1] - starts).astype(np.float64)
             else:
                 stop = int(bounds[filled[-1] + 1])
-                values = w.values[: stop]
+                values = w.values[:stop]
                 low = np.minimum.reduceat(values, starts)
                 high = np.maximum.reduceat(values, starts)
             for k, slot in enumerate(filled):
@@ -483,10 +491,16 @@ class _SeriesReplay:
                     break
             now = stored.moment(int(times[index]))
             subject = judge.subject(index)
+
+            def judged_at(
+                firing: engine.Threshold | None, subject: Subject = subject, now: datetime = now
+            ) -> engine.Evaluation:
+                return subject.judge(self.spec, now, firing)
+
             found = verdict(
                 rule,
                 self.spec,
-                lambda firing, subject=subject, now=now: subject.judge(self.spec, now, firing),
+                judged_at,
                 firing_severity=(
                     alert.severity
                     if alert is not None and alert.condition_cleared_at is None
@@ -514,8 +528,9 @@ class _SeriesReplay:
     def _quiet_stretch(self, alert: ReplayedAlert, index: int) -> int:
         """Apply the quiet breaches from `index` on in bulk, as the lifecycle's quiet
         updates would; return the next instant to judge one by one."""
-        if alert.condition_cleared_at is not None or alert.state == State.FIRING and (
-            alert.announced_at is None or alert.last_notified_at is None
+        if alert.condition_cleared_at is not None or (
+            alert.state == State.FIRING
+            and (alert.announced_at is None or alert.last_notified_at is None)
         ):
             return index
         steady = self._steady_ends(alert.severity, alert.inhibited)

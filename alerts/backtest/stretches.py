@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from .. import engine
-from ..thresholds import DOWNWARD, UPWARD
+from alerts import engine
+from alerts.thresholds import DOWNWARD, UPWARD
 
 Floats = npt.NDArray[np.float64]
 Severities = npt.NDArray[np.int64]
@@ -78,4 +78,3 @@ def quiet_band(values: Floats, error: Floats, spec: engine.RuleSpec, firing: int
 def more_extreme_of(upward: bool, values: Floats) -> int:
     """The index of the most extreme value (the highest for > / >=, else the lowest)."""
     return int(np.nanargmax(values) if upward else np.nanargmin(values))
-

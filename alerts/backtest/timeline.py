@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .. import engine
-from ..lifecycle import more_extreme, repeat_interval
-from ..models import Alert, AlertTransition, Notification, Rule
-from ..routing import EVENT_OF_TRANSITION, RoutingPolicy, channels_kept, routes_chosen
-from ..transitions import Outcome, Standing, Step, breach_outcome, clear_outcome, finding_step
+from alerts import engine
+from alerts.lifecycle import more_extreme, repeat_interval
+from alerts.models import Alert, AlertTransition, Notification, Rule
+from alerts.routing import EVENT_OF_TRANSITION, RoutingPolicy, channels_kept, routes_chosen
+from alerts.transitions import Outcome, Standing, Step, breach_outcome, clear_outcome, finding_step
 
 Kind = AlertTransition.Kind
 State = Alert.State
@@ -297,9 +297,11 @@ class Timeline:
                 route.id in alert.escalated
                 or alert.fired_at > now - escalation.after
                 or not route.matches(
-                    severity=alert.severity, source_id=alert.source_id,
-                    tag_ids=self.tag_ids.get(alert.source_id, set()), rule_id=self.rule.pk,
-                )  # fmt: skip
+                    severity=alert.severity,
+                    source_id=alert.source_id,
+                    tag_ids=self.tag_ids.get(alert.source_id, set()),
+                    rule_id=self.rule.pk,
+                )
             ):
                 continue
             alert.escalated.add(route.id)

@@ -21,10 +21,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from .. import engine
-from ..aggregations import ON_VALUES, Aggregation
-from ..judging import Subject
-from ..thresholds import Comparison
+from alerts import engine
+from alerts.aggregations import ON_VALUES, Aggregation
+from alerts.judging import Subject
+from alerts.thresholds import Comparison
+
 from .data import Floats, Micros, moment
 
 Mask = npt.NDArray[np.bool_]
@@ -117,7 +118,8 @@ class SeriesJudge:
         return self.windows.times >= self.windows.since
 
     def no_data(self) -> Mask:
-        return self.windows.counts == 0
+        empty: Mask = self.windows.counts == 0
+        return empty
 
     def candidates(self, spec: engine.RuleSpec) -> Mask:
         """Instants where some threshold of `spec` could trigger (a superset)."""
@@ -378,4 +380,4 @@ def window_slices(ts: Micros, times: Micros, window_us: int) -> tuple[Ints, Ints
 
 
 def window_micros(seconds: float) -> int:
-    return int(round(seconds * 1e6)) if math.isfinite(seconds) else 0
+    return round(seconds * 1e6) if math.isfinite(seconds) else 0

@@ -132,9 +132,7 @@ def format_answer(answer: dict[str, Any], *, color: bool) -> list[str]:
             lines += _alerts_table(run["alerts"], color)
         for policy in run["notifications"]["by_policy"]:
             events = ", ".join(f"{event} {count}" for event, count in policy["events"].items())
-            lines.append(
-                f"  policy {policy['policy']} ({', '.join(policy['channels'])}): {events}"
-            )
+            lines.append(f"  policy {policy['policy']} ({', '.join(policy['channels'])}): {events}")
     return lines
 
 

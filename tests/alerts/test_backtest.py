@@ -9,8 +9,9 @@ same start and end, peak severity and peak value, and the same notifications.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -38,11 +39,11 @@ def start() -> datetime:
 
 
 @pytest.fixture
-def console(db: None) -> Iterator[Channel]:
+def console(db: None) -> Channel:
     channel = Channel.objects.create(name="ops-console", kind=Channel.Kind.CONSOLE)
     policy = Policy.objects.create(name="everything")
     policy.channels.set([channel])
-    yield channel
+    return channel
 
 
 def live(
@@ -100,7 +101,11 @@ def live_notifications() -> list[tuple[datetime, str, str]]:
 
 
 def backtest(
-    rule_id: int, source: Source, start: datetime, end: datetime, tiers: Sequence[Tier] | None = None
+    rule_id: int,
+    source: Source,
+    start: datetime,
+    end: datetime,
+    tiers: Sequence[Tier] | None = None,
 ) -> dict[str, Any]:
     return backtest_run(
         BacktestRequest(
@@ -141,7 +146,7 @@ def drawdown(second: int) -> float:
         (330, 19.0), (420, 15.0), (480, 9.0), (540, 7.0), (600, 5.0), (700, 5.0),
         (715, 16.0), (760, 16.0), (775, 4.0), (900, 4.0),
     ]  # fmt: skip
-    for (t0, v0), (t1, v1) in zip(shape, shape[1:], strict=False):
+    for (t0, v0), (t1, v1) in pairwise(shape):
         if t0 <= second <= t1:
             return round(v0 + (v1 - v0) * (second - t0) / (t1 - t0), 1)
     return 4.0

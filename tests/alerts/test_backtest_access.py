@@ -87,7 +87,9 @@ def test_only_people_who_may_view_rules_may_backtest(history: Rule) -> None:
     nobody = token_client(make_user("nobody"))
     body = {"from": since(1)}
 
-    assert nobody.post(f"/api/v1/rules/{history.pk}/backtest", body, format="json").status_code == 403
+    assert (
+        nobody.post(f"/api/v1/rules/{history.pk}/backtest", body, format="json").status_code == 403
+    )
     viewer = token_client(make_user("vic", "alerts.view_rule"))
     assert viewer.post("/api/v1/rules/99999/backtest", body, format="json").status_code == 404
 
@@ -146,7 +148,9 @@ def test_the_rule_page_tries_it_on_history_in_a_worker(history: Rule, source: So
     job_run(job_id)
 
     done = browser.get(job_page).content.decode()
-    assert "<svg" in done and 'class="span current"' in done and 'class="span edited"' in done
+    assert "<svg" in done
+    assert 'class="span current"' in done
+    assert 'class="span edited"' in done
     assert "CRITICAL" in done
     assert job_get(job_id) is not None
 
@@ -162,7 +166,8 @@ def test_the_command_line_prints_what_it_would_have_done(history: Rule) -> None:
     text = out.getvalue()
     assert "Current thresholds (critical > 20 clear 18; warning > 10 clear 8): 1 alert(s)" in text
     assert "Edited thresholds (warning > 22): 1 alert(s)" in text
-    assert "CRITICAL" in text and "alpha-bot" in text
+    assert "CRITICAL" in text
+    assert "alpha-bot" in text
 
     as_json = io.StringIO()
     call_command("tradewatch", "backtest", str(history.pk), "--since", "2h", "--json",
@@ -178,4 +183,3 @@ def test_the_command_line_says_why_it_refuses(history: Rule) -> None:
     )
 
     assert err.getvalue().startswith("from: Samples are kept 30 days")
-
