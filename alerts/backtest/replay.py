@@ -24,7 +24,7 @@ import numpy.typing as npt
 from alerts import engine
 from alerts.aggregations import Aggregation
 from alerts.evaluation import enabled_rules, spec_build, with_thresholds
-from alerts.judging import Subject, labels_match, guard_allows, opens_or_touches, verdict
+from alerts.judging import Subject, guard_allows, labels_match, opens_or_touches, verdict
 from alerts.lifecycle import more_extreme, repeat_interval
 from alerts.loading import (
     EVENT_PREFIX,
