@@ -56,15 +56,20 @@ def live(
     offset: int = 2,
     metric: str = "drawdown_pct",
     events: Callable[[int], str | None] | None = None,
+    also: Callable[[int], tuple[str, float] | None] | None = None,
 ) -> datetime:
     """Drive the live engine over `seconds` of simulated time: a sample of `metric` every
-    `every` seconds (`values(second)`, None: nothing sent), an event when `events` says,
-    each evaluated on arrival, and beat's ticks; return the end of the period."""
+    `every` seconds (`values(second)`, None: nothing sent), another metric's sample and
+    an event when `also` and `events` say, each evaluated on arrival, and beat's ticks;
+    return the end of the period."""
     for second in range(seconds + 1):
         at = start + timedelta(seconds=second)
         arrived = False
         if second % every == offset % every and (value := values(second)) is not None:
             record(source, metric, value, ts=at)
+            arrived = True
+        if also is not None and (other := also(second)) is not None:
+            record(source, other[0], other[1], ts=at)
             arrived = True
         if events is not None and (kind := events(second)) is not None:
             send_event(source, kind, ts=at)
@@ -252,3 +257,75 @@ def test_it_never_writes_alerts_notifications_or_m_of_n_history(
     assert answer["runs"][0]["notifications"]["total"] >= 1
     assert [model.objects.count() for model in (Alert, AlertTransition, Notification)] == counts
     assert not RuleSourceState.objects.exists()
+
+
+def test_every_kind_of_rule_finds_what_the_live_engine_found(
+    source: Source, make_rule: MakeRule, start: datetime, console: Channel
+) -> None:
+    """Many rules on one noisy metric, judged together live (as a source's rules are),
+    then each backtested: window aggregations, percentiles, changes, anomalies, rates, a
+    guard on another metric, a kill switch, missing data, both directions."""
+    seconds = timedelta(seconds=1)
+    rules = [
+        make_rule("latency_ms", [(WARNING, ">", 60, 50), (CRITICAL, ">", 90, 80)],
+                  aggregation="avg", window=30 * seconds, for_duration=10 * seconds),
+        make_rule("latency_ms", [(ERROR, ">=", 100, None)], aggregation="max",
+                  window=20 * seconds, missing_data="resolve"),
+        make_rule("latency_ms", [(WARNING, ">", 80, 70)], aggregation="p95",
+                  window=60 * seconds, min_samples=5),
+        make_rule("latency_ms", [(WARNING, ">", 70, None)], keep_firing_for=15 * seconds),
+        make_rule("latency_ms", [(WARNING, ">", 400, None)], aggregation="sum",
+                  window=15 * seconds),
+        make_rule("latency_ms", [(WARNING, "<", 6, None)], aggregation="count",
+                  window=20 * seconds, missing_data="alert"),
+        make_rule("latency_ms", [(WARNING, ">", 25, None)], kind="rate_of_change",
+                  window=30 * seconds),
+        make_rule("latency_ms", [(ERROR, ">", 40, None)], kind="rate_of_change",
+                  window=30 * seconds, change_percent=True),
+        make_rule("latency_ms", [(WARNING, ">", 2.5, None)], kind="anomaly",
+                  window=60 * seconds, min_samples=8),
+        make_rule("latency_ms", [(WARNING, ">", 2, None)], aggregation="rate",
+                  window=20 * seconds),
+        make_rule("latency_ms", [(WARNING, "<", 20, 25), (CRITICAL, "<", 10, 12)],
+                  aggregation="min", window=30 * seconds),
+        make_rule("latency_ms", [(WARNING, ">", 55, None)], aggregation="avg",
+                  window=30 * seconds, guard_metric="trade_count", guard_minimum=5),
+        make_rule("latency_ms", [(WARNING, ">", 65, None)], inhibited_by="kill_switch"),
+        make_rule("latency_ms", [(WARNING, ">", 60, None)], kind="absence"),
+    ]  # fmt: skip
+    noise = [37, 11, 29, 3, 41, 17, 23, 7, 31, 13, 43, 19, 2, 47, 5, 53]
+
+    def latency(second: int) -> float | None:
+        if 330 <= second <= 420:
+            return None  # the bot went quiet
+        base = 30.0 + noise[(second // 3) % len(noise)]
+        if 120 <= second < 200:
+            base += 45.0
+        if 450 <= second < 470:
+            base = 5.0
+        return base
+
+    def happenings(second: int) -> str | None:
+        return {200: "kill_switch_activated", 260: "kill_switch_released"}.get(second)
+
+    def trades(second: int) -> tuple[str, float] | None:
+        """The guard's metric, on its own cadence."""
+        return ("trade_count", float(second // 60)) if second % 30 == 0 else None
+
+    end = live(source, start, 600, latency, every=3, offset=1, metric="latency_ms",
+               events=happenings, also=trades)  # fmt: skip
+
+    for rule in rules:
+        expected = live_alerts(rule.pk)
+        sent = [
+            (n.created_at, n.event, n.channel.name)
+            for n in Notification.objects.filter(alert__rule=rule)
+            .select_related("channel")
+            .order_by("created_at", "id")
+        ]
+
+        [run] = backtest(rule.pk, source, start, end)["runs"]
+
+        assert found_alerts(run) == expected, rule.name
+        assert found_notifications(run) == sent, rule.name
+    assert sum(1 for rule in rules if live_alerts(rule.pk)) >= 10  # most rules fired
