@@ -135,7 +135,7 @@ class RuleBacktestAdmin(admin.ModelAdmin[Rule]):
         if request.method == "POST":
             form = BacktestForm(request.POST)
             if form.is_valid():
-                end = timezone.now()
+                end = timezone.now().replace(microsecond=0)
                 asked = BacktestRequest(
                     rule_id=rule.pk, start=end - _SPANS[form.cleaned_data["period"]], end=end,
                     source_ids=tuple(s.pk for s in form.cleaned_data["sources"]),
@@ -212,7 +212,29 @@ def _answer_context(answer: dict[str, Any]) -> dict[str, Any]:
         }
         for chart in answer["charts"]
     ]
-    return {"answer": answer, "runs": runs, "summary_rows": rows, "charts": charts}
+    shown = [
+        {
+            **run,
+            "alerts": [
+                {
+                    **alert,
+                    "start": _when(alert["start"]),
+                    "end": _when(alert["end"]),
+                    "peak_value": "—"
+                    if alert["peak_value"] is None
+                    else f"{alert['peak_value']:.6g}",
+                }
+                for alert in run["alerts"]
+            ],
+        }
+        for run in runs
+    ]
+    return {"answer": answer, "runs": shown, "summary_rows": rows, "charts": charts}
+
+
+def _when(text: str | None) -> str | None:
+    """`2026-01-31 12:00:03Z`: an answer's time, to the second."""
+    return None if text is None else text[:19].replace("T", " ") + "Z"
 
 
 def _duration(seconds: float) -> str:

@@ -80,6 +80,10 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/sources/{source}/control", ("POST",), "operator",
              "Halt, reduce or re-arm a source's trading (by id or name)."),
             ("/api/v1/metrics/query", ("GET",), "operator", "A metric's history."),
+            ("/api/v1/rules/{rule_id}/backtest", ("POST",), "operator",
+             "How a rule (or an edit of its thresholds) would have fired on history."),
+            ("/api/v1/backtests/{job_id}", ("GET",), "operator",
+             "A backtest job's progress, then its answer."),
         ],
     ),
     "chat": (

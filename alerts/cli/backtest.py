@@ -82,7 +82,7 @@ def run(options: dict[str, Any], out: OutputWrapper, err: OutputWrapper) -> int:
     if missing:
         err.write(f"No source {', '.join(map(repr, missing))}.")
         return 1
-    end: datetime = options["end"] or timezone.now()
+    end: datetime = options["end"] or timezone.now().replace(microsecond=0)
     start = options["start"] or end - (options["since"] or duration("1d"))
     asked = BacktestRequest(
         rule_id=rules[0].pk, start=start, end=end,

@@ -1,0 +1,90 @@
+"""The backtest's shortcuts agree with the engine they stand in for.
+
+`stretches.severities` chooses, for many values at once, the severity `engine._judge`
+chooses for each (hysteresis included); the window approximations bound the error of
+the aggregate the engine computes exactly. Checked on generated rules and values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerts import engine
+from alerts.aggregations import Aggregation
+from alerts.backtest import stretches
+from alerts.backtest.windows import Aggregated, Windows, window_slices
+from alerts.judging import Subject
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+VALUES = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def one_way_rules(draw: st.DrawFn) -> engine.RuleSpec:
+    """Monotonic thresholds all pointing one way, some with clear values."""
+    upward = draw(st.booleans())
+    severities = sorted(draw(st.sets(st.sampled_from([10, 20, 30, 40, 50, 60]), min_size=1)))
+    bounds = sorted(draw(st.lists(VALUES, min_size=len(severities), max_size=len(severities),
+                                  unique=True)))  # fmt: skip
+    if not upward:
+        bounds.reverse()
+    thresholds = []
+    for severity, bound in zip(severities, bounds, strict=True):
+        comparison = draw(st.sampled_from([">", ">="] if upward else ["<", "<="]))
+        slack = draw(st.none() | st.floats(min_value=0, max_value=1e3))
+        clear = None if slack is None else (bound - slack if upward else bound + slack)
+        thresholds.append(engine.Threshold(engine.Severity(severity), comparison, bound, clear))
+    spec = engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
+    engine.check_monotonic(spec)
+    return spec
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=one_way_rules(), values=st.lists(VALUES, min_size=1, max_size=30), data=st.data())
+def test_it_chooses_the_severity_the_engine_chooses(
+    spec: engine.RuleSpec, values: list[float], data: st.DataObject
+) -> None:
+    firing = data.draw(st.none() | st.sampled_from([int(t.severity) for t in spec.thresholds]))
+    threshold = next((t for t in spec.thresholds if int(t.severity) == firing), None)
+
+    chosen = stretches.severities(np.array(values), spec, firing)
+
+    for value, severity in zip(values, chosen, strict=True):
+        found = engine.evaluate_aggregate(spec, value, 1, firing=threshold)
+        assert severity == (0 if found.severity is None else int(found.severity))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(VALUES, min_size=1, max_size=60),
+    window=st.integers(min_value=1, max_value=20),
+    aggregation=st.sampled_from([Aggregation.AVG, Aggregation.SUM]),
+)
+def test_its_window_sums_are_within_their_bound_of_the_engines(
+    values: list[float], window: int, aggregation: Aggregation
+) -> None:
+    ts = np.arange(len(values), dtype=np.int64) * 1_000_000
+    times = ts.copy()
+    lo, hi = window_slices(ts, times, window * 1_000_000)
+    judge = Aggregated(
+        Windows({}, "{}", ts, np.array(values), times, lo, hi, since=0),
+        aggregation=aggregation, min_samples=1,
+    )  # fmt: skip
+    approx = judge.approx()
+    assert approx is not None
+    estimate, error = approx
+    spec = engine.RuleSpec(
+        kind=engine.RuleKind.THRESHOLD, aggregation=aggregation,
+        thresholds=(engine.Threshold(engine.Severity.WARNING, ">", 0.0),),
+        window=timedelta(seconds=window),
+    )  # fmt: skip
+    for index in range(len(times)):
+        subject = judge.subject(index)
+        assert isinstance(subject, Subject)
+        exact = subject.judge(spec, NOW, None).value
+        assert exact is not None
+        assert abs(estimate[index] - exact) <= error[index]
