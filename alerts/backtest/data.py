@@ -10,6 +10,7 @@ the engine judges.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -73,15 +74,11 @@ def _array(data: bytes, code: str) -> npt.NDArray[Any]:
 def samples_read(series_id: int, after: datetime, until: datetime) -> tuple[Micros, Floats]:
     """The samples of one series with after < ts <= until, oldest first."""
     if _postgresql():
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
-            # A plain (server-side binding) cursor: binary results, which Django's
-            # client-side cursors cannot give.
-            cursor.execute(_SAMPLES, [series_id, after, until], binary=True)
-            row = cursor.fetchone()
-        assert row is not None
-        ts = _array(row[0], ">i8").astype(np.int64) + _PG_EPOCH_US
-        values = _array(row[1], ">f8").astype(np.float64)
+        if until - after > SPLIT_READS_LONGER_THAN and not connection.in_atomic_block:
+            ts, values = _read_in_halves(series_id, after, until)
+        else:
+            connection.ensure_connection()
+            ts, values = _samples_query(connection.connection, series_id, after, until)
         if len(ts) > 1 and not bool(np.all(ts[1:] > ts[:-1])):
             order = np.argsort(ts, kind="stable")  # never seen: the subquery's order holds
             ts, values = ts[order], values[order]
@@ -97,6 +94,46 @@ def samples_read(series_id: int, after: datetime, until: datetime) -> tuple[Micr
         np.array([micros(ts) for ts, _ in pairs], dtype=np.int64),
         np.array([value for _, value in pairs], dtype=np.float64),
     )
+
+
+# A read of more than this is split in two halves read at once, each on a connection
+# of its own: the server's scan of a month of samples is most of a backtest's time, and
+# two of its processes halve it (outside a transaction only: another connection would
+# not see what the caller's transaction has not committed).
+SPLIT_READS_LONGER_THAN: Final = timedelta(days=2)
+
+
+def _samples_query(
+    conn: psycopg.Connection[Any], series_id: int, after: datetime, until: datetime
+) -> tuple[Micros, Floats]:
+    # A plain (server-side binding) cursor: binary results, which Django's client-side
+    # cursors cannot give.
+    with psycopg.Cursor(conn) as cursor:
+        cursor.execute(_SAMPLES, [series_id, after, until], binary=True)
+        row = cursor.fetchone()
+    assert row is not None
+    ts = _array(row[0], ">i8").astype(np.int64) + _PG_EPOCH_US
+    return ts, _array(row[1], ">f8").astype(np.float64)
+
+
+def _read_in_halves(series_id: int, after: datetime, until: datetime) -> tuple[Micros, Floats]:
+    middle = after + (until - after) / 2
+    params = {
+        key: value
+        for key, value in connection.get_connection_params().items()
+        if key not in ("cursor_factory", "context", "prepare_threshold")
+    }
+
+    def half(bounds: tuple[datetime, datetime]) -> tuple[Micros, Floats]:
+        with psycopg.connect(**params) as conn:
+            return _samples_query(conn, series_id, *bounds)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        later = pool.submit(half, (middle, until))
+        connection.ensure_connection()
+        first = _samples_query(connection.connection, series_id, after, middle)
+        second = later.result()
+    return np.concatenate((first[0], second[0])), np.concatenate((first[1], second[1]))
 
 
 def newest_before(series_id: int, at: datetime) -> tuple[int, float] | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
+from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,7 @@ from alerts.aggregations import Aggregation
 from alerts.backtest import stretches
 from alerts.backtest.windows import Aggregated, Windows, window_slices
 from alerts.judging import Subject
+from metrics.models import MetricSeries, Source
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 VALUES = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -88,3 +91,26 @@ def test_its_window_sums_are_within_their_bound_of_the_engines(
         exact = subject.judge(spec, NOW, None).value
         assert exact is not None
         assert abs(estimate[index] - exact) <= error[index]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_read_in_two_halves_is_the_whole_series_in_order(source: Source) -> None:
+    """Outside a transaction a read of days is split over two connections: nothing is
+    lost or doubled at the seam."""
+    from django.utils import timezone
+
+    from alerts.backtest import data
+    from tests.alerts.conftest import record
+
+    end = timezone.now().replace(microsecond=0)
+    start = end - timedelta(days=3)
+    for minute in range(0, 3 * 1440, 7):
+        record(source, "equity", float(minute), ts=start + timedelta(minutes=minute))
+    series_id = MetricSeries.objects.get(source=source, name="equity").pk
+    assert not connection.in_atomic_block
+
+    ts, values = data.samples_read(series_id, start - timedelta(seconds=1), end)
+
+    minutes = list(range(0, 3 * 1440, 7))
+    assert ((ts - data.micros(start)) // 60_000_000).tolist() == minutes
+    assert values.tolist() == [float(minute) for minute in minutes]
