@@ -40,7 +40,9 @@ def one_way_rules(draw: st.DrawFn) -> engine.RuleSpec:
         comparison = draw(st.sampled_from([">", ">="] if upward else ["<", "<="]))
         slack = draw(st.none() | st.floats(min_value=0, max_value=1e3))
         clear = None if slack is None else (bound - slack if upward else bound + slack)
-        thresholds.append(engine.Threshold(engine.Severity(severity), comparison, bound, clear))
+        thresholds.append(
+            engine.Threshold(engine.Severity(severity), engine.Comparison(comparison), bound, clear)
+        )
     spec = engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
     engine.check_monotonic(spec)
     return spec
@@ -82,7 +84,7 @@ def test_its_window_sums_are_within_their_bound_of_the_engines(
     estimate, error = approx
     spec = engine.RuleSpec(
         kind=engine.RuleKind.THRESHOLD, aggregation=aggregation,
-        thresholds=(engine.Threshold(engine.Severity.WARNING, ">", 0.0),),
+        thresholds=(engine.Threshold(engine.Severity.WARNING, engine.Comparison.GT, 0.0),),
         window=timedelta(seconds=window),
     )  # fmt: skip
     for index in range(len(times)):
