@@ -1,10 +1,10 @@
 """`POST /api/v1/rules/<id>/backtest` and `GET /api/v1/backtests/<job>`: try a rule on history.
 
 Whoever may view rules (`alerts.view_rule`) may backtest them: a backtest writes
-nothing. A period of at most a day is replayed in the request and answered at once
-(200, the answer); a longer one is a job for a worker (202, with the job to poll at
-`GET /api/v1/backtests/<job>`, whose `result` is the same answer once `status` is
-`done`). See `alerts.backtest` for what the answer holds.
+nothing. A period of at most a day on at most 5 sources is replayed in the request and
+answered at once (200, the answer); anything more is a job for a worker (202, with the
+job to poll at `GET /api/v1/backtests/<job>`, whose `result` is the same answer once
+`status` is `done`). See `alerts.backtest` for what the answer holds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alerts import selectors
-from alerts.backtest import BacktestRefused, BacktestRequest, Tier, backtest_run
+from alerts.backtest import BacktestRefused, BacktestRequest, Tier, backtest_run, request_check
 from alerts.backtest.jobs import job_get, job_start
 from alerts.models import Rule, Threshold
 from core.api_errors import OPERATOR_ERRORS_SCHEMA, single_error
@@ -35,8 +35,10 @@ from core.operator_api import HasModelPermission
 from .common import COMMON_ERRORS, OperatorApi, bad_request, field_errors, found_all, person
 from .serializers import SEVERITY_HELP, TimestampField
 
-# Periods up to this long are replayed in the request; longer ones go to a worker.
+# Periods up to this long on up to this many sources are replayed in the request; the
+# others go to a worker.
 SYNCHRONOUS_PERIOD: Final = timedelta(days=1)
+SYNCHRONOUS_SOURCES: Final = 5
 
 
 class CanViewRules(HasModelPermission):
@@ -203,8 +205,8 @@ class RuleBacktestApi(OperatorApi):
         description="Replays the rule as the live engine would have judged it over stored "
         "samples, trades and events, writing nothing: the alerts it would have opened, "
         "the notifications the enabled policies would have sent, a chart of the metric. "
-        "A period of at most a day is answered at once (200); a longer one is a job for "
-        "a worker (202): poll `url` until `status` is `done`.",
+        "A period of at most a day on at most 5 sources is answered at once (200); "
+        "anything more is a job for a worker (202): poll `url` until `status` is `done`.",
         parameters=[OpenApiParameter("rule_id", int, OpenApiParameter.PATH)],
         request=InputSerializer,
         responses={
@@ -235,11 +237,12 @@ class RuleBacktestApi(OperatorApi):
             ),
         )
         try:
-            if asked.end - asked.start <= SYNCHRONOUS_PERIOD:
+            sources = request_check(asked)  # refused now rather than in a worker
+            if (
+                asked.end - asked.start <= SYNCHRONOUS_PERIOD
+                and len(sources) <= SYNCHRONOUS_SOURCES
+            ):
                 return Response(backtest_run(asked))
-            from alerts.backtest import request_check
-
-            request_check(asked)  # refused now rather than in the worker
         except BacktestRefused as exc:
             return bad_request([{"index": None, "field": exc.field, "message": exc.message}])
         job = job_start(asked, user_id=person(request).pk)

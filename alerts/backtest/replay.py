@@ -187,6 +187,10 @@ def rule_replay(
         for run in runs
     ]
     found = Replay(rule, list(sources), start, end, results, beat_seconds=every.total_seconds())
+    found.notes.append(
+        "The period starts with no alert open, and nobody acknowledges, resolves or "
+        "silences anything in it: repeats go on until an alert resolves."
+    )
     if rule.inhibited_by == Rule.InhibitedBy.HEARTBEAT:
         found.notes.append(
             "Inhibition by a firing heartbeat alert is not replayed (heartbeats are kept as "
@@ -195,6 +199,8 @@ def rule_replay(
     watched = _watched_names(rule)
     for position, source in enumerate(sources):
         source_part = _SourceReplay(rule, source, start, end, every, watched, chart_buckets)
+        if not source_part.judges:
+            found.notes.append(f"{source.name} has no {rule.metric} series (labels matching).")
         found.samples += source_part.samples
         found.instants += len(source_part.times)
         found.charts += source_part.charts
