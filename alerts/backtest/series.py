@@ -127,9 +127,13 @@ class SeriesReplay:
     def _quiet_stretch(self, alert: ReplayedAlert, index: int) -> int:
         """Apply the quiet breaches from `index` on in bulk, as the lifecycle's quiet
         updates would; return the next instant to judge one by one."""
-        if alert.condition_cleared_at is not None or (
-            alert.state == State.FIRING
-            and (alert.announced_at is None or alert.last_notified_at is None)
+        if (
+            alert.condition_cleared_at is not None  # keeping firing: judged one by one
+            or not alert.comparison  # opened by missing data: its first breach sets more
+            or (
+                alert.state == State.FIRING
+                and (alert.announced_at is None or alert.last_notified_at is None)
+            )
         ):
             return index
         steady = self._steady_ends(alert.severity, alert.inhibited)
@@ -170,7 +174,7 @@ class SeriesReplay:
             assert self.approx is not None
             values, error = self.approx
             quiet = stretches.quiet_band(values, error, self.spec, severity)
-            quiet &= self.judge.exists()
+            quiet &= self.judge.exists() & self.judge.enough()
             guard = self.guard
             if guard is not None:
                 with np.errstate(invalid="ignore"):

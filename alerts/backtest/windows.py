@@ -126,7 +126,7 @@ class SeriesJudge:
         found = self.approx()
         assert found is not None
         values, error = found
-        return _near_triggers(values, error, spec.thresholds) & np.isfinite(values) & self._enough()
+        return _near_triggers(values, error, spec.thresholds) & np.isfinite(values) & self.enough()
 
     def approx(self) -> tuple[Floats, Floats] | None:
         """The value the engine judges at each instant (NaN: undefined) and how far off it
@@ -143,7 +143,9 @@ class SeriesJudge:
         """What the live engine would be handed at instant `index`."""
         raise NotImplementedError
 
-    def _enough(self) -> Mask:
+    def enough(self) -> Mask:
+        """Where the window holds enough points for the engine to judge (else it says
+        no data, or insufficient data)."""
         return self.windows.counts >= max(1, self.min_samples)
 
 
@@ -183,7 +185,7 @@ class Aggregated(SeriesJudge):
 
     def candidates(self, spec: engine.RuleSpec) -> Mask:
         if self.aggregation in _ORDER_STATISTICS:
-            return self._order_statistic(spec.thresholds) & self._enough()
+            return self._order_statistic(spec.thresholds) & self.enough()
         return super().candidates(spec)
 
     def _approx(self) -> tuple[Floats, Floats] | None:
@@ -316,7 +318,7 @@ class Anomaly(SeriesJudge):
         super().__init__(engine.RuleKind.ANOMALY, windows, min_samples=min_samples)
 
     def candidates(self, spec: engine.RuleSpec) -> Mask:
-        return self._enough() & (self.windows.counts > 3)
+        return self.enough() & (self.windows.counts > 3)
 
     def subject(self, index: int) -> Subject:
         w = self.windows
@@ -332,7 +334,7 @@ class Occurrences(SeriesJudge):
     def no_data(self) -> Mask:
         return np.zeros(len(self.windows.times), dtype=bool)
 
-    def _enough(self) -> Mask:
+    def enough(self) -> Mask:
         return np.ones(len(self.windows.times), dtype=bool)
 
     def _approx(self) -> tuple[Floats, Floats]:
@@ -359,7 +361,7 @@ class Age(SeriesJudge):
     def no_data(self) -> Mask:
         return self.newest < 0
 
-    def _enough(self) -> Mask:
+    def enough(self) -> Mask:
         return self.newest >= 0
 
     def _approx(self) -> tuple[Floats, Floats]:
