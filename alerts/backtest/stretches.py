@@ -76,5 +76,6 @@ def quiet_band(values: Floats, error: Floats, spec: engine.RuleSpec, firing: int
 
 
 def more_extreme_of(upward: bool, values: Floats) -> int:
-    """The index of the most extreme value (the highest for > / >=, else the lowest)."""
-    return int(np.nanargmax(values) if upward else np.nanargmin(values))
+    """The index of the most extreme value (the highest for > / >=, else the lowest);
+    `values` are finite (those of a quiet band)."""
+    return int(np.argmax(values) if upward else np.argmin(values))
