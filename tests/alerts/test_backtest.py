@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from alerts.backtest import BacktestRequest, Tier, backtest_run
 from alerts.backtest.data import micros, moment
+from alerts.escalation import alerts_escalate
 from alerts.evaluation import all_sources_evaluate, source_evaluate
 from alerts.models import Alert, AlertTransition, Channel, Notification, Policy, RuleSourceState
 from metrics.models import Source
@@ -57,6 +58,7 @@ def live(
     metric: str = "drawdown_pct",
     events: Callable[[int], str | None] | None = None,
     also: Callable[[int], tuple[str, float] | None] | None = None,
+    escalate: bool = False,
 ) -> datetime:
     """Drive the live engine over `seconds` of simulated time: a sample of `metric` every
     `every` seconds (`values(second)`, None: nothing sent), another metric's sample and
@@ -78,6 +80,8 @@ def live(
             source_evaluate(source_id=source.pk, now=at)  # on arrival
         elif second % BEAT == 0:
             all_sources_evaluate(now=at)  # beat
+        if escalate and (arrived or second % BEAT == 0):
+            alerts_escalate(now=at)  # (its own beat: looked at as often in the backtest)
     return start + timedelta(seconds=seconds)
 
 
@@ -334,3 +338,28 @@ def test_every_kind_of_rule_finds_what_the_live_engine_found(
         assert found_alerts(run) == expected, rule.name
         assert found_notifications(run) == sent, rule.name
     assert sum(1 for rule in rules if live_alerts(rule.pk)) >= 12  # most rules fired
+
+
+def test_it_escalates_and_routes_per_policy_as_live(
+    source: Source, make_rule: MakeRule, start: datetime, console: Channel
+) -> None:
+    """Two policies: one for CRITICAL only, with an escalation after a minute to a
+    channel of its own; the other for everything, spacing repeats out further."""
+    pager = Channel.objects.create(name="pager", kind=Channel.Kind.CONSOLE)
+    critical = Policy.objects.create(
+        name="critical", min_severity=CRITICAL, escalate_after=timedelta(seconds=60)
+    )
+    critical.channels.set([console])
+    critical.escalation_channels.set([pager])
+    Policy.objects.filter(name="everything").update(repeat_seconds={"WARNING": 120, "CRITICAL": 90})
+    rule = make_rule(thresholds=[(WARNING, ">", 10, 8), (CRITICAL, ">", 20, 18)])
+    end = live(source, start, 900, drawdown, escalate=True)
+    sent = live_notifications()
+    assert any(event == "escalated" for _, event, _ in sent)
+
+    [run] = backtest(rule.pk, source, start, end)["runs"]
+
+    assert found_alerts(run) == live_alerts(rule.pk)
+    assert found_notifications(run) == sent
+    by_policy = {row["policy"]: row["events"] for row in run["notifications"]["by_policy"]}
+    assert by_policy["critical"]["escalated"] == 1
