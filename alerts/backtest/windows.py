@@ -192,6 +192,9 @@ class Aggregated(SeriesJudge):
         w, n = self.windows, self.windows.counts
         if self.aggregation == Aggregation.COUNT:
             return n.astype(np.float64), np.zeros(len(n))
+        if self.aggregation in (Aggregation.MIN, Aggregation.MAX):
+            pick = np.minimum if self.aggregation == Aggregation.MIN else np.maximum
+            return sliding_extreme(w.values, w.lo, w.hi, pick), np.zeros(len(n))
         if self.aggregation in _ORDER_STATISTICS:
             return None
         # sum, avg: prefix sums, within their rounding bound. Recursive summation errs by
@@ -383,3 +386,40 @@ def window_slices(ts: Micros, times: Micros, window_us: int) -> tuple[Ints, Ints
 
 def window_micros(seconds: float) -> int:
     return round(seconds * 1e6) if math.isfinite(seconds) else 0
+
+
+# Instants per slice of `sliding_extreme`: its tables cover one slice's samples at a time.
+_EXTREME_SLICE: Final = 65_536
+
+
+def sliding_extreme(
+    values: Floats, lo: Ints, hi: Ints, pick: Callable[[Floats, Floats], Floats]
+) -> Floats:
+    """`pick` (numpy's minimum or maximum) of values[lo:hi] for each window, exactly
+    (NaN for an empty one): a sparse table over the samples a slice of instants covers,
+    so any window is the pick of two overlapping power-of-two spans."""
+    found = np.full(len(lo), np.nan)
+    for first in range(0, len(lo), _EXTREME_SLICE):
+        last = min(first + _EXTREME_SLICE, len(lo))
+        start, stop = int(lo[first]), int(hi[last - 1])
+        if stop <= start:
+            continue
+        q_lo, q_hi = lo[first:last] - start, hi[first:last] - start
+        lengths = q_hi - q_lo
+        levels = [values[start:stop]]
+        span = 1
+        while span * 2 <= int(lengths.max(initial=0)):
+            previous = levels[-1]
+            levels.append(pick(previous[:-span], previous[span:]))
+            span *= 2
+        filled = lengths > 0
+        level = np.zeros(len(lengths), dtype=np.int64)
+        level[filled] = np.floor(np.log2(lengths[filled])).astype(np.int64)
+        part = found[first:last]
+        for k, table in enumerate(levels):
+            chosen = filled & (level == k)
+            if chosen.any():
+                left = table[q_lo[chosen]]
+                right = table[q_hi[chosen] - (1 << k)]
+                part[chosen] = pick(left, right)
+    return found

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from alerts import engine
 from alerts.aggregations import Aggregation
 from alerts.backtest import stretches
-from alerts.backtest.windows import Aggregated, Windows, window_slices
+from alerts.backtest.windows import Aggregated, Windows, sliding_extreme, window_slices
 from alerts.judging import Subject
 from metrics.models import MetricSeries, Source
 
@@ -116,3 +116,31 @@ def test_a_long_read_in_two_halves_is_the_whole_series_in_order(source: Source) 
     minutes = list(range(0, 3 * 1440, 7))
     assert ((ts - data.micros(start)) // 60_000_000).tolist() == minutes
     assert values.tolist() == [float(minute) for minute in minutes]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(VALUES, min_size=0, max_size=80),
+    gaps=st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=80),
+    window=st.integers(min_value=1, max_value=30),
+)
+def test_its_sliding_minimum_and_maximum_are_the_engines(
+    values: list[float], gaps: list[int], window: int
+) -> None:
+    ts = np.cumsum(np.array(gaps[: len(values)] + [1] * (len(values) - len(gaps)), dtype=np.int64))
+    ts = np.unique(ts)[: len(values)] * 1_000_000
+    values = values[: len(ts)]
+    times = np.arange(0, 40, dtype=np.int64) * 1_000_000
+    lo, hi = window_slices(ts, times, window * 1_000_000)
+
+    lowest = sliding_extreme(np.array(values, dtype=np.float64), lo, hi, np.minimum)
+    highest = sliding_extreme(np.array(values, dtype=np.float64), lo, hi, np.maximum)
+
+    for index in range(len(times)):
+        inside = values[int(lo[index]) : int(hi[index])]
+        if not inside:
+            assert np.isnan(lowest[index])
+            assert np.isnan(highest[index])
+        else:
+            assert lowest[index] == min(inside)
+            assert highest[index] == max(inside)
