@@ -8,7 +8,11 @@ counts, order statistics, last values, changes and ages; within a proven roundin
 for sums, averages and rates, where it errs towards looking). Instants where nothing
 can trigger and no alert is open are not judged one by one: the engine would answer
 "ok" (or no data) and the lifecycle would do nothing. Anomaly rules are judged at every
-instant (no cheap bound on a z-score).
+instant with enough points (no cheap bound on a z-score).
+
+`approx` gives the value itself at every instant (exactly, or with its error bound),
+which the quiet stretches of an open alert need (`stretches`); percentiles and anomaly
+scores have none, so their open alerts are judged instant by instant.
 """
 
 from __future__ import annotations
