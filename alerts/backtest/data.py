@@ -31,6 +31,8 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # PostgreSQL's binary timestamps count microseconds from 2000-01-01.
 _PG_EPOCH_US: Final = 946_684_800 * US
 _EMPTY_TS: Final = np.zeros(0, dtype=np.int64)
+# Its batches have the source's trading metrics derived, then every rule judged.
+EQUITY: Final = "equity"
 _EMPTY_VALUES: Final = np.zeros(0, dtype=np.float64)
 
 
@@ -172,22 +174,14 @@ def instants_merge(*parts: Micros) -> Micros:
     return merged[keep]
 
 
-def arrival_times(
-    source_id: int,
-    names: Iterable[str],
-    after: datetime,
-    until: datetime,
-    *,
-    known: Iterable[int] = (),
+def _sample_stamps(
+    source_id: int, names: list[str], after: datetime, until: datetime, known: list[int]
 ) -> Micros:
-    """When data that makes the live engine evaluate the source arrived, as the product
-    knows it: each stored sample of `names` (metrics some rule watches), each event,
-    each trade, stamped with its own time (samples carry no arrival time). The series
-    `known` (read already by the caller) are left out."""
+    """The distinct times of the source's samples of `names`, but for series `known`."""
     table, series = MetricSample._meta.db_table, MetricSeries._meta.db_table
-    parts: list[Micros] = []
-    names = sorted(set(names))
-    if names and _postgresql():
+    if not names:
+        return _EMPTY_TS
+    if _postgresql():
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
@@ -195,32 +189,57 @@ def arrival_times(
                 f"FROM {table} s JOIN {series} r ON r.id = s.series_id "
                 "WHERE r.source_id = %s AND r.name = ANY(%s) AND s.ts > %s AND s.ts <= %s "
                 "AND r.id <> ALL(%s)",
-                [source_id, names, after, until, list(known)],
+                [source_id, names, after, until, known],
                 binary=True,
             )
             row = cursor.fetchone()
         assert row is not None
-        parts.append(_array(row[0], ">i8").astype(np.int64) + _PG_EPOCH_US)
-    elif names:
-        parts.append(
-            _stamps(
-                MetricSample.objects.filter(
-                    series__source_id=source_id, series__name__in=names, ts__gt=after,
-                    ts__lte=until,
-                )
-                .exclude(series_id__in=list(known))
-                .values_list("ts", flat=True)
+        return _array(row[0], ">i8").astype(np.int64) + _PG_EPOCH_US
+    return instants_merge(
+        _stamps(
+            MetricSample.objects.filter(
+                series__source_id=source_id, series__name__in=names, ts__gt=after, ts__lte=until
             )
-        )  # fmt: skip
+            .exclude(series_id__in=known)
+            .values_list("ts", flat=True)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """When data arrived that makes the live engine evaluate a rule (`alerts.trigger`),
+    as the product knows it: stamped with its own time (samples carry no arrival time)."""
+
+    # Samples of the metrics the rule reads (its metric, its guard): the evaluation
+    # after them judges the rules reading those metrics.
+    reading: Micros
+    # Events, trades and equity (derivation): the evaluation after them judges every rule.
+    every_rule: Micros
+
+
+def arrival_times(
+    source_id: int,
+    names: Iterable[str],
+    after: datetime,
+    until: datetime,
+    *,
+    known: Iterable[int] = (),
+) -> Arrivals:
+    """The arrivals of after < ts <= until: samples of `names` (but for the series
+    `known`, which the caller read already), events, trades and equity."""
+    known = list(known)
+    reading = _sample_stamps(source_id, sorted(set(names) - {EQUITY}), after, until, known)
+    every = [_sample_stamps(source_id, [EQUITY], after, until, known)]
     for model in (Event, Trade):
-        parts.append(
+        every.append(
             _stamps(
                 model.objects.filter(source_id=source_id, ts__gt=after, ts__lte=until).values_list(
                     "ts", flat=True
                 )
             )
         )
-    return instants_merge(*parts)
+    return Arrivals(reading, instants_merge(*every))
 
 
 def _stamps(moments: Iterable[datetime]) -> Micros:

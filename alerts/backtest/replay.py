@@ -23,7 +23,13 @@ import numpy.typing as npt
 
 from alerts import engine
 from alerts.aggregations import Aggregation
-from alerts.evaluation import enabled_rules, spec_build, with_thresholds
+from alerts.evaluation import (
+    enabled_rules,
+    metric_names_read,
+    rules_reading,
+    spec_build,
+    with_thresholds,
+)
 from alerts.judging import labels_match
 from alerts.loading import (
     EVENT_PREFIX,
@@ -43,6 +49,7 @@ from .windows import (
     Aggregated,
     Anomaly,
     Change,
+    Ints,
     LastValue,
     Occurrences,
     Rate,
@@ -196,9 +203,9 @@ def rule_replay(
             "Inhibition by a firing heartbeat alert is not replayed (heartbeats are kept as "
             "the newest only): alerts are shown as if never inhibited."
         )
-    watched = _watched_names(rule)
+    reads = frozenset(metric_names_read(rule.kind, rule.metric, rule.guard_metric))
     for position, source in enumerate(sources):
-        source_part = _SourceReplay(rule, source, start, end, every, watched, chart_buckets)
+        source_part = _SourceReplay(rule, source, start, end, every, reads, chart_buckets)
         if not source_part.judges:
             found.notes.append(f"{source.name} has no {rule.metric} series (labels matching).")
         found.samples += source_part.samples
@@ -214,18 +221,6 @@ def rule_replay(
     if progress is not None:
         progress(1.0)
     return found
-
-
-def _watched_names(rule: Rule) -> set[str]:
-    """Metric names whose arrival makes the live engine evaluate a source (the trigger's
-    `watched_metric_names`, equity, and this rule's own even if it is not enabled)."""
-    names = {"equity"}
-    for other in [*enabled_rules(), rule]:
-        if other.kind != Rule.Kind.EVENT:
-            names.add(other.metric)
-        if other.guard_metric:
-            names.add(other.guard_metric)
-    return {name for name in names if not name.startswith(EVENT_PREFIX)}
 
 
 @dataclass
@@ -249,21 +244,31 @@ class _SourceReplay:
         start: datetime,
         end: datetime,
         every: timedelta,
-        watched: set[str],
+        reads: frozenset[str],
         chart_buckets: int,
     ) -> None:
-        self.rule, self.source = rule, source
+        self.rule, self.source, self.reads = rule, source, reads
         self.samples = 0
         self.charts: list[Chart] = []
         self.start_us, self.end_us = stored.micros(start), stored.micros(end)
         loaded, known = self._load(start, end)
         inside = [part.ts[(part.ts > self.start_us) & (part.ts <= self.end_us)] for part in loaded]
+        # The instants the live engine judges this rule: after an arrival of a metric it
+        # reads, after an event, a trade or equity (every rule judged then), on beat.
+        arrivals = stored.arrival_times(source.pk, reads, start, end, known=known)
+        everything = stored.instants_merge(
+            arrivals.every_rule, stored.beat_ticks(start, end, every)
+        )
         times = stored.instants_merge(
-            stored.arrival_times(source.pk, watched, start, end, known=known),
-            stored.beat_ticks(start, end, every),
-            *([] if rule.kind == Rule.Kind.EVENT else inside),
+            arrivals.reading, everything, *([] if rule.kind == Rule.Kind.EVENT else inside)
         )
         self.times = times[(times >= self.start_us) & (times <= self.end_us)]
+        # Where every rule was judged (what the data loaded for a pass depends on).
+        self.every_rule = (
+            np.isin(self.times, everything)
+            if rule.kind == Rule.Kind.RATE_OF_CHANGE
+            else np.ones(len(self.times), dtype=bool)
+        )
         self.judges = [self._judge_of(part) for part in loaded]
         self.guard = self._guard(start, end)
         self.inhibited = self._inhibited(start, end)
@@ -297,8 +302,11 @@ class _SourceReplay:
             stamps = [self._read(pk, start, end, newest_before=True)[0] for pk in known]
             ts = stored.instants_merge(*stamps)
             return [_Loaded({}, "{}", ts, np.zeros(len(ts)))], known
-        reach = self._change_reach() if rule.kind == Rule.Kind.RATE_OF_CHANGE else rule.window
-        self.reach = reach
+        reach = rule.window
+        if rule.kind == Rule.Kind.RATE_OF_CHANGE:
+            self.reach_every = self._change_reach(enabled_rules())
+            self.reach_reading = self._change_reach(rules_reading(enabled_rules(), self.reads))
+            reach = max(self.reach_every, self.reach_reading)
         first = stored.first_sample(known)
         loaded = []
         for row in series:
@@ -320,11 +328,17 @@ class _SourceReplay:
         if rule.kind == Rule.Kind.ABSENCE:
             return Age(windows)
         if rule.kind == Rule.Kind.RATE_OF_CHANGE:
-            reach_lo = np.searchsorted(
-                windows.ts, times - window_micros(self.reach.total_seconds()), side="right"
-            ).astype(np.int64)
+
+            def reach_from(reach: timedelta) -> Ints:
+                found: Ints = np.searchsorted(
+                    windows.ts, times - window_micros(reach.total_seconds()), side="right"
+                ).astype(np.int64)
+                return found
+
+            every, reading = reach_from(self.reach_every), reach_from(self.reach_reading)
             return Change(
-                windows, reach_lo=reach_lo, percent=rule.change_percent,
+                windows, reach_lo=np.where(self.every_rule, every, reading),
+                percent=rule.change_percent,
                 min_samples=rule.min_samples,
             )  # fmt: skip
         if rule.kind == Rule.Kind.ANOMALY:
@@ -338,15 +352,16 @@ class _SourceReplay:
             windows, aggregation=Aggregation(rule.aggregation), min_samples=rule.min_samples
         )
 
-    def _change_reach(self) -> timedelta:
-        """How far back the live engine loads points for this source: the longest window
-        of the rules that look at points, and 5 minutes more (`alerts.loading`)."""
+    def _change_reach(self, judged: Sequence[Rule]) -> timedelta:
+        """How far back the live engine loads points for this source when it judges the
+        rules `judged` (and this one): the longest window of those that look at points,
+        and 5 minutes more (`alerts.loading`)."""
         present = set(
             MetricSeries.objects.filter(source=self.source).values_list("name", flat=True)
         )
         windows = [
             other.window
-            for other in [*enabled_rules(), self.rule]
+            for other in [*judged, self.rule]
             if other.metric in present
             and (
                 other.kind in WINDOWED_KINDS

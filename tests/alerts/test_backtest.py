@@ -66,20 +66,24 @@ def live(
     return the end of the period."""
     for second in range(seconds + 1):
         at = start + timedelta(seconds=second)
-        arrived = False
+        arrived: set[str] = set()  # the metric names that arrived
+        every_rule = False  # an event arrived: every rule is judged (`alerts.trigger`)
         if second % every == offset % every and (value := values(second)) is not None:
             record(source, metric, value, ts=at)
-            arrived = True
+            arrived.add(metric)
         if also is not None and (other := also(second)) is not None:
             record(source, other[0], other[1], ts=at)
-            arrived = True
+            arrived.add(other[0])
         if events is not None and (kind := events(second)) is not None:
             send_event(source, kind, ts=at)
-            arrived = True
-        if arrived:
-            source_evaluate(source_id=source.pk, now=at)  # on arrival
-        elif second % BEAT == 0:
-            all_sources_evaluate(now=at)  # beat
+            every_rule = True
+        if second % BEAT == 0:
+            # Beat: every rule (an arrival at that very instant is judged with them, once).
+            all_sources_evaluate(now=at)
+        elif arrived or every_rule:
+            # On arrival: the rules reading what arrived, as the trigger asks.
+            names = None if every_rule else frozenset(arrived)
+            source_evaluate(source_id=source.pk, now=at, names=names)
         if escalate and (arrived or second % BEAT == 0):
             alerts_escalate(now=at)  # (its own beat: looked at as often in the backtest)
     return start + timedelta(seconds=seconds)
