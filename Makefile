@@ -60,6 +60,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.key_check
 	$(PY) -m bench.slow_clients
 	$(PY) -m bench.admin_alerts
+	$(PY) -m bench.backtest
 
 services:
 	@scripts/ensure-services

@@ -22,6 +22,7 @@ from core.audit_admin import AuditHistoryAdmin
 from metrics.models import Source
 
 from .alert_page_admin import AcknowledgeForm, AlertPageAdmin
+from .backtest_admin import RuleBacktestAdmin
 from .evaluation import rule_preview
 from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
@@ -55,7 +56,7 @@ class ThresholdInline(admin.TabularInline[Threshold, Rule]):
 
 
 @admin.register(Rule)
-class RuleAdmin(AuditHistoryAdmin[Rule]):
+class RuleAdmin(RuleBacktestAdmin, AuditHistoryAdmin[Rule]):
     list_display = [
         "name", "kind", "metric", "aggregation", "window", "scope", "schedule", "enabled", "pack",
     ]  # fmt: skip

@@ -24,7 +24,7 @@ from metrics.schedules import ScheduleBook, schedule_book, schedule_book_read
 from . import engine
 from .judging import Extremes, Pass, Summary, subjects, worse_values
 from .lifecycle import alert_resolve_obsolete
-from .loading import source_data_load
+from .loading import source_data_load, sources_with_data_load
 from .models import Rule, Threshold, ThresholdOverride
 from .quiet import alerts_touch
 from .sessions import expectation_of, gate, timetables_of
@@ -114,14 +114,21 @@ def _watched_metric_names_read() -> frozenset[str]:
         .exclude(kind=Rule.Kind.HEALTH)
         .values_list("kind", "metric", "guard_metric")
     ):
-        # Event rules name an event type, which metric batches never carry.
-        if kind != Rule.Kind.EVENT:
-            names.add(metric)
-        if signals.signal_of_metric(metric) == signals.MARKET_DATA:
-            names.add(signals.MARKET_DATA_AGE_METRIC)  # a tick's age speaks of market data
-        if guard:
-            names.add(guard)
+        names |= metric_names_read(kind, metric, guard)
     return frozenset(names)
+
+
+def metric_names_read(kind: str, metric: str, guard_metric: str) -> set[str]:
+    """The metric names whose batches a rule of `kind` on `metric` (guarded by
+    `guard_metric`) judges: what decides which batches are evaluated at all
+    (`watched_metric_names`) and which rules judge them (`rules_reading`)."""
+    names = {guard_metric} if guard_metric else set()
+    # Event rules name an event type, which metric batches never carry.
+    if kind != Rule.Kind.EVENT:
+        names.add(metric)
+    if signals.signal_of_metric(metric) == signals.MARKET_DATA:
+        names.add(signals.MARKET_DATA_AGE_METRIC)  # a tick's age speaks of market data
+    return names
 
 
 # (rule, source) -> spec, valid as long as the rules cache that built it.
@@ -159,6 +166,37 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
     key = (rule.pk, source_id)
     if key in _spec_cache:
         return _spec_cache[key]
+    spec = spec_build(rule, source_id)
+    if len(_spec_cache) > 100_000:
+        _spec_cache.clear()
+    _spec_cache[key] = spec
+    return spec
+
+
+def spec_build(
+    rule: Rule, source_id: int, thresholds: Sequence[engine.Threshold] | None = None
+) -> engine.RuleSpec | None:
+    """The engine's view of `rule` for one source (its per-source overrides applied), or,
+    given `thresholds`, of the rule judged by those instead (an edit not saved yet: the
+    backtest's). None without a threshold. Not kept: `rule_spec` keeps them."""
+    if thresholds is None:
+        thresholds = _thresholds_for(rule, source_id)
+    if not thresholds:
+        return None
+    if rule.kind == Rule.Kind.HEALTH:
+        # A health rule compares one value, the check's status level, with its thresholds.
+        return engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
+    return engine.RuleSpec(
+        kind=engine.RuleKind(rule.kind),
+        thresholds=tuple(thresholds),
+        aggregation=engine.Aggregation(rule.aggregation),
+        window=rule.window,
+        min_samples=rule.min_samples,
+        change_percent=rule.change_percent,
+    )
+
+
+def _thresholds_for(rule: Rule, source_id: int) -> list[engine.Threshold]:
     thresholds = []
     for threshold in rule.thresholds.all():
         value, clear = threshold.value, threshold.clear_value
@@ -178,23 +216,17 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
                 clear_value=clear,
             )
         )
-    spec = None
-    if thresholds and rule.kind == Rule.Kind.HEALTH:
-        # A health rule compares one value, the check's status level, with its thresholds.
-        spec = engine.RuleSpec(kind=engine.RuleKind.THRESHOLD, thresholds=tuple(thresholds))
-    elif thresholds:
-        spec = engine.RuleSpec(
-            kind=engine.RuleKind(rule.kind),
-            thresholds=tuple(thresholds),
-            aggregation=engine.Aggregation(rule.aggregation),
-            window=rule.window,
-            min_samples=rule.min_samples,
-            change_percent=rule.change_percent,
-        )
-    if len(_spec_cache) > 100_000:
-        _spec_cache.clear()
-    _spec_cache[key] = spec
-    return spec
+    return thresholds
+
+
+def rules_reading(rules: Sequence[Rule], names: frozenset[str]) -> list[Rule]:
+    """The rules whose judgement a batch of metrics `names` can change: those reading one
+    of them as their metric or their guard. Event rules read events, never metric names."""
+    return [
+        rule
+        for rule in rules
+        if not names.isdisjoint(metric_names_read(rule.kind, rule.metric, rule.guard_metric))
+    ]
 
 
 def sources_evaluate(
@@ -203,24 +235,35 @@ def sources_evaluate(
     now: datetime | None = None,
     loaded: Sequence[Source] | None = None,
     extremes: Extremes | None = None,
+    names: frozenset[str] | None = None,
 ) -> Summary:
     """Evaluate every enabled rule that applies to each enabled source of `source_ids`.
 
     `loaded`: those sources, read by the caller a moment ago (one query less).
     `extremes` (one source only): a rule on a metric's newest value first judges the
     worst of these values, if worse than the newest, so a trough inside a batch is seen.
+    `names`: only the rules reading these metrics (`rules_reading`): what a batch of
+    them can change. The others' data did not change; what time does to them (absence,
+    `for`, expiry) is beat's full evaluation, every 15 s.
     """
     now = now or timezone.now()
     kept = rule_set()
     rules, book = kept.rules, kept.book
+    if names is not None:
+        rules = rules_reading(rules, names)
+        if not rules:
+            return Pass(now).summary
+    run = Pass(now)
     if loaded is None:
-        sources = list(Source.objects.filter(pk__in=source_ids, enabled=True))
+        # The source rows come in the same round trip as their data.
+        sources, data = sources_with_data_load(source_ids, rules, now, book=book)
     else:
         sources = [source for source in loaded if source.enabled]
-    run = Pass(now)
+        if not sources:
+            return run.summary
+        data = source_data_load(sources, rules, now, book=book)
     if not sources:
         return run.summary
-    data = source_data_load(sources, rules, now, book=book)
     run.summary.sources = len(sources)
     for source in sources:
         source_data = data[source.pk]
@@ -245,6 +288,8 @@ def sources_evaluate(
                 for worse in worse_values(rule, spec, subject, extremes):
                     run.judge(source, source_data, rule, spec, subject, worse=worse)
                 run.judge(source, source_data, rule, spec, subject)
+        if names is not None:
+            continue  # other rules were not judged: their alerts are not obsolete
         # Alerts of rules that were disabled, rescoped or switched off for this source
         # would otherwise stay open for ever: nothing judges them any more.
         for open_alert in source_data.open_alerts.values():
@@ -261,11 +306,15 @@ def source_evaluate(
     now: datetime | None = None,
     source: Source | None = None,
     extremes: Extremes | None = None,
+    names: frozenset[str] | None = None,
 ) -> Summary:
     """Evaluate one source (right after its data arrived); `source`: its row, if read;
-    `extremes`: what its derivation just found (see `sources_evaluate`)."""
+    `extremes`: what its derivation just found; `names`: only the rules reading these
+    metrics (see `sources_evaluate`)."""
     loaded = None if source is None else [source]
-    return sources_evaluate(source_ids=[source_id], now=now, loaded=loaded, extremes=extremes)
+    return sources_evaluate(
+        source_ids=[source_id], now=now, loaded=loaded, extremes=extremes, names=names
+    )
 
 
 def all_sources_evaluate(*, now: datetime | None = None, chunk: int = 500) -> Summary:

@@ -9,7 +9,7 @@ when nothing a person must hear about changed).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,7 +24,7 @@ from . import engine
 from .lifecycle import Finding, apply_finding, fingerprint, kept_resolved_release, still_kept
 from .loading import EVENT_PREFIX, HEARTBEAT, SourceData, aggregated_in_sql
 from .models import Rule, RuleSourceState
-from .quiet import OpenAlert, QuietUpdate, open_alert_of, quiet_update
+from .quiet import QuietUpdate, open_alert_of, quiet_update
 from .silences import SilenceMatcher, active_silences
 
 
@@ -38,7 +38,7 @@ class Summary:
     by_status: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
+def labels_match(wanted: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
@@ -105,14 +105,14 @@ def subjects(
                 for row in data.series
                 if row["name"] == rule.metric
                 and row["last_ts"] is not None
-                and _labels_match(rule.labels, row["labels"])
+                and labels_match(rule.labels, row["labels"])
             ]
             newest = clock_start(max(stamps, default=None), opened_at)
         yield Subject({}, "{}", [engine.Point(min(newest, now), 0.0)] if newest is not None else [])
         return
     in_sql = connection.vendor == "postgresql" and aggregated_in_sql(rule)
     for row in data.series:
-        if row["name"] != rule.metric or not _labels_match(rule.labels, row["labels"]):
+        if row["name"] != rule.metric or not labels_match(rule.labels, row["labels"]):
             continue
         if rule.kind == Rule.Kind.THRESHOLD and rule.aggregation == Rule.Aggregation.LAST:
             points = (
@@ -149,17 +149,6 @@ def _reject_rate(
     return Subject({}, "{}", [], (rate, orders))
 
 
-def _firing_threshold(
-    open_alert: OpenAlert | None, spec: engine.RuleSpec
-) -> engine.Threshold | None:
-    """The threshold an open alert holds on, so hysteresis keeps it until its clear value:
-    from its first breach (pending too), until its condition cleared (in
-    `keep_firing_for`, its thresholds are off: only a new breach turns one on again)."""
-    if open_alert is None or open_alert.condition_cleared_at is not None:
-        return None
-    return _threshold_of(open_alert.severity, spec)
-
-
 def _threshold_of(severity: int, spec: engine.RuleSpec) -> engine.Threshold | None:
     return next((t for t in spec.thresholds if int(t.severity) == severity), None)
 
@@ -171,33 +160,119 @@ def _m_of_n_state(rule: Rule, source_id: int, labels_key: str, now: datetime) ->
     return state
 
 
-def _m_of_n_holding(state: RuleSourceState) -> int | None:
+def m_of_n_holding(history: str) -> int | None:
     """The severity whose threshold was on at the last evaluation (None: none was)."""
-    last = state.history[-1:]
+    last = history[-1:]
     return int(last) * 10 if last not in ("", "0") else None
 
 
-def _m_of_n(rule: Rule, state: RuleSourceState, severity: int | None, now: datetime) -> bool:
-    """Record this evaluation (the severity on, or none) and say whether M of N held."""
-    assert rule.m_of_n_m is not None
-    assert rule.m_of_n_n is not None
+def m_of_n_record(history: str, severity: int | None, m: int, n: int) -> tuple[str, bool]:
+    """`history` with this evaluation recorded (the severity on, or none), and whether the
+    condition held in M of the last N."""
     # One character an evaluation: 0 nothing held, else the severity held, in tens.
     mark = "0" if severity is None else str(severity // 10)
-    state.history = (state.history + mark)[-rule.m_of_n_n :]
-    state.evaluated_at = now
-    state.save(update_fields=["history", "evaluated_at"])
-    return engine.condition_held([c != "0" for c in state.history], rule.m_of_n_m, rule.m_of_n_n)
+    history = (history + mark)[-n:]
+    return history, engine.condition_held([c != "0" for c in history], m, n)
 
 
-def _guard_passes(rule: Rule, data: SourceData) -> bool:
-    """Whether the rule's guard metric (e.g. trade_count >= 10) allows judging now."""
+def guard_allows(rule: Rule, value: float | None) -> bool:
+    """Whether the rule's guard (e.g. trade_count >= 10) allows judging, given the guard
+    metric's newest value (None: the source has no such series)."""
     if not rule.guard_metric:
         return True
     minimum = rule.guard_minimum if rule.guard_minimum is not None else 0.0
+    return value is not None and value >= minimum
+
+
+def _guard_passes(rule: Rule, data: SourceData) -> bool:
+    """Whether the rule's guard metric allows judging now."""
+    if not rule.guard_metric:
+        return True
     for row in data.series:
         if row["name"] == rule.guard_metric and row["labels_key"] == "{}":
-            return row["last_value"] is not None and row["last_value"] >= minimum
+            return guard_allows(rule, row["last_value"])
     return False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one evaluation of a series found, once the rule's guard and M-of-N applied."""
+
+    evaluation: engine.Evaluation
+    # Before M-of-N (what the summary counts).
+    found: engine.Evaluation
+    # The M-of-N history after it (None: the rule has no M-of-N), and whether this
+    # evaluation was recorded in it (only breaches and oks are).
+    history: str | None = None
+    recorded: bool = False
+
+
+def verdict(
+    rule: Rule,
+    spec: engine.RuleSpec,
+    judge: Callable[[engine.Threshold | None], engine.Evaluation],
+    *,
+    firing_severity: int | None,
+    kept_severity: int | None = None,
+    history: str | None = None,
+    guard_passes: bool = True,
+) -> Verdict:
+    """Judge one series: the engine's evaluation (`judge`, given the threshold that holds
+    on by hysteresis), then the guard and M-of-N. Pure: the live pass (`Pass.judge`) and
+    the backtest (`alerts.backtest`) both decide through it.
+
+    `firing_severity`: the severity of the open alert, while its condition holds (None:
+    no alert open, or it cleared and keeps firing for `keep_firing_for`, when its
+    thresholds are off: only a new breach turns one on again); `kept_severity`: that of
+    an alert a person resolved while the problem goes on; `history`: the M-of-N history
+    (None without M-of-N).
+    """
+    if kept_severity is not None:
+        # Judged as if it still fired, so hysteresis decides when it cleared.
+        firing = _threshold_of(kept_severity, spec)
+    else:
+        firing = None if firing_severity is None else _threshold_of(firing_severity, spec)
+        if history is not None:
+            # A threshold switched on by the last evaluation stays on until its clear
+            # value whether or not M of N let it count: with no alert open yet, or
+            # above the severity the open alert has (or kept after it cleared).
+            holding = m_of_n_holding(history)
+            still_on = None if holding is None else _threshold_of(holding, spec)
+            if still_on is not None and (
+                firing is None or int(still_on.severity) > int(firing.severity)
+            ):
+                firing = still_on
+    evaluation = judge(firing)
+    if not guard_passes:
+        evaluation = engine.Evaluation(
+            status="insufficient_data", value=None, threshold=None,
+            severity=None, samples=evaluation.samples,
+        )  # fmt: skip
+    found = evaluation
+    recorded = False
+    if history is not None and evaluation.status in ("breach", "ok"):
+        assert rule.m_of_n_m is not None
+        assert rule.m_of_n_n is not None
+        on = int(evaluation.severity) if evaluation.severity is not None else None
+        history, held = m_of_n_record(history, on, rule.m_of_n_m, rule.m_of_n_n)
+        recorded = True
+        if not held and evaluation.status == "breach":
+            evaluation = engine.Evaluation(
+                status="ok", value=evaluation.value, threshold=None,
+                severity=None, samples=evaluation.samples,
+            )  # fmt: skip
+    return Verdict(evaluation, found, history, recorded)
+
+
+def opens_or_touches(rule: Rule, evaluation: engine.Evaluation, *, open_alert: bool) -> bool:
+    """Whether a finding concerns the lifecycle: an alert is open, or it is a breach (or
+    no data under the missing-data policy "alert"). Nothing open and nothing wrong: no
+    row to touch."""
+    return (
+        open_alert
+        or evaluation.status == "breach"
+        or (evaluation.status == "no_data" and rule.missing_data == Rule.MissingData.ALERT)
+    )
 
 
 def _inhibited(rule: Rule, data: SourceData) -> bool:
@@ -310,40 +385,31 @@ class Pass:
         m_of_n = None
         if rule.m_of_n_m is not None:
             m_of_n = _m_of_n_state(rule, source.pk, labels_key, now)
-        if kept is not None:
-            # Judged as if it still fired, so hysteresis decides when it cleared.
-            firing = _threshold_of(kept.severity, spec)
-        else:
-            firing = _firing_threshold(open_alert, spec)
-            if m_of_n is not None:
-                # A threshold switched on by the last evaluation stays on until its clear
-                # value whether or not M of N let it count: with no alert open yet, or
-                # above the severity the open alert has (or kept after it cleared).
-                holding = _m_of_n_holding(m_of_n)
-                still_on = None if holding is None else _threshold_of(holding, spec)
-                if still_on is not None and (
-                    firing is None or int(still_on.severity) > int(firing.severity)
-                ):
-                    firing = still_on
-        if worse is None:
-            evaluation = subject.judge(spec, now, firing)
-        else:
-            evaluation = engine.evaluate(spec, [engine.Point(now, worse)], now=now, firing=firing)
-        if not _guard_passes(rule, source_data):
-            evaluation = engine.Evaluation(
-                status="insufficient_data", value=None, threshold=None,
-                severity=None, samples=evaluation.samples,
-            )  # fmt: skip
+
+        def judge(firing: engine.Threshold | None) -> engine.Evaluation:
+            if worse is None:
+                return subject.judge(spec, now, firing)
+            return engine.evaluate(spec, [engine.Point(now, worse)], now=now, firing=firing)
+
+        found = verdict(
+            rule, spec, judge,
+            firing_severity=(
+                open_alert.severity
+                if open_alert is not None and open_alert.condition_cleared_at is None
+                else None
+            ),
+            kept_severity=None if kept is None else kept.severity,
+            history=None if m_of_n is None else m_of_n.history,
+            guard_passes=_guard_passes(rule, source_data),
+        )  # fmt: skip
+        evaluation = found.evaluation
         summary.evaluations += 1
-        summary.by_status[evaluation.status] += 1
-        if m_of_n is not None and evaluation.status in ("breach", "ok"):
-            on = int(evaluation.severity) if evaluation.severity is not None else None
-            m_of_n_held = _m_of_n(rule, m_of_n, on, now)
-            if not m_of_n_held and evaluation.status == "breach":
-                evaluation = engine.Evaluation(
-                    status="ok", value=evaluation.value, threshold=None,
-                    severity=None, samples=evaluation.samples,
-                )  # fmt: skip
+        summary.by_status[found.found.status] += 1
+        if m_of_n is not None and found.recorded:
+            assert found.history is not None
+            m_of_n.history = found.history
+            m_of_n.evaluated_at = now
+            m_of_n.save(update_fields=["history", "evaluated_at"])
         if kept is not None:
             newest = max((p.ts for p in subject.points), default=None)
             if still_kept(kept, evaluation, newest):
@@ -351,12 +417,7 @@ class Pass:
             kept_resolved_release(alert_id=kept.id)
             del source_data.kept_resolved[fp]
             summary.applied += 1
-        # Nothing open and nothing wrong: no row to touch.
-        if (
-            open_alert is None
-            and evaluation.status != "breach"
-            and not (evaluation.status == "no_data" and rule.missing_data == Rule.MissingData.ALERT)
-        ):
+        if not opens_or_touches(rule, evaluation, open_alert=open_alert is not None):
             return
         if self.silences is None:
             self.silences = active_silences(now)

@@ -44,7 +44,15 @@ from .kept_resolved import still_kept as still_kept
 from .models import Alert, AlertTransition, Rule, Severity, Silence
 from .routing import transition_route
 from .silences import SilenceMatcher, is_silenced
-from .transitions import Outcome, Standing, Step, announcement, breach_outcome, clear_outcome
+from .transitions import (
+    Outcome,
+    Standing,
+    Step,
+    announcement,
+    breach_outcome,
+    clear_outcome,
+    finding_step,
+)
 
 Kind = AlertTransition.Kind
 
@@ -194,12 +202,10 @@ def apply_finding(finding: Finding) -> Alert | None:
     """Bring the alert of `finding`'s fingerprint in line with it; return that alert."""
     evaluation = finding.evaluation
     rule = finding.rule
-    status: str = evaluation.status
-    if status in ("no_data", "insufficient_data"):
-        # Too few samples is not a verdict (win rate before 10 trades): keep the state.
-        if status == "insufficient_data" or rule.missing_data == Rule.MissingData.KEEP:
-            return None
-        status = "breach" if rule.missing_data == Rule.MissingData.ALERT else "clear_missing"
+    # Too few samples is not a verdict (win rate before 10 trades): keep the state.
+    status = finding_step(evaluation.status, rule.missing_data)
+    if status is None:
+        return None
     with transaction.atomic():
         # Evaluation saw no open alert: insert straight away. Should another worker have
         # opened one since, the insert fails on the constraint and updates theirs.

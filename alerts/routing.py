@@ -9,7 +9,7 @@ the alert change and the send loses nothing, the sweeper finds the row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -113,7 +113,7 @@ def _enabled_policies_read() -> list[RoutingPolicy]:
     ]
 
 
-def _channel_floors(channel_ids: Iterable[int]) -> dict[int, tuple[int, bool]]:
+def channel_floors(channel_ids: Iterable[int]) -> dict[int, tuple[int, bool]]:
     """Each enabled channel's minimum severity, and whether its kind acts once per alert."""
     return {
         pk: (min_severity, acts_once(kind))
@@ -162,30 +162,17 @@ def transition_route(
         return []
     if tag_ids is None:
         tag_ids = set(alert.source.tags.values_list("id", flat=True))
-    chosen: dict[int, RoutingPolicy] = {}
-    for route in policies:
-        if not route.matches(
-            severity=alert.severity, source_id=alert.source_id, tag_ids=tag_ids,
-            rule_id=alert.rule_id,
-        ):  # fmt: skip
-            continue
-        if event == Event.RESOLVED and not route.notify_resolved:
-            continue
-        if event == Event.ACKNOWLEDGED and not route.notify_acknowledged:
-            continue
-        if event == Event.REPEAT and _repeat_too_soon(alert, route, transition.at):
-            continue
-        for channel_id in route.channel_ids:
-            chosen.setdefault(channel_id, route)
+    chosen = routes_chosen(
+        policies, event=event, severity=alert.severity, source_id=alert.source_id,
+        tag_ids=tag_ids, rule_id=alert.rule_id,
+        repeat_too_soon=lambda route: _repeat_too_soon(alert, route, transition.at),
+    )  # fmt: skip
     if not chosen:
         return []
-    floors = _channel_floors(chosen)
-    acting = {pk for pk, (_, acts) in floors.items() if acts}
-    if acting:
-        # A recovery action acts when the alert fires, once: never on a repeat, a
-        # resolution or an acknowledgement, nor again when it fires anew after expiry.
-        skipped = acting if event != Event.FIRING else acted_on(alert.pk, acting)
-        floors = {pk: floor for pk, floor in floors.items() if pk not in skipped}
+    kept = channels_kept(
+        chosen, channel_floors(chosen), event=event, severity=alert.severity,
+        acted=lambda acting: acted_on(alert.pk, acting),
+    )  # fmt: skip
     payload = alert_payload(alert, rule_name=alert.rule.name, source_name=alert.source.name)
     return notifications_create(
         [
@@ -198,12 +185,64 @@ def transition_route(
                 severity=alert.severity,
                 payload=payload,
             )
-            for channel_id, route in chosen.items()
-            if channel_id in floors and alert.severity >= floors[channel_id][0]
+            for channel_id, route in kept.items()
         ],
         at=transition.at,
         silenced=transition.silenced,
     )
+
+
+def routes_chosen(
+    policies: Iterable[RoutingPolicy],
+    *,
+    event: str,
+    severity: int,
+    source_id: int,
+    tag_ids: set[int],
+    rule_id: int,
+    repeat_too_soon: Callable[[RoutingPolicy], bool],
+) -> dict[int, RoutingPolicy]:
+    """channel id -> the first matching policy that sends `event` to it. Pure but for
+    `repeat_too_soon` (whether a policy spaces this repeat out), so the backtest
+    (`alerts.backtest`) routes as live routing does."""
+    chosen: dict[int, RoutingPolicy] = {}
+    for route in policies:
+        if not route.matches(
+            severity=severity, source_id=source_id, tag_ids=tag_ids, rule_id=rule_id
+        ):
+            continue
+        if event == Event.RESOLVED and not route.notify_resolved:
+            continue
+        if event == Event.ACKNOWLEDGED and not route.notify_acknowledged:
+            continue
+        if event == Event.REPEAT and repeat_too_soon(route):
+            continue
+        for channel_id in route.channel_ids:
+            chosen.setdefault(channel_id, route)
+    return chosen
+
+
+def channels_kept(
+    chosen: dict[int, RoutingPolicy],
+    floors: dict[int, tuple[int, bool]],
+    *,
+    event: str,
+    severity: int,
+    acted: Callable[[set[int]], set[int]],
+) -> dict[int, RoutingPolicy]:
+    """Of `chosen`, the enabled channels (`floors`: minimum severity, acts once) that take
+    this notification; `acted`: which of the given acting channels heard of the alert."""
+    acting = {pk for pk, (_, acts) in floors.items() if acts}
+    if acting:
+        # A recovery action acts when the alert fires, once: never on a repeat, a
+        # resolution or an acknowledgement, nor again when it fires anew after expiry.
+        skipped = acting if event != Event.FIRING else acted(acting)
+        floors = {pk: floor for pk, floor in floors.items() if pk not in skipped}
+    return {
+        channel_id: route
+        for channel_id, route in chosen.items()
+        if channel_id in floors and severity >= floors[channel_id][0]
+    }
 
 
 def notifications_create(

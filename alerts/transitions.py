@@ -29,10 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .models import Alert, AlertTransition
+from .models import Alert, AlertTransition, Rule
 
 Kind = AlertTransition.Kind
 State = Alert.State
+MissingData = Rule.MissingData
 
 # Transitions that should reach people; the others are for the timeline only.
 NOTIFYING = frozenset(
@@ -117,6 +118,17 @@ def announcement(kind: str, *, inhibited: bool, announced: bool, silenced: Silen
         # sent before its firing was (it stays on the timeline).
         notify = False
     return Step(kind, notify=notify, silenced=held)
+
+
+def finding_step(status: str, missing_data: str) -> str | None:
+    """What an evaluation's status asks of the alert: "breach", "clear", "clear_missing"
+    (the data stopped and the missing-data policy resolves), or None (keep it as it is:
+    too few samples is not a verdict, nor no data under the policy "keep")."""
+    if status in ("no_data", "insufficient_data"):
+        if status == "insufficient_data" or missing_data == MissingData.KEEP:
+            return None
+        return "breach" if missing_data == MissingData.ALERT else "clear_missing"
+    return "breach" if status == "breach" else "clear"
 
 
 def breach_outcome(

@@ -21,6 +21,7 @@ import pghistory
 from django.db import models
 
 from alerts.models import Channel, Policy, Rule, Silence, Threshold, ThresholdOverride
+from chat.models import ChatIdentity
 from health.models import HealthCheck
 from metrics.models import Expectation, Schedule, Source, Tag, TradingControl
 
@@ -66,6 +67,8 @@ ScheduleEvent = _event_model(Schedule, "ScheduleEvent")
 ExpectationEvent = _event_model(Expectation, "ExpectationEvent")
 # Every change of a trading state: who or which rule, why, when, from which alert.
 TradingControlEvent = _event_model(TradingControl, "TradingControlEvent")
+# Who in Telegram or Slack acts as whom: linked with a code, or by an Admin.
+ChatIdentityEvent = _event_model(ChatIdentity, "ChatIdentityEvent")
 
 # Delivery bookkeeping the workers write after every send: not configuration.
 CHANNEL_STATISTICS = (

@@ -85,6 +85,21 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/schedules", ("GET",), "operator",
              "Each schedule: open or closed, its next open and close (`at` for another "
              "instant)."),
+            ("/api/v1/rules/{rule_id}/backtest", ("POST",), "operator",
+             "How a rule (or an edit of its thresholds) would have fired on history."),
+            ("/api/v1/backtests/{job_id}", ("GET",), "operator",
+             "A backtest job's progress, then its answer."),
+        ],
+    ),
+    "chat": (
+        "Telegram and Slack send the presses of notifications' buttons; the channel's "
+        "secret (Telegram) or signature (Slack) is the credential, the linked person's "
+        "permissions decide.",
+        [
+            ("/api/v1/chat/telegram/{channel_id}/", ("POST",), "none",
+             "A Telegram update (webhook), with X-Telegram-Bot-Api-Secret-Token."),
+            ("/api/v1/chat/slack/{channel_id}/", ("POST",), "none",
+             "A Slack press or slash command, signed (X-Slack-Signature)."),
         ],
     ),
     "health": (

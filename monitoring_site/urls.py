@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("metrics.api.urls")),
     path("api/v1/", include("metrics.api.read_urls")),
     path("api/v1/", include("alerts.api.urls")),
+    path("api/v1/", include("chat.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("configuration.api.urls")),
     # Last of the API: a URL that names no endpoint (or an id that is not a number)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import control, delivery, silences, views
+from . import backtest, control, delivery, silences, views
 
 urlpatterns = [
     path("alerts", views.AlertListApi.as_view(), name="alert-list"),
@@ -22,6 +22,8 @@ urlpatterns = [
         control.SourceControlApi.as_view(),
         name="source-control",
     ),
+    path("rules/<int:rule_id>/backtest", backtest.RuleBacktestApi.as_view(), name="rule-backtest"),
+    path("backtests/<str:job_id>", backtest.BacktestJobApi.as_view(), name="backtest-job"),
     path("silences", silences.SilencesApi.as_view(), name="silence-list"),
     path(
         "silences/<int:silence_id>/expire",

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('metrics', '0009_schedules_and_expectations'),
-        ('audit', '0007_schedule_history'),
+        ('audit', '0008_schedule_history'),
     ]
 
     operations = [

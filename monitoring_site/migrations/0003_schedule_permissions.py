@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("monitoring_site", "0002_trading_control_permissions"),
         ("metrics", "0009_schedules_and_expectations"),
-        ("audit", "0007_schedule_history"),
+        ("audit", "0008_schedule_history"),
     ]
 
     operations = [migrations.RunPython(grant, migrations.RunPython.noop)]

@@ -813,6 +813,8 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
         "/api/v1/silences",
         "/api/v1/silences/{silence_id}/expire",
         "/api/v1/sources/{source}/control",
+        "/api/v1/rules/{rule_id}/backtest",
+        "/api/v1/backtests/{job_id}",
     }
     listing = schema["paths"]["/api/v1/alerts"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {

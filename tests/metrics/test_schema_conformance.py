@@ -88,7 +88,12 @@ def live_api(tmp_path: Path) -> Iterator[LiveApi]:
             token=token,
             # The snapshot's `{source}` is an id or a name: fuzzed with the name, the id
             # is checked by hand below.
-            ids={"alert_id": alert.pk, "silence_id": silence.pk, "source": source.name},
+            ids={
+                "alert_id": alert.pk,
+                "silence_id": silence.pk,
+                "source": source.name,
+                "rule_id": rule.pk,
+            },
             source_id=source.pk,
         )
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.utils import timezone
 
-from alerts.cli import control, export, status, tail
+from alerts.cli import backtest, control, export, status, tail
 from configuration import cli as config
 from health.cli import health
 from metrics.cli import history, schedules, sources
@@ -51,6 +51,7 @@ VERBS: dict[str, Verb] = {
     "halt": control.halt,
     "reduce": control.reduce,
     "rearm": control.rearm,
+    "backtest": backtest,
 }
 
 
@@ -61,7 +62,8 @@ class Command(BaseCommand):
         "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
         "`tradewatch demo`, `tradewatch config export|apply|schema`, "
         "`tradewatch schedule list|show|add|exchanges`, "
-        "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`."
+        "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`, "
+        "`tradewatch backtest RULE --source S --since 7d`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0

@@ -10,8 +10,8 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0008_rule_and_silence_schedules'),
-        ('audit', '0007_schedule_history'),
+        ('alerts', '0009_rule_and_silence_schedules'),
+        ('audit', '0008_schedule_history'),
     ]
 
     operations = [

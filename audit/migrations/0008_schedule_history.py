@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0006_threshold_action'),
+        ('audit', '0007_chat_identity_history'),
         ('metrics', '0009_schedules_and_expectations'),
         ('pghistory', '0007_auto_20250421_0444'),
     ]

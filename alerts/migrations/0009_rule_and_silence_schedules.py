@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('alerts', '0007_threshold_action_trading_state'),
+        ('alerts', '0008_silenced_transition_chat'),
         ('metrics', '0009_schedules_and_expectations'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
