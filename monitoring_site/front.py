@@ -154,6 +154,7 @@ def build() -> ASGIApp:
 
     from a2wsgi import WSGIMiddleware
 
+    from monitoring_site.event_stream import EventStreams
     from monitoring_site.held_polls import HeldPolls
     from monitoring_site.memory import collector_tune
     from monitoring_site.wsgi import application as wsgi_application
@@ -168,9 +169,10 @@ def build() -> ASGIApp:
     # (CONN_MAX_AGE), and more would only share this process's GIL.
     threads = int(os.environ.get("WEB_THREADS", "2"))
     django = WSGIMiddleware(wsgi_application, workers=max(1, threads))  # type: ignore[arg-type]
-    # Long polls of the trading state wait here, on the event loop (held_polls).
+    # Long polls of the trading state wait here, on the event loop (held_polls), and so
+    # do the live event streams (event_stream): neither holds a Django thread.
     held = HeldPolls(django)  # type: ignore[arg-type]
-    return BufferedRequests(held, body_limits)
+    return BufferedRequests(EventStreams(held), body_limits)
 
 
 application = build()

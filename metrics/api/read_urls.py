@@ -14,4 +14,5 @@ urlpatterns = [
         name="source-snapshot",
     ),
     path("metrics/query", reads.MetricQueryView.as_view(), name="metric-query"),
+    path("metrics/realtime", reads.RealtimeView.as_view(), name="metrics-realtime"),
 ]
