@@ -2,8 +2,9 @@
 
 Used by the stream benchmark (`bench.stream`) and the stream's end-to-end tests: each
 `Listener` is one real HTTP connection to `GET /api/v1/stream`, parsing the stream as a
-browser's EventSource does, and keeping every event (comments too) with the monotonic
-time it arrived (`time.perf_counter`, the same clock in every process of the machine).
+browser's EventSource does, and keeping every event (comments too) with the time it
+arrived: monotonic (`time.perf_counter`, the same clock in every process of the
+machine) and wall-clock (to compare with the time a Redis stream id carries).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import httpx
 
 @dataclass(frozen=True)
 class SseEvent:
-    """One event (`event` "message" when unnamed) or comment (`event` "comment")."""
+    """One event (`event` "message" when unnamed) or comment (`event` "comment"), with
+    when it arrived: `at` on the monotonic clock, `wall` as UNIX seconds."""
 
     event: str
     data: str
     id: str | None
     at: float
+    wall: float = field(default_factory=time.time)
 
     def json(self) -> Any:
         return json.loads(self.data)
@@ -34,7 +37,8 @@ class SseEvent:
 
 async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[SseEvent]:
     """The events of a stream's lines, as EventSource reads them (`id` only as sent)."""
-    event, data, event_id = "", [], None
+    event, event_id = "", None
+    data: list[str] = []
     async for line in lines:
         if not line:
             if data or event or event_id is not None:

@@ -80,6 +80,11 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
             ("/api/v1/sources/{source}/control", ("POST",), "operator",
              "Halt, reduce or re-arm a source's trading (by id or name)."),
             ("/api/v1/metrics/query", ("GET",), "operator", "A metric's history."),
+            ("/api/v1/metrics/realtime", ("GET",), "operator",
+             "Latest values of every source (or of some sources and metrics) in one call."),
+            ("/api/v1/stream", ("GET",), "operator",
+             "Live events (Server-Sent Events): alert, health and trading state changes, "
+             "latest values on request; `Last-Event-ID` resumes."),
         ],
     ),
     "health": (

@@ -130,7 +130,10 @@ class RedisStore:
         import redis.asyncio as aioredis
 
         # Untyped: redis-py's stubs type replies for either decoding, never one of them.
-        self.client: Any = aioredis.from_url(url)
+        # Past the blocking read's own wait (redis-py's default, 5 s, would cut it short).
+        self.client: Any = aioredis.from_url(
+            url, socket_timeout=READ_BLOCK_SECONDS + 10, socket_connect_timeout=5
+        )
         self.key = key
         self.replay_limit = replay_limit
 
@@ -486,6 +489,7 @@ class EventStreams:
             opening.append(frame("metrics", grant["values"]))
         hub = self.hub
         gone = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(lambda _: stream.wake.set())
         try:
             try:
                 # Joined before the replay is read: no event can fall in between.
@@ -546,12 +550,12 @@ class EventStreams:
         loop = asyncio.get_running_loop()
         recheck_at = loop.time() + config.recheck_seconds
         while True:
-            woken: asyncio.Future[Any] = asyncio.ensure_future(stream.wake.wait())
-            done, _ = await asyncio.wait(
-                {woken, gone}, timeout=config.keepalive_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            woken.cancel()
-            if gone in done or stream.overflowed:
+            # One event wakes it: an entry, values, or the client hanging up (no task or
+            # future made per wake: a change wakes every stream of the process at once).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(config.keepalive_seconds):
+                    await stream.wake.wait()
+            if gone.done() or stream.overflowed:
                 return
             stream.wake.clear()
             out: list[bytes] = []

@@ -14,12 +14,16 @@ there is nothing to hold the stream or feed it: 503, saying what to poll instead
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -55,8 +59,24 @@ meanwhile, in order. People only (a user's token or an admin session) with
 stream can be held (see the message)."""
 
 
+class AnswerInJson(BaseContentNegotiation):
+    """JSON whatever `Accept` says: EventSource asks for `text/event-stream`, which the
+    front answers; what this view answers (a grant, or an error) is JSON."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
 class StreamView(OperatorApi):
     """`GET /api/v1/stream`: grant the front a stream (see the module)."""
+
+    content_negotiation_class = AnswerInJson
 
     @extend_schema(
         operation_id="event_stream",

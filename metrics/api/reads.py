@@ -9,6 +9,7 @@ parse, call a selector of `metrics.queries` and shape the answer; every error is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -246,7 +247,9 @@ def live_filter(params: Mapping[str, Sequence[str]]) -> LiveFilter:
     if "source" in params:
         refs = _listed(params["source"])
         ids = [int(ref) for ref in refs if ref.isascii() and ref.isdigit() and len(ref) < 19]
-        found = Source.objects.filter(Q(pk__in=ids) | Q(name__in=refs)).values_list("pk", "name")
+        # Only what could be a name is looked for (PostgreSQL refuses a NUL in a string).
+        named = [ref for ref in refs if re.fullmatch(SOURCE_NAME_PATTERN, ref)]
+        found = Source.objects.filter(Q(pk__in=ids) | Q(name__in=named)).values_list("pk", "name")
         known = {ref for pk, name in found for ref in (str(pk), name)}
         missing = [ref for ref in refs if ref not in known]
         if missing:
