@@ -11,13 +11,14 @@ from .alerting import (
     Threshold,
     ThresholdOverride,
 )
-from .delivery import Channel, DeliveryAttempt, Notification, Policy
+from .delivery import Channel, DeliveryAttempt, DigestRun, Notification, Policy
 
 __all__ = [
     "Alert",
     "AlertTransition",
     "Channel",
     "DeliveryAttempt",
+    "DigestRun",
     "Notification",
     "Policy",
     "Rule",

@@ -19,6 +19,7 @@ from health.cli import health
 from metrics.cli import history, sources
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
+from monitoring_site import digest_command as digest
 from monitoring_site.demo import command as demo
 
 
@@ -50,6 +51,7 @@ VERBS: dict[str, Verb] = {
     "halt": control.halt,
     "reduce": control.reduce,
     "rearm": control.rearm,
+    "digest": digest,
 }
 
 
@@ -59,7 +61,8 @@ class Command(BaseCommand):
         "`tradewatch tail`, `tradewatch status`, `tradewatch health`, "
         "`tradewatch metrics SOURCE NAME`, `tradewatch export --from TIME`, "
         "`tradewatch demo`, `tradewatch config export|apply|schema`, "
-        "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`."
+        "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`, "
+        "`tradewatch digest --policy P --preview`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0
