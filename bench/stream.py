@@ -233,8 +233,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--redis-port", type=int, default=6379)
-    parser.add_argument("--redis-db", type=int, default=10, help="Celery broker database")
-    parser.add_argument("--cache-db", type=int, default=11, help="Django cache database")
+    parser.add_argument("--redis-db", type=int, default=2, help="Celery broker database")
+    parser.add_argument("--cache-db", type=int, default=3, help="Django cache database")
     return parser.parse_args(argv)
 
 
