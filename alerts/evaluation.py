@@ -22,7 +22,7 @@ from metrics.models import Source
 from . import engine
 from .judging import Extremes, Pass, Summary, subjects, worse_values
 from .lifecycle import alert_resolve_obsolete
-from .loading import source_data_load
+from .loading import source_data_load, sources_with_data_load
 from .models import Rule, Threshold, ThresholdOverride
 from .quiet import alerts_touch
 
@@ -97,12 +97,19 @@ def _watched_metric_names_read() -> frozenset[str]:
         .exclude(kind=Rule.Kind.HEALTH)
         .values_list("kind", "metric", "guard_metric")
     ):
-        # Event rules name an event type, which metric batches never carry.
-        if kind != Rule.Kind.EVENT:
-            names.add(metric)
-        if guard:
-            names.add(guard)
+        names |= metric_names_read(kind, metric, guard)
     return frozenset(names)
+
+
+def metric_names_read(kind: str, metric: str, guard_metric: str) -> set[str]:
+    """The metric names whose batches a rule of `kind` on `metric` (guarded by
+    `guard_metric`) judges: what decides which batches are evaluated at all
+    (`watched_metric_names`) and which rules judge them (`rules_reading`)."""
+    names = {guard_metric} if guard_metric else set()
+    # Event rules name an event type, which metric batches never carry.
+    if kind != Rule.Kind.EVENT:
+        names.add(metric)
+    return names
 
 
 # (rule, source) -> spec, valid as long as the rules cache that built it.
@@ -178,29 +185,50 @@ def rule_spec(rule: Rule, source_id: int) -> engine.RuleSpec | None:
     return spec
 
 
+def rules_reading(rules: Sequence[Rule], names: frozenset[str]) -> list[Rule]:
+    """The rules whose judgement a batch of metrics `names` can change: those reading one
+    of them as their metric or their guard. Event rules read events, never metric names."""
+    return [
+        rule
+        for rule in rules
+        if not names.isdisjoint(metric_names_read(rule.kind, rule.metric, rule.guard_metric))
+    ]
+
+
 def sources_evaluate(
     *,
     source_ids: Sequence[int],
     now: datetime | None = None,
     loaded: Sequence[Source] | None = None,
     extremes: Extremes | None = None,
+    names: frozenset[str] | None = None,
 ) -> Summary:
     """Evaluate every enabled rule that applies to each enabled source of `source_ids`.
 
     `loaded`: those sources, read by the caller a moment ago (one query less).
     `extremes` (one source only): a rule on a metric's newest value first judges the
     worst of these values, if worse than the newest, so a trough inside a batch is seen.
+    `names`: only the rules reading these metrics (`rules_reading`): what a batch of
+    them can change. The others' data did not change; what time does to them (absence,
+    `for`, expiry) is beat's full evaluation, every 15 s.
     """
     now = now or timezone.now()
     rules = enabled_rules()
+    if names is not None:
+        rules = rules_reading(rules, names)
+        if not rules:
+            return Pass(now).summary
+    run = Pass(now)
     if loaded is None:
-        sources = list(Source.objects.filter(pk__in=source_ids, enabled=True))
+        # The source rows come in the same round trip as their data.
+        sources, data = sources_with_data_load(source_ids, rules, now)
     else:
         sources = [source for source in loaded if source.enabled]
-    run = Pass(now)
+        if not sources:
+            return run.summary
+        data = source_data_load(sources, rules, now)
     if not sources:
         return run.summary
-    data = source_data_load(sources, rules, now)
     run.summary.sources = len(sources)
     for source in sources:
         source_data = data[source.pk]
@@ -216,6 +244,8 @@ def sources_evaluate(
                 for worse in worse_values(rule, spec, subject, extremes):
                     run.judge(source, source_data, rule, spec, subject, worse=worse)
                 run.judge(source, source_data, rule, spec, subject)
+        if names is not None:
+            continue  # other rules were not judged: their alerts are not obsolete
         # Alerts of rules that were disabled, rescoped or switched off for this source
         # would otherwise stay open for ever: nothing judges them any more.
         for open_alert in source_data.open_alerts.values():
@@ -232,11 +262,15 @@ def source_evaluate(
     now: datetime | None = None,
     source: Source | None = None,
     extremes: Extremes | None = None,
+    names: frozenset[str] | None = None,
 ) -> Summary:
     """Evaluate one source (right after its data arrived); `source`: its row, if read;
-    `extremes`: what its derivation just found (see `sources_evaluate`)."""
+    `extremes`: what its derivation just found; `names`: only the rules reading these
+    metrics (see `sources_evaluate`)."""
     loaded = None if source is None else [source]
-    return sources_evaluate(source_ids=[source_id], now=now, loaded=loaded, extremes=extremes)
+    return sources_evaluate(
+        source_ids=[source_id], now=now, loaded=loaded, extremes=extremes, names=names
+    )
 
 
 def all_sources_evaluate(*, now: datetime | None = None, chunk: int = 500) -> Summary:

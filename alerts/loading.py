@@ -45,70 +45,134 @@ def _plain_sql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+Rows = list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Read:
+    """One plain-SQL read, sent with others in one round trip (`read_together`)."""
+
+    sql: str
+    params: list[Any]
+
+
+def read_together(reads: Sequence[Read]) -> list[Rows]:
+    """The rows of each of `reads`, all sent in one round trip.
+
+    Django's PostgreSQL cursors bind parameters on the client, so several statements go
+    as one query and come back as one result set each. An evaluation on arrival makes
+    half a dozen small reads inside the ingestion request: one round trip instead of six
+    is most of their cost. (Server-side binding, an opt-in database option, takes one
+    statement at a time.)
+    """
+    if connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+        return [_rows(read.sql, read.params) for read in reads]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "; ".join(read.sql for read in reads),
+            [param for read in reads for param in read.params],
+        )
+        # The first of them: an execute wrapper may have moved on (django-pghistory's
+        # context steps to the last result set, past statements it put in front).
+        cursor.set_result(-len(reads))
+        results: list[Rows] = [cursor.fetchall()]
+        while cursor.nextset():
+            results.append(cursor.fetchall())
+    return results
+
+
+def _rows(sql: str, params: Sequence[Any]) -> Rows:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        rows: Rows = cursor.fetchall()
         return rows
 
 
-def _tag_rows(ids: list[int]) -> Iterable[tuple[int, int]]:
+def _sources_read(ids: list[int]) -> Read:
+    columns = ", ".join(str(field.column) for field in Source._meta.concrete_fields)
+    return Read(
+        f"SELECT {columns} FROM {Source._meta.db_table} WHERE id = ANY(%s) AND enabled ORDER BY id",
+        [ids],
+    )
+
+
+def _sources_from(rows: Rows) -> list[Source]:
+    names = [field.attname for field in Source._meta.concrete_fields]
+    return [Source.from_db(connection.alias, names, row) for row in rows]
+
+
+def _tags_read(ids: list[int]) -> Read:
     through = Source.tags.through
-    if _plain_sql():
-        source, tag = (
-            through._meta.get_field("source").column,
-            through._meta.get_field("tag").column,
-        )
-        return _rows(
-            f"SELECT {source}, {tag} FROM {through._meta.db_table} WHERE {source} = ANY(%s)",
-            [ids],
-        )
-    return through.objects.filter(source_id__in=ids).values_list("source_id", "tag_id")
+    source = through._meta.get_field("source").column
+    tag = through._meta.get_field("tag").column
+    return Read(
+        f"SELECT {source}, {tag} FROM {through._meta.db_table} WHERE {source} = ANY(%s)", [ids]
+    )
+
+
+def _tag_rows(ids: list[int]) -> Iterable[tuple[int, int]]:
+    """What `_tags_read` reads, through the ORM."""
+    return Source.tags.through.objects.filter(source_id__in=ids).values_list("source_id", "tag_id")
+
+
+SERIES_COLUMNS = ("id", "source_id", "name", "labels", "labels_key", "last_ts", "last_value")
+
+
+def _series_read(ids: list[int], names: set[str]) -> Read:
+    return Read(
+        f"SELECT {', '.join(SERIES_COLUMNS)} FROM {MetricSeries._meta.db_table} "
+        "WHERE source_id = ANY(%s) AND name = ANY(%s)",
+        [ids, sorted(names)],
+    )
+
+
+def _series_from(rows: Rows) -> list[dict[str, Any]]:
+    series = []
+    for row in rows:
+        plain = dict(zip(SERIES_COLUMNS, row, strict=True))
+        if isinstance(plain["labels"], str):  # jsonb arrives as text: JSONField decodes it
+            plain["labels"] = json.loads(plain["labels"])
+        series.append(plain)
+    return series
 
 
 def _series_rows(ids: list[int], names: set[str]) -> Iterable[dict[str, Any]]:
-    columns = ("id", "source_id", "name", "labels", "labels_key", "last_ts", "last_value")
-    if not _plain_sql():
-        series: Iterable[dict[str, Any]] = MetricSeries.objects.filter(
-            source_id__in=ids, name__in=names
-        ).values(*columns)
-        return series
-    rows = []
-    for row in _rows(
-        f"SELECT {', '.join(columns)} FROM {MetricSeries._meta.db_table} "
-        "WHERE source_id = ANY(%s) AND name = ANY(%s)",
-        [ids, sorted(names)],
-    ):
-        plain = dict(zip(columns, row, strict=True))
-        if isinstance(plain["labels"], str):  # jsonb arrives as text: JSONField decodes it
-            plain["labels"] = json.loads(plain["labels"])
-        rows.append(plain)
-    return rows
+    """What `_series_read` reads, through the ORM."""
+    series: Iterable[dict[str, Any]] = MetricSeries.objects.filter(
+        source_id__in=ids, name__in=names
+    ).values(*SERIES_COLUMNS)
+    return series
+
+
+def _heartbeats_read(ids: list[int]) -> Read:
+    return Read(
+        f"SELECT source_id, last_seen FROM {SourceHeartbeat._meta.db_table} "
+        "WHERE source_id = ANY(%s)",
+        [ids],
+    )
 
 
 def _heartbeat_rows(ids: list[int]) -> Iterable[tuple[int, datetime]]:
-    if _plain_sql():
-        return _rows(
-            f"SELECT source_id, last_seen FROM {SourceHeartbeat._meta.db_table} "
-            "WHERE source_id = ANY(%s)",
-            [ids],
-        )
+    """What `_heartbeats_read` reads, through the ORM."""
     return SourceHeartbeat.objects.filter(source_id__in=ids).values_list("source_id", "last_seen")
 
 
-def _open_alert_rows(ids: list[int]) -> Iterable[tuple[Any, ...]]:
+def _open_alerts_read(ids: list[int]) -> Read:
     """OPEN_ALERT_COLUMNS, then `keep_resolved_through` and the rule's kind and metric, of
     the open alerts of `ids` and those kept resolved by a person, other than health
     alerts."""
-    if _plain_sql():
-        columns = ", ".join(f"a.{column}" for column in OPEN_ALERT_COLUMNS)
-        return _rows(
-            f"SELECT {columns}, a.keep_resolved_through, r.kind, r.metric "
-            f"FROM {Alert._meta.db_table} a JOIN {Rule._meta.db_table} r ON r.id = a.rule_id "
-            "WHERE a.source_id = ANY(%s) AND (a.state = ANY(%s) OR a.keep_resolved) "
-            "AND r.kind <> %s",
-            [ids, [str(state) for state in OPEN_STATES], str(Rule.Kind.HEALTH)],
-        )
+    columns = ", ".join(f"a.{column}" for column in OPEN_ALERT_COLUMNS)
+    return Read(
+        f"SELECT {columns}, a.keep_resolved_through, r.kind, r.metric "
+        f"FROM {Alert._meta.db_table} a JOIN {Rule._meta.db_table} r ON r.id = a.rule_id "
+        "WHERE a.source_id = ANY(%s) AND (a.state = ANY(%s) OR a.keep_resolved) "
+        "AND r.kind <> %s",
+        [ids, [str(state) for state in OPEN_STATES], str(Rule.Kind.HEALTH)],
+    )
+
+
+def _open_alert_rows(ids: list[int]) -> Iterable[tuple[Any, ...]]:
+    """What `_open_alerts_read` reads, through the ORM."""
     return (
         Alert.objects.filter(Q(state__in=OPEN_STATES) | Q(keep_resolved=True), source_id__in=ids)
         .exclude(rule__kind=Rule.Kind.HEALTH)
@@ -136,22 +200,99 @@ class SourceData:
     )
 
 
-def source_data_load(
-    sources: Sequence[Source], rules: list[Rule], now: datetime
-) -> dict[int, SourceData]:
-    ids = [source.pk for source in sources]
-    data = {source.pk: SourceData() for source in sources}
-    for source_id, tag_id in _tag_rows(ids):
-        data[source_id].tag_ids.add(tag_id)
+@dataclass
+class _FirstReads:
+    """What every evaluation reads first; none of it depends on the rest."""
 
+    sources: list[Source] | None
+    tags: Iterable[tuple[int, int]]
+    series: Iterable[dict[str, Any]]
+    events: Iterable[tuple[int, str, datetime, bool]]
+    heartbeats: Iterable[tuple[int, datetime]]
+    open_alerts: Iterable[tuple[Any, ...]]
+
+
+def _first_reads(
+    ids: list[int], rules: list[Rule], now: datetime, *, with_sources: bool
+) -> _FirstReads:
+    """Sources (if asked), tags, series, events, heartbeats and open alerts of `ids`: in
+    one round trip on PostgreSQL, one ORM query each elsewhere."""
     metric_names = {rule.metric for rule in rules if rule.kind != Rule.Kind.EVENT} | {
         rule.guard_metric for rule in rules if rule.guard_metric
     }
+    event_rules = [rule for rule in rules if rule.kind == Rule.Kind.EVENT]
+    newest_types = {KILL_SWITCH_ON, KILL_SWITCH_OFF} | {
+        rule.metric.removeprefix(EVENT_PREFIX)
+        for rule in rules
+        if rule.kind == Rule.Kind.ABSENCE and rule.metric.startswith(EVENT_PREFIX)
+    }
+    event_since = now - max(rule.window for rule in event_rules) if event_rules else None
+    event_types = {rule.metric for rule in event_rules}
+    if not _plain_sql():
+        sources = None
+        if with_sources:
+            sources = list(Source.objects.filter(pk__in=ids, enabled=True).order_by("pk"))
+        return _FirstReads(
+            sources=sources,
+            tags=_tag_rows(ids),
+            series=_series_rows(ids, metric_names),
+            events=_event_rows(ids, event_types, event_since, newest_types),
+            heartbeats=_heartbeat_rows(ids),
+            open_alerts=_open_alert_rows(ids),
+        )
+    reads = [
+        _tags_read(ids),
+        _series_read(ids, metric_names),
+        _events_read(ids, event_types, event_since, newest_types),
+        _heartbeats_read(ids),
+        _open_alerts_read(ids),
+    ]
+    if with_sources:
+        reads.append(_sources_read(ids))
+    tags, series, events, heartbeats, open_alerts, *sources_rows = read_together(reads)
+    return _FirstReads(
+        sources=_sources_from(sources_rows[0]) if with_sources else None,
+        tags=tags,
+        series=_series_from(series),
+        events=events,
+        heartbeats=heartbeats,
+        open_alerts=open_alerts,
+    )
+
+
+def source_data_load(
+    sources: Sequence[Source], rules: list[Rule], now: datetime
+) -> dict[int, SourceData]:
+    """What `rules` look at, for each of `sources`."""
+    ids = [source.pk for source in sources]
+    return _load(sources, _first_reads(ids, rules, now, with_sources=False), rules, now)
+
+
+def sources_with_data_load(
+    source_ids: Sequence[int], rules: list[Rule], now: datetime
+) -> tuple[list[Source], dict[int, SourceData]]:
+    """The enabled sources of `source_ids`, and what `rules` look at for each: the rows
+    of the sources come in the same round trip as their data."""
+    first = _first_reads(list(source_ids), rules, now, with_sources=True)
+    sources = first.sources or []
+    return sources, _load(sources, first, rules, now)
+
+
+def _load(
+    sources: Sequence[Source], first: _FirstReads, rules: list[Rule], now: datetime
+) -> dict[int, SourceData]:
+    ids = [source.pk for source in sources]
+    # Only `sources` get data: rows of others read alongside (disabled ones) are skipped.
+    data = {source.pk: SourceData() for source in sources}
+    for source_id, tag_id in first.tags:
+        if source_id in data:
+            data[source_id].tag_ids.add(tag_id)
     by_id: dict[int, dict[str, Any]] = {}
-    for series_row in _series_rows(ids, metric_names):
+    for series_row in first.series:
         plain: dict[str, Any] = dict(series_row)
-        data[plain["source_id"]].series.append(plain)
-        by_id[plain["id"]] = plain
+        if plain["source_id"] in data:
+            data[plain["source_id"]].series.append(plain)
+            by_id[plain["id"]] = plain
 
     # Metrics these sources have series of: windows of the others need no query.
     present_names = {row["name"] for row in by_id.values()}
@@ -205,15 +346,9 @@ def source_data_load(
                 engine.Point(min(ts, now), value)
             )
 
-    event_rules = [rule for rule in rules if rule.kind == Rule.Kind.EVENT]
-    newest_types = {KILL_SWITCH_ON, KILL_SWITCH_OFF} | {
-        rule.metric.removeprefix(EVENT_PREFIX)
-        for rule in rules
-        if rule.kind == Rule.Kind.ABSENCE and rule.metric.startswith(EVENT_PREFIX)
-    }
-    event_since = now - max(rule.window for rule in event_rules) if event_rules else None
-    event_types = {rule.metric for rule in event_rules}
-    for source_id, event_type, ts, newest in _events(ids, event_types, event_since, newest_types):
+    for source_id, event_type, ts, newest in first.events:
+        if source_id not in data:
+            continue
         if newest:
             data[source_id].newest_event[event_type] = ts
         else:
@@ -226,12 +361,15 @@ def source_data_load(
     # A heartbeat is due `period + grace` after the last one: absence rules on
     # "heartbeat" measure from then, so their value is the seconds overdue.
     expected = {source.pk: source.heartbeat_period + source.heartbeat_grace for source in sources}
-    for source_id, last_seen in _heartbeat_rows(ids):
-        data[source_id].heartbeat = last_seen + expected[source_id]
+    for source_id, last_seen in first.heartbeats:
+        if source_id in data:
+            data[source_id].heartbeat = last_seen + expected[source_id]
     # Health alerts are opened and closed by the health runner, not judged here.
-    for alert_row in _open_alert_rows(ids):
+    for alert_row in first.open_alerts:
         fields: dict[str, Any] = dict(zip(OPEN_ALERT_COLUMNS, alert_row, strict=False))
         through, kind, metric = alert_row[len(OPEN_ALERT_COLUMNS) :]
+        if fields["source_id"] not in data:
+            continue
         source_data = data[fields.pop("source_id")]
         # (popped before the call: the subscript would be evaluated after it)
         fp = fields.pop("fingerprint")
@@ -246,36 +384,33 @@ def source_data_load(
     return data
 
 
-def _events(
-    source_ids: Sequence[int],
-    types: set[str],
-    since: datetime | None,
-    newest_types: set[str],
-) -> Iterable[tuple[int, str, datetime, bool]]:
+def _events_read(
+    source_ids: list[int], types: set[str], since: datetime | None, newest_types: set[str]
+) -> Read:
     """(source, type, ts, False) of each event of `types` since `since`, and (source, type,
-    newest ts, True) of each of `newest_types`: one query on PostgreSQL."""
+    newest ts, True) of each of `newest_types`."""
     table = Event._meta.db_table
-    if connection.vendor == "postgresql":
-        parts: list[str] = []
-        params: list[Any] = []
-        if since is not None and types:
-            parts.append(
-                f"SELECT source_id, type, ts, false FROM {table} "
-                "WHERE source_id = ANY(%s) AND type = ANY(%s) AND ts > %s"
-            )
-            params += [list(source_ids), sorted(types), since]
-        if newest_types:
-            parts.append(
-                f"SELECT source_id, type, max(ts), true FROM {table} "
-                "WHERE source_id = ANY(%s) AND type = ANY(%s) GROUP BY source_id, type"
-            )
-            params += [list(source_ids), sorted(newest_types)]
-        if not parts:
-            return []
-        with connection.cursor() as cursor:
-            cursor.execute(" UNION ALL ".join(parts), params)
-            found: list[tuple[int, str, datetime, bool]] = cursor.fetchall()
-            return found
+    parts: list[str] = []
+    params: list[Any] = []
+    if since is not None and types:
+        parts.append(
+            f"SELECT source_id, type, ts, false FROM {table} "
+            "WHERE source_id = ANY(%s) AND type = ANY(%s) AND ts > %s"
+        )
+        params += [source_ids, sorted(types), since]
+    # Never empty: the kill switch's types are always among them.
+    parts.append(
+        f"SELECT source_id, type, max(ts), true FROM {table} "
+        "WHERE source_id = ANY(%s) AND type = ANY(%s) GROUP BY source_id, type"
+    )
+    params += [source_ids, sorted(newest_types)]
+    return Read(" UNION ALL ".join(parts), params)
+
+
+def _event_rows(
+    source_ids: list[int], types: set[str], since: datetime | None, newest_types: set[str]
+) -> Iterable[tuple[int, str, datetime, bool]]:
+    """What `_events_read` reads, through the ORM."""
     rows: list[tuple[int, str, datetime, bool]] = []
     if since is not None and types:
         rows += [
@@ -284,16 +419,15 @@ def _events(
                 source_id__in=source_ids, type__in=types, ts__gt=since
             ).values_list("source_id", "type", "ts")
         ]
-    if newest_types:
-        rows += [
-            (source_id, kind, newest, True)
-            for source_id, kind, newest in Event.objects.filter(
-                source_id__in=source_ids, type__in=newest_types
-            )
-            .values("source_id", "type")
-            .annotate(newest=Max("ts"))
-            .values_list("source_id", "type", "newest")
-        ]
+    rows += [
+        (source_id, kind, newest, True)
+        for source_id, kind, newest in Event.objects.filter(
+            source_id__in=source_ids, type__in=newest_types
+        )
+        .values("source_id", "type")
+        .annotate(newest=Max("ts"))
+        .values_list("source_id", "type", "newest")
+    ]
     return rows
 
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from metrics.models import Source, Tag
 
-from .models import Alert, Rule, Severity, Silence
+from .models import Alert, AlertTransition, Rule, Severity, Silence
 
 logger = logging.getLogger(__name__)
 
@@ -82,26 +82,45 @@ def silence_create(
 
 
 def alert_silence(
-    *, alert: Alert, by: AbstractBaseUser, hours: int | None, now: datetime | None = None
+    *,
+    alert: Alert,
+    by: AbstractBaseUser,
+    hours: int | None,
+    via: str = "the admin",
+    now: datetime | None = None,
 ) -> Silence:
     """Mute the alert's rule on its source for `hours`, or until this alert resolves (None).
 
-    What the alert list's silence actions and the alert's page both create. Raises
-    `ValidationError` as `silence_create` does (e.g. "until it resolves" on a resolved alert).
+    What the alert list's silence actions, the alert's page and chat buttons create;
+    `via` says where from (a chat account), for the reason and the alert's timeline.
+    Raises `ValidationError` as `silence_create` does (e.g. "until it resolves" on a
+    resolved alert).
     """
     now = now or timezone.now()
-    reason = f"Silenced from the admin by {by}: {alert}"
-    return silence_create(
-        # The alert's name can be long: the reason column is not.
-        reason=reason[: Silence._meta.get_field("reason").max_length],
-        created_by=by,
-        sources=[alert.source],
-        rules=[alert.rule],
-        starts_at=now,
-        ends_at=now + timedelta(hours=hours) if hours else None,
-        alert=None if hours else alert,
-        now=now,
-    )
+    reason = f"Silenced from {via} by {by}: {alert}"
+    ends_at = now + timedelta(hours=hours) if hours else None
+    with transaction.atomic():
+        silence = silence_create(
+            # The alert's name can be long: the reason column is not.
+            reason=reason[: Silence._meta.get_field("reason").max_length],
+            created_by=by,
+            sources=[alert.source],
+            rules=[alert.rule],
+            starts_at=now,
+            ends_at=ends_at,
+            alert=None if hours else alert,
+            now=now,
+        )
+        AlertTransition.objects.create(
+            alert=alert, at=now, kind=AlertTransition.Kind.SILENCED, severity=alert.severity,
+            value=alert.value, actor=by if by.pk is not None else None,  # type: ignore[misc]
+            details={
+                "silence": silence.pk,
+                "until": ends_at.isoformat() if ends_at else "resolved",
+                "via": via,
+            },
+        )  # fmt: skip
+    return silence
 
 
 def silence_expire(

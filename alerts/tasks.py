@@ -7,13 +7,14 @@ import time
 
 from celery import shared_task
 
+from core.generations import generations_read_once
 from metrics.derived import pending_derivations, trading_metrics_catch_up
 from metrics.models import Source
 
 from .delivery import notification_deliver, outbox_sweep
 from .escalation import alerts_escalate
 from .evaluation import all_sources_evaluate
-from .trigger import DERIVE_SECONDS, evaluation_run
+from .trigger import DERIVE_SECONDS, WORKER_ROUNDS, evaluation_run
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ logger = logging.getLogger(__name__)
 def evaluate_source(source_id: int) -> None:
     """Right after a source's data arrived: derive its trading metrics if due, evaluate
     (queued by `alerts.trigger`, which keeps one evaluation of a source in flight)."""
-    evaluation_run(source_id)
+    with generations_read_once():  # rules and policies: one round trip for their tokens
+        evaluation_run(source_id, rounds=WORKER_ROUNDS)
 
 
 @shared_task(name="alerts.tasks.evaluate_all_sources", time_limit=120, soft_time_limit=110)

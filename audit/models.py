@@ -21,6 +21,7 @@ import pghistory
 from django.db import models
 
 from alerts.models import Channel, Policy, Rule, Silence, Threshold, ThresholdOverride
+from chat.models import ChatIdentity
 from health.models import HealthCheck
 from metrics.models import Source, Tag, TradingControl
 
@@ -64,6 +65,8 @@ SourceEvent = _event_model(Source, "SourceEvent")
 TagEvent = _event_model(Tag, "TagEvent")
 # Every change of a trading state: who or which rule, why, when, from which alert.
 TradingControlEvent = _event_model(TradingControl, "TradingControlEvent")
+# Who in Telegram or Slack acts as whom: linked with a code, or by an Admin.
+ChatIdentityEvent = _event_model(ChatIdentity, "ChatIdentityEvent")
 
 # Delivery bookkeeping the workers write after every send: not configuration.
 CHANNEL_STATISTICS = (

@@ -11,9 +11,11 @@ With the cache away no copy is trusted: the caller reads afresh each time.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from django.core.cache import cache
@@ -26,8 +28,60 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# Every generation key this process knows (KeptCopy's and `generation_known`'s).
+_known: set[str] = set()
+_read_once = threading.local()
+
+
+def generation_known(key: str) -> str:
+    """Declare a generation key read outside `KeptCopy` (so `generations_read_once` reads
+    it too); returns it."""
+    _known.add(key)
+    return key
+
+
+@contextmanager
+def generations_read_once() -> Iterator[None]:
+    """Within the block (one ingestion request), read every known generation token once,
+    all in one round trip, instead of one GET per kept copy consulted.
+
+    An ingestion request checks the API keys', the rules' (twice), the trading
+    controls' and the policies' generations: five round trips to the cache, the most of
+    any of its steps. A token read at the start is older than the rows read after it, so
+    a copy is never taken for newer than it is; an edit committed by this thread during
+    the block drops its token (see `generation_bump`), so it is read again.
+    """
+    if getattr(_read_once, "tokens", None) is not None:  # already inside one
+        yield
+        return
+    keys = sorted(_known)
+    try:
+        client = redis_cache_client()
+        tokens = (
+            dict(zip(keys, client.mget([cache_key(key) for key in keys]), strict=True))
+            if client is not None and keys
+            else None
+        )
+    except Exception:  # the cache is away: each read goes its own way (and says so)
+        tokens = None
+    _read_once.tokens = tokens
+    try:
+        yield
+    finally:
+        _read_once.tokens = None
+
+
+def _read_once_forget(key: str) -> None:
+    tokens = getattr(_read_once, "tokens", None)
+    if tokens is not None:
+        tokens.pop(key, None)
+
+
 def generation_current(key: str, *, what: str) -> object:
     """The token under `key`; with the cache away, one equal to no copy's."""
+    tokens = getattr(_read_once, "tokens", None)
+    if tokens is not None and key in tokens:
+        return tokens[key]
     try:
         client = redis_cache_client()
         if client is not None:
@@ -49,7 +103,12 @@ def generation_bump(key: str) -> None:
     every process reads afresh until it is back (a restarted cache holds no token, which
     also has them read afresh).
     """
-    transaction.on_commit(lambda: cache.set(key, uuid.uuid4().hex, timeout=None), robust=True)
+
+    def bump() -> None:
+        _read_once_forget(key)
+        cache.set(key, uuid.uuid4().hex, timeout=None)
+
+    transaction.on_commit(bump, robust=True)
 
 
 class KeptCopy(Generic[T]):
@@ -70,6 +129,7 @@ class KeptCopy(Generic[T]):
         self.ttl_seconds = ttl_seconds
         self._kept: tuple[float, object, T] | None = None
         KeptCopy._sharing.setdefault(key, []).append(self)
+        generation_known(key)
 
     def get(self, read: Callable[[], T]) -> T:
         """The kept copy while it is current; else what `read` returns, kept."""

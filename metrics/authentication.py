@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from core.generations import generation_bump, generation_current
+from core.generations import generation_bump, generation_current, generation_known
 from core.operator_api import KEYWORD
 
 from .models import Source, SourceAPIKey
@@ -85,7 +85,7 @@ def usable_key(prefix: str) -> SourceAPIKey | None:
 # request is checked in the database). KEY_CACHE_SECONDS bounds how long a change made
 # straight in the database, which bumps no generation, can go unseen; expiry dates are
 # checked on every request.
-KEYS_GENERATION = "source-keys-generation"
+KEYS_GENERATION = generation_known("source-keys-generation")
 KEY_CACHE_SECONDS = 5.0
 _KEY_CACHE_LIMIT = 10_000
 

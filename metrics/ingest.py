@@ -212,6 +212,23 @@ def computed_samples_store(
             with connection.cursor() as cursor:
                 cursor.execute(*also)
         return
+    _write_together(rows, latest, also=also)
+
+
+# A batch of at most this many samples is written by one upsert statement with its
+# latest values (1 round trip), not by COPY in a savepoint and an update (5): a bot
+# sending a few metrics every tick waits for its answer, and most batches are small.
+SMALL_BATCH_ROWS = 64
+
+
+def _write_together(
+    rows: Sequence[tuple[int, datetime, float]],
+    latest: dict[int, tuple[datetime, float]],
+    *,
+    also: tuple[str, Sequence[Any]] | None = None,
+) -> None:
+    """Upsert `rows` and move their series' latest values, in one statement (PostgreSQL);
+    `also`: one more write statement sent with them."""
     parts, params = [], []
     if rows:
         parts += [f"stored AS ({_UPSERT_SAMPLES})", f"latest AS ({_UPDATE_LATEST})"]
@@ -236,8 +253,11 @@ def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool =
     with transaction.atomic():
         series_ids = _resolve_series(source, samples)
         rows, latest = _rows_of(series_ids, samples)
-        _copy_samples(rows)
-        _update_latest(latest)
+        if connection.vendor == "postgresql" and len(rows) <= SMALL_BATCH_ROWS:
+            _write_together(rows, latest)
+        else:
+            _copy_samples(rows)
+            _update_latest(latest)
         touches_equity = (EQUITY_METRIC, EMPTY_LABELS_KEY) in series_ids
         if touches_equity:
             _derivation_request(

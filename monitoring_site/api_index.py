@@ -87,6 +87,17 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
              "latest values on request; `Last-Event-ID` resumes."),
         ],
     ),
+    "chat": (
+        "Telegram and Slack send the presses of notifications' buttons; the channel's "
+        "secret (Telegram) or signature (Slack) is the credential, the linked person's "
+        "permissions decide.",
+        [
+            ("/api/v1/chat/telegram/{channel_id}/", ("POST",), "none",
+             "A Telegram update (webhook), with X-Telegram-Bot-Api-Secret-Token."),
+            ("/api/v1/chat/slack/{channel_id}/", ("POST",), "none",
+             "A Slack press or slash command, signed (X-Slack-Signature)."),
+        ],
+    ),
     "health": (
         "People read the health of sources, checks and Tradewatch itself.",
         [

@@ -54,6 +54,13 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         "escalation time to its escalation channels.",
     ),
     PeriodicWork(
+        name="Poll Telegram for button presses",
+        task="chat.tasks.poll_telegram",
+        every_seconds=5,
+        description="Asks the bots of Telegram channels set to `buttons: poll` for the "
+        "buttons pressed since (channels set to `webhook` are called by Telegram instead).",
+    ),
+    PeriodicWork(
         name="Run due health checks",
         task="health.tasks.run_due_checks",
         every_seconds=5,

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "monitoring_site",
     "metrics",
     "alerts",
+    "chat",
     "health",
     "audit",
     "configuration",

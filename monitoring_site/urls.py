@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include("metrics.api.urls")),
     path("api/v1/", include("metrics.api.read_urls")),
     path("api/v1/", include("alerts.api.urls")),
+    path("api/v1/", include("chat.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("configuration.api.urls")),
     path("api/v1/stream", StreamView.as_view(), name="event-stream"),

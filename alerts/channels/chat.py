@@ -24,8 +24,7 @@ class ChatWebhookChannel(ChannelKind):
     def url_prefix() -> str:
         raise NotImplementedError
 
-    @staticmethod
-    def body(message: NotificationMessage) -> dict[str, Any]:
+    def body(self, message: NotificationMessage) -> dict[str, Any]:
         raise NotImplementedError
 
     @classmethod

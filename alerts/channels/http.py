@@ -226,12 +226,15 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def post(url: str, *, content: bytes, headers: Mapping[str, str]) -> DeliveryResult:
+def post(
+    url: str, *, content: bytes, headers: Mapping[str, str], answer_chars: int = ANSWER_CHARS
+) -> DeliveryResult:
     """POST `content` to `url` once and say how it went, never raising for the network.
 
     2xx is sent; 410 is permanent and disables the channel; 429 retries after the
     endpoint's `Retry-After`; a redirect and any other 4xx are permanent; 5xx, timeouts
-    and connection errors retry; a refused destination is permanent.
+    and connection errors retry; a refused destination is permanent. The answer is kept
+    to `answer_chars` (more for a caller that reads it, such as Telegram's getUpdates).
     """
     seconds = float(settings.TRADEWATCH_DELIVERY_TIMEOUT_SECONDS)
     started = time.perf_counter()
@@ -258,14 +261,20 @@ def post(url: str, *, content: bytes, headers: Mapping[str, str]) -> DeliveryRes
         headers=response.headers,
         answer=body.decode(response.encoding or "utf-8", errors="replace"),
         duration_ms=(time.perf_counter() - started) * 1000,
+        answer_chars=answer_chars,
     )
 
 
 def result_from_answer(
-    *, status: int, headers: Mapping[str, str], answer: str, duration_ms: float
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    answer: str,
+    duration_ms: float,
+    answer_chars: int = ANSWER_CHARS,
 ) -> DeliveryResult:
     """Classify an endpoint's answer as the SPEC's receiver contract says."""
-    answer = answer[:ANSWER_CHARS]
+    answer = answer[:answer_chars]
     common: dict[str, typing.Any] = {"status": status, "duration_ms": duration_ms, "answer": answer}
     if 200 <= status < 300:
         return DeliveryResult(ok=True, **common)

@@ -368,6 +368,7 @@ class AlertTransition(models.Model):
         UNINHIBITED = "uninhibited", "No longer inhibited"
         ESCALATED = "escalated", "Escalated (unacknowledged too long)"
         TRADING_STATE = "trading_state", "Trading state changed"
+        SILENCED = "silenced", "Silenced by a person"
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="timeline")
     at = models.DateTimeField()

@@ -96,6 +96,12 @@ class Channel(models.Model):
             kind = channel_kind(self.kind)
         except LookupError as exc:
             raise ValidationError({"kind": str(exc)}) from None
+        misplaced = sorted(set(kind.secret_fields) & set(self.config))
+        if misplaced:
+            # Settings are shown, exported and recorded in the history as they are.
+            raise ValidationError(
+                {"config": [f"{name}: a secret; give it with the secrets." for name in misplaced]}
+            )
         try:
             kind.validate(self.config, self.secrets)
         except ValidationError as exc:

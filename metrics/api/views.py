@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -20,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api_errors import ErrorsView, errors_body, single_error
+from core.generations import generations_read_once
 from metrics import control, ingest, instrumentation, validation
 from metrics.authentication import (
     HookKeyAuthentication,
@@ -64,6 +66,12 @@ class SourceView(ErrorsView):
     permission_classes = [IsSource]
     throttle_classes = [SourceIngestThrottle]
     parser_classes = [StrictJSONParser]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # Key check, evaluation on arrival and the trading-state answer each consult a
+        # generation: one round trip to the cache for all of them.
+        with generations_read_once():
+            return super().dispatch(request, *args, **kwargs)
 
     def source(self, request: Request) -> Source:
         principal = request.user

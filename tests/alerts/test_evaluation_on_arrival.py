@@ -20,6 +20,7 @@ from alerts.trigger import (
     ARRIVAL_BURST_SECONDS,
     DERIVATION_NEEDED,
     IN_FLIGHT,
+    WORKER_ROUNDS,
     arrival_budget,
     evaluation_claim,
     evaluation_request,
@@ -104,17 +105,20 @@ def test_a_burst_during_an_evaluation_is_judged_by_one_more_right_after_it(
     assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is None
 
 
-def test_a_change_during_a_workers_evaluation_queues_exactly_one_more(
+def test_a_change_during_a_workers_evaluation_is_evaluated_by_it_at_once(
     source: Source,
     deep_queue_rule: Rule,
     broker: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real = evaluation.source_evaluate
+    evaluated: list[frozenset[str] | None] = []
 
     def evaluate_while_batches_arrive(**kwargs: Any) -> None:
-        for _ in range(3):
-            evaluation_request(source.pk)  # three batches committed meanwhile
+        if not evaluated:
+            for _ in range(3):  # three batches committed meanwhile
+                evaluation_request(source.pk, names=frozenset({"queue_depth"}))
+        evaluated.append(kwargs.get("names"))
         real(**kwargs)
 
     monkeypatch.setattr(trigger, "source_evaluate", evaluate_while_batches_arrive)
@@ -122,8 +126,62 @@ def test_a_change_during_a_workers_evaluation_queues_exactly_one_more(
 
     evaluate_source.run(source.pk)
 
+    # One more, right after, in the same worker (not behind every queued source), for
+    # the names that arrived meanwhile; then idle.
+    assert evaluated == [None, frozenset({"queue_depth"})]
+    assert queued_evaluations(broker) == []
+    assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is None
+
+
+def test_a_source_changing_during_every_evaluation_goes_back_to_the_queue(
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = evaluation.source_evaluate
+    evaluations = 0
+
+    def evaluate_while_batches_arrive(**kwargs: Any) -> None:
+        nonlocal evaluations
+        evaluations += 1
+        evaluation_request(source.pk)
+        real(**kwargs)
+
+    monkeypatch.setattr(trigger, "source_evaluate", evaluate_while_batches_arrive)
+    evaluation_claim(source.pk)
+
+    evaluate_source.run(source.pk)
+
+    # At most WORKER_ROUNDS in a row, then its turn in the queue: a busy source cannot
+    # hold a worker while others wait.
+    assert evaluations == WORKER_ROUNDS
     assert queued_evaluations(broker) == [(source.pk, None)]
     assert cache.get(IN_FLIGHT.format(source_id=source.pk)) is not None  # still in flight
+
+
+def test_a_batch_finding_a_derivation_due_leaves_the_evaluation_to_a_worker(
+    source_client: APIClient,
+    source: Source,
+    deep_queue_rule: Rule,
+    broker: redis.Redis,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # Equity's evaluation was lost with a killed worker: its flags expired, the
+    # derivation request stayed. The next batch must not fold in its request.
+    cache.set(DERIVATION_NEEDED.format(source_id=source.pk), 1, timeout=None)
+
+    post_samples(
+        source_client,
+        {"name": "queue_depth", "value": 500},
+        capture=django_capture_on_commit_callbacks,
+    )
+
+    assert not Alert.objects.filter(source=source).exists()
+    assert queued_evaluations(broker) == [(source.pk, None)]
+    evaluate_source.run(source.pk)
+    assert evaluation_claim(source.pk).derive is False  # the worker derived, then evaluated
+    assert Alert.objects.get(source=source, rule=deep_queue_rule).state == Alert.State.FIRING
 
 
 def test_equity_goes_to_a_worker_which_derives_before_it_evaluates(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pghistory
 import pytest
 from django.utils import timezone
 
@@ -77,6 +78,36 @@ def test_the_plain_sql_reads_load_what_the_orm_reads_load(
     assert by_sql[first.pk].heartbeat_firing
     assert set(by_sql[second.pk].open_alerts) == {"c"}  # not resolved, not health
     assert by_sql[second.pk].open_alerts["c"].peak_value == 4.5
+
+
+def test_reads_sent_together_each_come_back_whole_inside_a_history_context() -> None:
+    # Admin and API requests run inside a django-pghistory context, whose execute
+    # wrapper steps the cursor to the last result set: each read must still get its own.
+    reads = [loading.Read("SELECT %s::int", [n]) for n in (1, 2, 3)]
+    reads.append(loading.Read("SELECT 4 WHERE false", []))
+
+    with pghistory.context(user=None):
+        inside = loading.read_together(reads)
+    outside = loading.read_together(reads)
+
+    assert inside == outside == [[(1,)], [(2,)], [(3,)], []]
+
+
+def test_evaluation_loads_the_enabled_source_rows_with_their_data() -> None:
+    now = timezone.now()
+    on = SourceFactory.create(tags=[TagFactory.create(name="live")])
+    off = SourceFactory.create(enabled=False)
+    metric_ingest(source=on, samples=[Sample("leverage", {}, "{}", now, 2.0)], evaluate=False)
+    rule = Rule.objects.create(name="lev", metric="leverage")
+
+    sources, data = loading.sources_with_data_load([on.pk, off.pk], [rule], now)
+
+    [source] = sources
+    assert source == on
+    assert (source.name, source.heartbeat_period) == (on.name, on.heartbeat_period)
+    assert set(data) == {on.pk}
+    assert data[on.pk].series[0]["last_value"] == 2.0
+    assert data[on.pk].tag_ids == {tag.pk for tag in on.tags.all()}
 
 
 def test_the_plain_sql_silences_are_the_orm_silences() -> None:

@@ -12,6 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from metrics.ingest import SMALL_BATCH_ROWS
 from metrics.models import (
     Event,
     IdempotentRequest,
@@ -109,19 +110,37 @@ def test_it_never_moves_the_latest_value_back_in_time(source_client: APIClient) 
     assert MetricSample.objects.count() == 2
 
 
-def test_it_replaces_a_sample_sent_again_for_the_same_instant(source_client: APIClient) -> None:
-    ts = timezone.now().isoformat()
+# A small batch is written by one upsert, a large one by COPY (falling back to an
+# upsert on a replayed instant): both must replace, and keep the newest latest value.
+@pytest.mark.parametrize("others", [0, SMALL_BATCH_ROWS + 10], ids=["small", "large"])
+def test_it_replaces_a_sample_sent_again_for_the_same_instant(
+    source_client: APIClient, others: int
+) -> None:
+    now = timezone.now()
+    ts = now.isoformat()
     post(source_client, "/api/v1/metrics", {"samples": [{"name": "x", "value": 1, "ts": ts}]})
+    filler = [
+        {"name": "z", "value": n, "ts": (now - timedelta(seconds=n + 1)).isoformat()}
+        for n in range(others)
+    ]
 
     response = post(
         source_client,
         "/api/v1/metrics",
-        {"samples": [{"name": "x", "value": 5, "ts": ts}, {"name": "y", "value": 1, "ts": ts}]},
+        {
+            "samples": [
+                {"name": "x", "value": 5, "ts": ts},
+                {"name": "y", "value": 1, "ts": ts},
+                *filler,
+            ]
+        },
     )
 
     assert response.status_code == 202
     assert MetricSample.objects.filter(series__name="x").get().value == 5
+    assert MetricSeries.objects.get(name="x").last_value == 5
     assert MetricSample.objects.filter(series__name="y").count() == 1
+    assert MetricSample.objects.filter(series__name="z").count() == others
 
 
 def test_it_keeps_the_last_of_two_samples_at_one_instant_in_one_batch(

@@ -41,7 +41,7 @@ def test_it_answers_anyone_with_the_endpoint_groups_and_the_schema_links(client:
     assert response["Content-Type"] == "application/json"
     index = response.json()
     assert [group["name"] for group in index["groups"]] == [
-        "ingestion", "operator", "health", "configuration", "schema/docs", "probes",
+        "ingestion", "operator", "chat", "health", "configuration", "schema/docs", "probes",
     ]  # fmt: skip
     assert index["schema"] == "/api/schema/"
     assert index["docs"] == "/api/docs/"

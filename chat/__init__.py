@@ -1,0 +1,1 @@
+"""Acting on alerts from chat: Telegram and Slack buttons, and who in chat is whom."""
