@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ from bench._support import (
     run_with_cleanup,
     say,
 )
-from bench.alert_latency import wait_for_quiet
+from bench.alert_latency import percentile, wait_for_quiet
 from bench.sse import Listener, is_event
 
 HOST = "127.0.0.1"
@@ -93,12 +92,6 @@ class Latencies:
 
     stream: list[float]
     request: list[float]
-
-
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile (p99 of 6,000 values: the 5,940th smallest)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 async def measure(
@@ -197,17 +190,17 @@ def run(args: argparse.Namespace, workdir: Path, cleanup: list[Any]) -> dict[str
         measure(f"http://{HOST}:{port}", viewer, operator, int(alert_id), args)
     )
     stream, request = latencies.stream, latencies.request
-    p50, p99 = percentile(stream, 0.5), percentile(stream, 0.99)
+    p50, p99 = percentile(stream, 50), percentile(stream, 99)
     say(
         f"{delivered} deliveries, {missed} missed: from publication p50 {p50:.1f} ms, "
-        f"p99 {p99:.1f} ms; from the request p99 {percentile(request, 0.99):.1f} ms"
+        f"p99 {p99:.1f} ms; from the request p99 {percentile(request, 99):.1f} ms"
     )
     return {
         "clients": args.clients,
         "stream_p99_ms": round(p99, 1),
         "stream_p50_ms": round(p50, 1),
         "stream_max_ms": round(max(stream), 1),
-        "request_p99_ms": round(percentile(request, 0.99), 1),
+        "request_p99_ms": round(percentile(request, 99), 1),
         "changes": args.changes,
         "deliveries": delivered,
         "missed": missed,

@@ -49,6 +49,7 @@ from alerts.models import (
 from alerts.routing import notifications_create
 from alerts.selectors import without_watchdog
 from health.models import HealthReport
+from health.scoring import describe_seconds
 from health.selectors import watched_sources
 from metrics.models import MetricSample, Source, Trade
 from metrics.queries import metric_query
@@ -346,13 +347,7 @@ def percent(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    return "n/a" if seconds is None else describe_seconds(seconds)
 
 
 def title(digest: Digest) -> str:

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,13 +40,20 @@ from typing import Any, Final, Protocol
 
 from django.core.serializers.json import DjangoJSONEncoder
 
+from monitoring_site.front_parts import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    answer,
+    disconnected,
+    django_answer,
+    header,
+)
+
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH: Final = "/api/v1/stream"
 MARK: Final = b"x-tradewatch-front-streams"
@@ -150,8 +157,8 @@ class RedisStore:
         return rows[0][0].decode() if rows else "0-0"
 
     async def read(self, after: str, timeout: float) -> list[Entry]:
-        answer = await self.client.xread({self.key: after}, count=500, block=int(timeout * 1000))
-        return self._entries(answer[0][1]) if answer else []
+        found = await self.client.xread({self.key: after}, count=500, block=int(timeout * 1000))
+        return self._entries(found[0][1]) if found else []
 
     async def replay(self, after: str) -> list[Entry] | None:
         try:
@@ -188,13 +195,12 @@ def redis_store() -> Store:
     from django.conf import settings
 
     from core.events import stream_key
+    from core.redis_cache import redis_cache_url
 
-    location = settings.CACHES["default"].get("LOCATION", "")
-    if isinstance(location, list | tuple):
-        location = location[0]
-    if not str(location).startswith(("redis://", "rediss://", "unix://")):
+    url = redis_cache_url()
+    if url is None:
         return NoStore()
-    return RedisStore(str(location), stream_key(), int(settings.TRADEWATCH_STREAM_REPLAY_EVENTS))
+    return RedisStore(url, stream_key(), int(settings.TRADEWATCH_STREAM_REPLAY_EVENTS))
 
 
 ValuesReader = Callable[[list[int] | None, list[str]], Awaitable[list[dict[str, Any]]]]
@@ -450,18 +456,18 @@ class EventStreams:
         self.open += 1
         try:
             scope = {**scope, "headers": [*headers, (MARK, b"1")]}
-            answer = await _ask(self.app, scope)
-            grant = _grant(answer)
+            answered = await django_answer(self.app, scope)
+            grant = _grant(answered)
             if grant is None:
-                for message in answer:
+                for message in answered:
                     await send(message)
                 return
-            await self._stream(scope, grant, answer, receive, send)
+            await self._stream(scope, grant, answered, receive, send)
         finally:
             self.open -= 1
 
     async def _stream(
-        self, scope: Scope, grant: dict[str, Any], answer: list[Message], receive: Receive,
+        self, scope: Scope, grant: dict[str, Any], answered: list[Message], receive: Receive,
         send: Send,
     ) -> None:  # fmt: skip
         config = self.config
@@ -488,7 +494,7 @@ class EventStreams:
                 stream.values[source["id"]] = source_json(source["metrics"])
             opening.append(frame("metrics", grant["values"]))
         hub = self.hub
-        gone = asyncio.ensure_future(_disconnected(receive))
+        gone = asyncio.ensure_future(disconnected(receive))
         gone.add_done_callback(lambda _: stream.wake.set())
         try:
             try:
@@ -499,7 +505,7 @@ class EventStreams:
                 logger.warning("event stream refused: the event store is unreachable (%s)", exc)
                 await _refuse(send, scope, "The event store (Redis) does not answer; try again.")
                 return
-            request_id = _header(answer[0], b"x-request-id")
+            request_id = header(answered[0], b"x-request-id")
             await send(
                 {
                     "type": "http.response.start",
@@ -527,7 +533,7 @@ class EventStreams:
         self, stream: Stream, scope: Scope, opening: list[bytes]
     ) -> tuple[int, int] | None:
         """Add what a resuming client missed (or `reset`) to `opening`; the last id added."""
-        resume = _header({"headers": scope.get("headers", [])}, b"last-event-id")
+        resume = header(scope, b"last-event-id")
         if not resume:
             return None
         missed = await self.hub.store.replay(resume.decode("latin-1").strip())
@@ -579,7 +585,7 @@ class EventStreams:
                 return
             if loop.time() >= recheck_at:
                 recheck_at = loop.time() + config.recheck_seconds
-                if _grant(await _ask(self.app, scope)) is None:
+                if _grant(await django_answer(self.app, scope)) is None:
                     return  # no longer allowed: the client's reconnect is told why
 
 
@@ -601,62 +607,20 @@ async def _refuse(send: Send, scope: Scope, message: str) -> None:
     """503 with Retry-After, in the API's error shape, with the caller's request id."""
     from monitoring_site.logcontext import request_id_from
 
-    given = _header({"headers": scope.get("headers", [])}, b"x-request-id") or b""
+    given = header(scope, b"x-request-id") or b""
     request_id = request_id_from(given.decode("latin-1") or None)
-    body = json.dumps({"errors": [{"index": None, "field": None, "message": message}]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode()),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    extra = [
+        (b"retry-after", str(BUSY_RETRY_AFTER_SECONDS).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await answer(send, 503, message, extra)
 
 
-async def _ask(app: ASGIApp, scope: Scope) -> list[Message]:
-    """Django's whole answer to the request (a GET: no body to give it)."""
-    sent: list[Message] = []
-    given = False
-
-    async def receive() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # never: Django does not read past the body
-        raise AssertionError
-
-    async def collect(message: Message) -> None:
-        sent.append(message)
-
-    await app(scope, receive, collect)
-    return sent
-
-
-def _header(message: Message, name: bytes) -> bytes | None:
-    for key, value in message.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return None
-
-
-def _grant(answer: list[Message]) -> dict[str, Any] | None:
+def _grant(answered: list[Message]) -> dict[str, Any] | None:
     """The view's grant, or None when it answered anything else."""
-    start = answer[0] if answer else {}
-    if start.get("status") != 200 or _header(start, GRANT) != b"1":
+    start = answered[0] if answered else {}
+    if start.get("status") != 200 or header(start, GRANT) != b"1":
         return None
-    body = b"".join(m.get("body", b"") for m in answer if m.get("type") == "http.response.body")
+    body = b"".join(m.get("body", b"") for m in answered if m.get("type") == "http.response.body")
     grant: dict[str, Any] = json.loads(body)
     return grant
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Returns when the client hangs up (after the request's body, already read)."""
-    while (await receive()).get("type") != "http.disconnect":
-        pass

@@ -15,17 +15,14 @@ so the buffered body is handed on with its length.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Message and Scope: the types of this module's interface too (its tests speak them).
+from monitoring_site.front_parts import ASGIApp, Receive, Send, answer
+from monitoring_site.front_parts import Message as Message
+from monitoring_site.front_parts import Scope as Scope
 
 
 @dataclass(frozen=True)
@@ -73,23 +70,6 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
         size += len(chunk)
         if size > max_bytes or not message.get("more_body", False):
             return b"".join(parts)[: max_bytes + 1]
-
-
-async def answer(send: Send, status: int, detail: str) -> None:
-    """A short JSON error, in the API's error shape, with the connection closed after it."""
-    body = json.dumps({"errors": [{"index": None, "field": None, "message": detail}]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode("ascii")),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class BufferedRequests:
