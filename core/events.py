@@ -97,13 +97,16 @@ class EventsAppend:
     events: list[Event]
 
     def __call__(self) -> None:
-        client = redis_cache_client()
-        if client is None:
-            return
-        key = stream_key()
-        limit = int(settings.TRADEWATCH_STREAM_REPLAY_EVENTS)
-        with client.pipeline(transaction=False) as pipe:
-            for event in self.events:
-                # `~`: Redis trims whole nodes at a time, keeping at least `limit` entries.
-                pipe.xadd(key, event.fields(), maxlen=limit, approximate=True)
-            pipe.execute()
+        try:
+            client = redis_cache_client()
+            if client is None:
+                return
+            key = stream_key()
+            limit = int(settings.TRADEWATCH_STREAM_REPLAY_EVENTS)
+            with client.pipeline(transaction=False) as pipe:
+                for event in self.events:
+                    # `~`: Redis trims whole nodes at a time, keeping at least `limit` entries.
+                    pipe.xadd(key, event.fields(), maxlen=limit, approximate=True)
+                pipe.execute()
+        except Exception as exc:  # the change is saved; its clients will be told to reset
+            logger.warning("%d events not appended to the event stream (%s)", len(self.events), exc)
