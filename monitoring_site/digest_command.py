@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from alerts.models import DigestRun, Policy
 
-from .digest import Period, digest_build, digest_send, html, latest_periods, text
+from .digest import Period, digest_build, digest_send, latest_periods
+from .digest_render import html, text
 
 SUMMARY: Final = "print a policy's operations digest (--preview), or send it now"
 EPILOG: Final = (

@@ -35,15 +35,8 @@ from alerts.models import (
 )
 from health.models import HealthCheck, HealthReport
 from metrics.models import MetricSample, MetricSeries, Source, Tag, Trade
-from monitoring_site.digest import (
-    Period,
-    digest_build,
-    digests_send,
-    due_periods,
-    equity_svg,
-    latest_periods,
-    text,
-)
+from monitoring_site.digest import Period, digest_build, digests_send, due_periods, latest_periods
+from monitoring_site.digest_render import equity_svg, text
 from monitoring_site.management.commands.tradewatch import Command
 from tests.factories import SourceFactory, make_alert
 from tests.receivers import Receiver, receiver

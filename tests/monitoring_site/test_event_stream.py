@@ -20,11 +20,10 @@ from monitoring_site.event_stream import (
     KEEPALIVE,
     MARK,
     QUEUE_LIMIT,
-    Entry,
     EventStreams,
     StreamSettings,
-    redis_store,
 )
+from monitoring_site.stream_sources import Entry, redis_store
 
 T = TypeVar("T")
 
