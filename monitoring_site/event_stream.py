@@ -12,9 +12,9 @@ Each open stream costs a coroutine, a small queue and a socket; no Django thread
    are no longer kept), then each event as it is published.
 3. One reader per process follows the event store (a Redis stream `core.events` writes,
    `monitoring_site.stream_sources` reads) with a blocking read and puts each entry,
-   encoded once, on the queue of every stream that may see it. A stream whose client reads too slowly to keep its queue below
-   `QUEUE_LIMIT` is ended; its client reconnects with `Last-Event-ID` and is sent what
-   it missed from the store.
+   encoded once, on the queue of every stream that may see it. A stream whose client
+   reads too slowly to keep its queue below `QUEUE_LIMIT` is ended; its client
+   reconnects with `Last-Event-ID` and is sent what it missed from the store.
 4. Latest values (`?metrics=`) are read for every stream of the process at once, every
    `TRADEWATCH_STREAM_METRICS_SECONDS`, on one thread; each stream is sent the sources
    whose values changed.
