@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -28,11 +27,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alerts.api.common import OperatorApi, person
-from core.api_errors import OPERATOR_ERRORS_SCHEMA, errors_body, single_error
+from core.api_errors import OPERATOR_ERRORS_SCHEMA, single_error
 from core.events import events_available
 from core.query_params import ParamErrors
-from metrics import queries
-from metrics.api.reads import LIVE_PARAMETERS, VIEW_PERMISSION, live_filter
+from metrics.api.reads import (
+    LIVE_PARAMETERS,
+    VIEW_PERMISSION,
+    live_filter,
+    live_values,
+    param_errors,
+)
 
 # The front marks the requests it can hold (any copy a client sends is dropped), and
 # recognises a grant by this header on the view's answer.
@@ -106,10 +110,7 @@ class StreamView(OperatorApi):
         try:
             wanted = live_filter(dict(request.query_params.lists()))
         except ParamErrors as exc:
-            return Response(
-                errors_body([error.as_dict() for error in exc.errors]),
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return param_errors(exc)
         if wanted.names is not None and not person(request).has_perm(VIEW_PERMISSION):  # type: ignore[attr-defined]
             return Response(
                 single_error(
@@ -138,10 +139,7 @@ class StreamView(OperatorApi):
             "values": None,
         }
         if wanted.names is not None:
-            grant["values"] = {
-                "generated_at": timezone.now(),
-                "sources": queries.latest_values(source_ids=wanted.source_ids, names=wanted.names),
-            }
+            grant["values"] = live_values(wanted)
         response = Response(grant)
         response[GRANT_HEADER] = "1"
         return response

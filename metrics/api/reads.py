@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from django.db.models import Q
 from django.utils import timezone
@@ -267,6 +267,22 @@ def live_filter(params: Mapping[str, Sequence[str]]) -> LiveFilter:
     return LiveFilter(source_ids=source_ids, names=names)
 
 
+def param_errors(exc: ParamErrors) -> Response:
+    """400 naming every bad parameter of the request."""
+    return Response(
+        errors_body([error.as_dict() for error in exc.errors]), status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+def live_values(wanted: LiveFilter) -> dict[str, Any]:
+    """The latest values asked for, as `GET /api/v1/metrics/realtime` answers them (and the
+    event stream sends them first)."""
+    return {
+        "generated_at": timezone.now(),
+        "sources": queries.latest_values(source_ids=wanted.source_ids, names=wanted.names),
+    }
+
+
 LIVE_PARAMETERS = [
     OpenApiParameter(
         "metrics",
@@ -365,10 +381,7 @@ class MetricQueryView(OperatorReadView):
         try:
             params = parse_metric_query(dict(request.query_params.lists()), now=timezone.now())
         except ParamErrors as exc:
-            return Response(
-                errors_body([error.as_dict() for error in exc.errors]),
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return param_errors(exc)
         source = queries.source_find(params.source)
         if source is None:
             return Response(
@@ -424,13 +437,5 @@ class RealtimeView(OperatorReadView):
         try:
             wanted = live_filter(dict(request.query_params.lists()))
         except ParamErrors as exc:
-            return Response(
-                errors_body([error.as_dict() for error in exc.errors]),
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        return Response(
-            {
-                "generated_at": timezone.now(),
-                "sources": queries.latest_values(source_ids=wanted.source_ids, names=wanted.names),
-            }
-        )
+            return param_errors(exc)
+        return Response(live_values(wanted))
