@@ -400,30 +400,12 @@ class AlertTransition(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save; a new entry is also announced on the live event stream once its
         transaction commits (every change of an alert is an entry: one place to tell)."""
+        from alerts.stream_events import transition_event
+
         adding = self._state.adding
         super().save(*args, **kwargs)
         if adding:
-            event_publish(ALERT, self.event_data(), source_id=self.alert.source_id)
-
-    def event_data(self) -> dict[str, Any]:
-        """The entry and its alert as the live event stream sends them."""
-        alert = self.alert
-        actor = self.actor.get_username() if self.actor_id is not None and self.actor else None
-        return {
-            "alert_id": alert.pk,
-            "transition_id": self.pk,
-            "change": self.kind,
-            "at": self.at,
-            "state": alert.state,
-            "severity": Severity(self.severity).label.upper(),
-            "value": self.value,
-            "rule": {"id": alert.rule_id, "name": alert.rule.name},
-            "source": {"id": alert.source_id, "name": alert.source.name},
-            "message": alert.message,
-            "acknowledged": alert.acknowledged_at is not None,
-            "silenced": self.silenced,
-            "actor": actor,
-        }
+            event_publish(ALERT, transition_event(self), source_id=self.alert.source_id)
 
 
 class Silence(models.Model):
