@@ -56,6 +56,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.alert_latency
 	$(PY) -m bench.delivery_latency
 	$(PY) -m bench.control_latency
+	$(PY) -m bench.stream
 	$(PY) -m bench.rate_limit
 	$(PY) -m bench.key_check
 	$(PY) -m bench.slow_clients

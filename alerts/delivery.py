@@ -86,9 +86,12 @@ def _claim(notification_id: int, now: datetime) -> Notification | Outcome:
         if notification.event == Event.DIGEST:
             _digest_collect(notification)
         elif (
-            channel.rate_limit and notification.event != Event.TEST and not acts_once(channel.kind)
+            channel.rate_limit
+            and notification.event not in (Event.TEST, Event.OPERATIONS_DIGEST)
+            and not acts_once(channel.kind)
         ):
-            # A command to a trading system is never held back for a digest.
+            # A command to a trading system is never held back for a digest, nor is a
+            # test or an operations digest (asked for by a person, or once a day).
             held = _rate_limit_hold(notification, channel, now)
             if held is not None:
                 return held
@@ -150,6 +153,16 @@ def _digest_collect(digest: Notification) -> None:
 def notification_message(notification: Notification) -> NotificationMessage:
     """The plain message a channel kind sends for this row."""
     channel, created_at = notification.channel.name, notification.created_at.isoformat()
+    if notification.event == Event.OPERATIONS_DIGEST:
+        alert = {key: value for key, value in notification.payload.items() if key != "report"}
+        return NotificationMessage(
+            webhook_id=notification.webhook_id,
+            event=notification.event,
+            alert=alert,
+            channel=channel,
+            created_at=created_at,
+            report=notification.payload.get("report"),
+        )
     if notification.event != Event.DIGEST:
         return NotificationMessage(
             webhook_id=notification.webhook_id,

@@ -143,7 +143,9 @@ class ChannelAdmin(AuditHistoryAdmin[Channel]):
 
 @admin.register(Policy)
 class PolicyAdmin(AuditHistoryAdmin[Policy]):
-    list_display = ["name", "enabled", "min_severity", "channel_names", "escalate_after"]
+    list_display = [
+        "name", "enabled", "min_severity", "channel_names", "escalate_after", "digests",
+    ]  # fmt: skip
     list_filter = ["enabled", "min_severity"]
     search_fields = ["name"]
     filter_horizontal = ["sources", "tags", "rules", "channels", "escalation_channels"]
@@ -154,6 +156,15 @@ class PolicyAdmin(AuditHistoryAdmin[Policy]):
     @admin.display(description="channels")
     def channel_names(self, policy: Policy) -> str:
         return ", ".join(channel.name for channel in policy.channels.all())
+
+    @admin.display(description="operations digest")
+    def digests(self, policy: Policy) -> str:
+        kinds = ["daily"] if policy.digest_daily else []
+        if policy.digest_weekly_day is not None:
+            kinds.append(f"{policy.get_digest_weekly_day_display()}s")
+        if not kinds:
+            return "—"
+        return f"{' and '.join(kinds)} at {policy.digest_time:%H:%M} {policy.digest_timezone}"
 
 
 class StateFilter(admin.SimpleListFilter):

@@ -23,8 +23,8 @@ rule fires CRITICAL when a source's last `leverage` is over 3 and clears under 2
 
 With --continuous, the --probe-sources (then 20 by default) also send as trading bots do:
 each posts a calm batch of metrics the pack's rules read every --stream-ms (100) ms, from
-a process of its own (`bench.stream`), so an evaluation of the source is nearly always
-in flight or just ending when its breach arrives. The firings go on among that stream.
+a process of its own (`bench.steady_batches`), so an evaluation of the source is nearly
+always in flight or just ending when its breach arrives. The firings go on among that stream.
 
 The machine may be shared: the run first waits (up to --quiet-wait seconds) until no
 other benchmark (`python -m bench.*`) or test run (pytest) goes on and other programs
@@ -88,7 +88,7 @@ from bench._support import (
     run_with_cleanup,
     say,
 )
-from bench.stream import Stream
+from bench.steady_batches import Stream
 
 HOST = "127.0.0.1"
 INGEST_PATH = "/api/v1/metrics"

@@ -19,6 +19,7 @@ from django.db import models
 
 from alerts.channels.registry import KINDS as CHANNEL_KINDS
 from alerts.models import Channel, Policy, Rule, Severity, Silence, Threshold, ThresholdOverride
+from alerts.models.delivery import WEEKDAYS
 from health.models import HealthCheck
 from metrics.models import Expectation, Schedule, Source
 
@@ -48,6 +49,7 @@ RULE_KINDS: Final = tuple(Rule.Kind.values)
 THRESHOLD_ACTIONS: Final = tuple(Threshold.Action.values)
 HEALTH_CHECK_KINDS: Final = tuple(HealthCheck.Kind.values)
 SEVERITY_NAMES: Final = tuple(severity.label.upper() for severity in Severity)
+WEEKDAY_NAMES: Final = tuple(name.lower() for _, name in WEEKDAYS)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 DURATION_PATTERN: Final = r"^((\d+(\.\d+)?)(ms|d|h|m|s))+$"
 _UNITS: Final = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -346,6 +348,23 @@ def section_fields() -> dict[str, tuple[Field, ...]]:
             Field("escalate_after", "duration", None, nullable=True),
             Field("escalation_channels", "refs", [], ref="channels"),
             Field("fallback_channel", "ref", None, ref="channels", nullable=True),
+            _plain(Policy, "digest_daily", "bool"),
+            Field(
+                "digest_weekly_day",
+                "choice",
+                None,
+                choices=WEEKDAY_NAMES,
+                nullable=True,
+                help="The day the weekly operations digest goes out (null: none).",
+            ),
+            Field(
+                "digest_time",
+                "text",
+                "08:00",
+                max_length=8,
+                help="When digests go out (HH:MM), in digest_timezone.",
+            ),
+            _text(Policy, "digest_timezone", help="An IANA time zone, e.g. Europe/London."),
         ),
         "health_checks": (
             _name(HealthCheck),

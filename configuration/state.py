@@ -22,7 +22,7 @@ from metrics.models import Schedule, Source
 from metrics.schedules import windows_read
 
 from .document import Document, Item, timestamp_text
-from .fields import SECTIONS, duration_text, section_fields, severity_name
+from .fields import SECTIONS, WEEKDAY_NAMES, duration_text, section_fields, severity_name
 from .models import ChannelSecretReferences
 from .secrets import reference_text
 
@@ -189,6 +189,12 @@ def policy_item(policy: Policy) -> Item:
         "escalate_after": _duration(policy.escalate_after),
         "escalation_channels": _names(policy.escalation_channels.all()),
         "fallback_channel": policy.fallback_channel.name if policy.fallback_channel else None,
+        "digest_daily": policy.digest_daily,
+        "digest_weekly_day": None
+        if policy.digest_weekly_day is None
+        else WEEKDAY_NAMES[policy.digest_weekly_day],
+        "digest_time": policy.digest_time.strftime("%H:%M"),
+        "digest_timezone": policy.digest_timezone,
     }
 
 

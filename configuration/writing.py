@@ -27,7 +27,7 @@ from metrics.models import Expectation, Schedule, Source, Tag
 from metrics.schedules import windows_normalised
 
 from .document import Item, Problem
-from .fields import SECTIONS, duration_parse, severity_value
+from .fields import SECTIONS, WEEKDAY_NAMES, duration_parse, severity_value
 from .models import ChannelSecretReferences
 from .plan import CHANGED, CREATED, DELETED, ObjectPlan, Plan
 from .schema import path_text
@@ -349,6 +349,12 @@ class Writer:
         policy.repeat_seconds = item["repeat_seconds"]
         escalate = item["escalate_after"]
         policy.escalate_after = None if escalate is None else duration_parse(escalate)
+        policy.digest_daily = item["digest_daily"]
+        weekday = item["digest_weekly_day"]
+        policy.digest_weekly_day = None if weekday is None else WEEKDAY_NAMES.index(weekday)
+        # Read (and refused with the field named) by the model's own cleaning.
+        policy.digest_time = item["digest_time"]
+        policy.digest_timezone = item["digest_timezone"]
         fallback = item["fallback_channel"]
         policy.fallback_channel = self._named(
             Channel, "channels", fallback, f"{where}.fallback_channel"

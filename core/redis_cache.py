@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
@@ -32,6 +33,17 @@ def redis_cache_client() -> Any | None:
     if client is None:
         client = _clients[inner] = inner.get_client(write=True)
     return client
+
+
+def redis_cache_url() -> str | None:
+    """The URL of the default cache's Redis (for an asyncio client of the web front), or
+    None when the cache is not Redis."""
+    location = settings.CACHES["default"].get("LOCATION", "")
+    if isinstance(location, list | tuple):
+        location = location[0]
+    if not str(location).startswith(("redis://", "rediss://", "unix://")):
+        return None
+    return str(location)
 
 
 def cache_key(name: str) -> str:

@@ -30,6 +30,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.events import HEALTH, event_publish
+
 from . import alerting, recovery
 from .checks import CheckResult, Target, check_class
 from .models import HealthCheck, HealthReport
@@ -278,12 +280,31 @@ def check_record(
             recovery.recovery_for_check(
                 check=check, status=damping.status, previous=previous, now=now
             )
+            event_publish(
+                HEALTH, status_change_event(check, previous, now), source_id=check.source_id
+            )
     if breaker.state is Breaker.OPEN and not was_open:
         logger.warning("health check %s: circuit breaker open", check.name)
     return Outcome(
         check_id=check.pk, name=check.name, result=result, status=damping.status,
         previous=previous, breaker=breaker.state, report_id=report.pk,
     )  # fmt: skip
+
+
+def status_change_event(check: HealthCheck, previous: Status, now: datetime) -> dict[str, object]:
+    """A check's status change as the live event stream sends it."""
+    return {
+        "check_id": check.pk,
+        "check": check.name,
+        "kind": check.kind,
+        "source_id": check.source_id,
+        "status": check.status,
+        "previous_status": previous.value,
+        "score": check.last_score,
+        "summary": check.last_summary,
+        "breaker": check.breaker,
+        "at": now,
+    }
 
 
 def breaker_reset(*, check_ids: list[int], now: datetime | None = None) -> int:

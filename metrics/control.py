@@ -30,6 +30,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.events import TRADING_STATE, Event, events_publish
 from core.generations import KeptCopy, generation_current
 from core.redis_cache import cache_key, redis_cache_client
 
@@ -236,6 +237,14 @@ class SourceChange:
     def changed(self) -> bool:
         return self.before.etag != self.after.etag
 
+    def event_data(self) -> dict[str, Any]:
+        """The change as the live event stream sends it: the new state, and the old one."""
+        return {
+            "source": {"id": self.source_id, "name": self.source_name},
+            **self.after.as_dict(),
+            "previous_state": self.before.state,
+        }
+
 
 @dataclass(frozen=True)
 class ControlChange:
@@ -332,19 +341,26 @@ def control_set(
         after = controls_read()
         _controls.changed()
         transaction.on_commit(_announce, robust=True)
-    return ControlChange(
-        control=row,
-        previous_state=previous_state,
-        sources=[
-            SourceChange(
-                source_id=s.pk,
-                source_name=s.name,
-                before=before.state_of(s.pk, now),
-                after=after.state_of(s.pk, now),
-            )
-            for s in sources
-        ],
-    )
+        change = ControlChange(
+            control=row,
+            previous_state=previous_state,
+            sources=[
+                SourceChange(
+                    source_id=s.pk,
+                    source_name=s.name,
+                    before=before.state_of(s.pk, now),
+                    after=after.state_of(s.pk, now),
+                )
+                for s in sources
+            ],
+        )
+        events_publish(
+            [
+                Event(TRADING_STATE, changed.source_id, changed.event_data())
+                for changed in change.changed_sources
+            ]
+        )
+    return change
 
 
 def _announce() -> None:

@@ -332,3 +332,33 @@ def source_snapshot(*, source: Source, now: datetime | None = None) -> dict[str,
         "trades": {"count": trades["count"], "last_ts": trades["last_ts"]},
         "events": events,
     }
+
+
+def latest_values(
+    *, source_ids: Sequence[int] | None = None, names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Each source's series with their latest values, in two queries, sources by name.
+
+    `source_ids` None: every source; `names` None: every metric. A source without a value
+    (yet) of those metrics is listed with none, so a reader sees it exists.
+    """
+    sources = Source.objects.order_by("name").values_list("id", "name")
+    series = MetricSeries.objects.filter(last_ts__isnull=False).order_by(
+        "source_id", "name", "labels_key"
+    )
+    if source_ids is not None:
+        sources = sources.filter(id__in=source_ids)
+        series = series.filter(source_id__in=source_ids)
+    if names is not None:
+        series = series.filter(name__in=names)
+    by_source: dict[int, list[dict[str, Any]]] = {}
+    for source_id, name, labels, value, ts in series.values_list(
+        "source_id", "name", "labels", "last_value", "last_ts"
+    ):
+        by_source.setdefault(source_id, []).append(
+            {"name": name, "labels": labels, "value": value, "ts": ts}
+        )
+    return [
+        {"id": source_id, "name": name, "metrics": by_source.get(source_id, [])}
+        for source_id, name in sources
+    ]

@@ -5,10 +5,12 @@ app's `@admin.register` lands here. The dashboard's own URLs live beside the adm
 and go through `admin_view()`, which asks for a signed-in staff member and marks the
 answers uncacheable.
 
-Live updates are short polling of `dashboard.json` every few seconds rather than
-server-sent events: a poll is an ordinary short request that works through any proxy
-and load balancer, and it never holds one of the web server's Django threads for as long
-as a tab stays open (ten open dashboards would otherwise take ten threads).
+Live updates: the page listens to the live event stream (`GET /api/v1/stream`, held by
+the web front on its event loop, so an open tab holds no Django thread) and fetches
+`dashboard.json` whenever it announces a change, plus every minute for charts and ages.
+Where the stream does not work (a proxy that buffers or drops it, a server without the
+front such as `runserver`, no Redis) the page falls back to short polling of
+`dashboard.json` every few seconds, an ordinary request that works through anything.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .trading_control_page import control_page
 DASHBOARD_PERMISSIONS = ("alerts.view_alert", "metrics.view_source", "health.view_healthcheck")
 ACKNOWLEDGE_PERMISSION = "alerts.change_alert"
 POLL_SECONDS = 5
+# With the stream working, changes fetch at once: polls only keep charts and ages fresh.
+STREAM_POLL_SECONDS = 60
 
 
 class TradewatchAdminSite(admin.AdminSite):
@@ -72,7 +76,11 @@ class TradewatchAdminSite(admin.AdminSite):
         return state
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
-        context: dict[str, Any] = {"dashboard": None, "poll_seconds": POLL_SECONDS}
+        context: dict[str, Any] = {
+            "dashboard": None,
+            "poll_seconds": POLL_SECONDS,
+            "stream_poll_seconds": STREAM_POLL_SECONDS,
+        }
         if self.can_see_dashboard(request):
             context["dashboard"] = self._state(request)
         return super().index(request, {**context, **(extra_context or {})})

@@ -89,6 +89,11 @@ GROUPS: Final[dict[str, tuple[str, list[Endpoint]]]] = {
              "How a rule (or an edit of its thresholds) would have fired on history."),
             ("/api/v1/backtests/{job_id}", ("GET",), "operator",
              "A backtest job's progress, then its answer."),
+            ("/api/v1/metrics/realtime", ("GET",), "operator",
+             "Latest values of every source (or of some sources and metrics) in one call."),
+            ("/api/v1/stream", ("GET",), "operator",
+             "Live events (Server-Sent Events): alert, health and trading state changes, "
+             "latest values on request; `Last-Event-ID` resumes."),
         ],
     ),
     "chat": (

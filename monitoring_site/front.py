@@ -15,17 +15,14 @@ so the buffered body is handed on with its length.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Message and Scope: the types of this module's interface too (its tests speak them).
+from monitoring_site.front_parts import ASGIApp, Receive, Send, answer
+from monitoring_site.front_parts import Message as Message
+from monitoring_site.front_parts import Scope as Scope
 
 
 @dataclass(frozen=True)
@@ -73,23 +70,6 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
         size += len(chunk)
         if size > max_bytes or not message.get("more_body", False):
             return b"".join(parts)[: max_bytes + 1]
-
-
-async def answer(send: Send, status: int, detail: str) -> None:
-    """A short JSON error, in the API's error shape, with the connection closed after it."""
-    body = json.dumps({"errors": [{"index": None, "field": None, "message": detail}]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode("ascii")),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class BufferedRequests:
@@ -154,6 +134,7 @@ def build() -> ASGIApp:
 
     from a2wsgi import WSGIMiddleware
 
+    from monitoring_site.event_stream import EventStreams
     from monitoring_site.held_polls import HeldPolls
     from monitoring_site.memory import collector_tune
     from monitoring_site.wsgi import application as wsgi_application
@@ -168,9 +149,10 @@ def build() -> ASGIApp:
     # (CONN_MAX_AGE), and more would only share this process's GIL.
     threads = int(os.environ.get("WEB_THREADS", "2"))
     django = WSGIMiddleware(wsgi_application, workers=max(1, threads))  # type: ignore[arg-type]
-    # Long polls of the trading state wait here, on the event loop (held_polls).
+    # Long polls of the trading state wait here, on the event loop (held_polls), and so
+    # do the live event streams (event_stream): neither holds a Django thread.
     held = HeldPolls(django)  # type: ignore[arg-type]
-    return BufferedRequests(held, body_limits)
+    return BufferedRequests(EventStreams(held), body_limits)
 
 
 application = build()

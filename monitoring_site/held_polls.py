@@ -30,16 +30,21 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any, Protocol
+
+from monitoring_site.front_parts import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    disconnected,
+    django_answer,
+)
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/api/v1/control"
 MARK = b"x-tradewatch-front-holds"
@@ -137,19 +142,13 @@ class NoGeneration:
 
 def redis_generation() -> Generation:
     """The cache's Redis generation of the trading controls (asyncio client)."""
-    from django.conf import settings
-
-    from core.redis_cache import cache_key
+    from core.redis_cache import cache_key, redis_cache_url
     from metrics.control import CONTROLS_ANNOUNCED, CONTROLS_GENERATION
 
-    location = settings.CACHES["default"].get("LOCATION", "")
-    if isinstance(location, list | tuple):
-        location = location[0]
-    if not str(location).startswith(("redis://", "rediss://", "unix://")):
+    url = redis_cache_url()
+    if url is None:
         return NoGeneration()
-    return RedisGeneration(
-        str(location), cache_key(CONTROLS_GENERATION), cache_key(CONTROLS_ANNOUNCED)
-    )
+    return RedisGeneration(url, cache_key(CONTROLS_GENERATION), cache_key(CONTROLS_ANNOUNCED))
 
 
 class HeldPolls:
@@ -187,14 +186,14 @@ class HeldPolls:
             await self.app({**scope, "headers": headers}, receive, send)
             return
         scope = {**scope, "headers": [*headers, (MARK, b"1")]}
-        answer = await self._ask(scope)
+        answer = await django_answer(self.app, scope)
         hold = _hold_seconds(answer)
         if hold is None:
             await _replay(answer, send)
             return
         deadline = time.monotonic() + hold
         watcher.waiting += 1
-        gone = asyncio.ensure_future(_disconnected(receive))  # hanging up ends the wait
+        gone = asyncio.ensure_future(disconnected(receive))  # hanging up ends the wait
         try:
             while (left := deadline - time.monotonic()) > 0:
                 changed = asyncio.ensure_future(watcher.wait().wait())
@@ -206,7 +205,7 @@ class HeldPolls:
                     return
                 if changed not in done:
                     break
-                fresh = await self._ask(scope)
+                fresh = await django_answer(self.app, scope)
                 if _hold_seconds(fresh) is None:
                     answer = fresh
                     break
@@ -216,31 +215,6 @@ class HeldPolls:
             with contextlib.suppress(BaseException):
                 await gone
         await _replay(answer, send)
-
-    async def _ask(self, scope: Scope) -> list[Message]:
-        """Django's whole answer to the request (a GET: no body to give it)."""
-        sent: list[Message] = []
-        given = False
-
-        async def receive() -> Message:
-            nonlocal given
-            if not given:
-                given = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.Event().wait()  # never: Django does not read past the body
-            raise AssertionError
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        await self.app(scope, receive, send)
-        return sent
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Returns when the client hangs up (after the request's body, already read)."""
-    while (await receive()).get("type") != "http.disconnect":
-        pass
 
 
 def _hold_seconds(answer: list[Message]) -> float | None:

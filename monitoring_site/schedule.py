@@ -68,6 +68,13 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         "interval, with flap damping and a circuit breaker.",
     ),
     PeriodicWork(
+        name="Send operations digests",
+        task="monitoring_site.tasks.send_digests",
+        every_seconds=60,
+        description="Sends each policy's daily or weekly operations digest once it is due "
+        "(once per period, however many beats or workers run).",
+    ),
+    PeriodicWork(
         name="Prune health reports",
         task="health.tasks.prune",
         every_seconds=3600,

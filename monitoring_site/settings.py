@@ -416,6 +416,28 @@ TRADEWATCH_TELEGRAM_BASE_URL: str = env.str(
 # Address of this Tradewatch as operators reach it: links in notifications.
 TRADEWATCH_PUBLIC_URL: str = env.str("TRADEWATCH_PUBLIC_URL", default="http://127.0.0.1:8000")
 
+# --- Live event stream (GET /api/v1/stream, core.events, monitoring_site.event_stream) --
+# Events kept for clients that reconnect with Last-Event-ID (about this many: Redis trims
+# whole nodes); a client away for longer is sent a `reset` event instead.
+TRADEWATCH_STREAM_REPLAY_EVENTS: int = env.int("TRADEWATCH_STREAM_REPLAY_EVENTS", default=10_000)
+# Open streams per web process; one more is answered 503 with Retry-After. Below the
+# server's connections per process (TRADEWATCH_WEB_MAX_CONNECTIONS), so API calls and
+# ingestion always find a connection.
+TRADEWATCH_STREAM_MAX_CLIENTS: int = env.int("TRADEWATCH_STREAM_MAX_CLIENTS", default=500)
+# A comment line this often on an idle stream, so proxies keep the connection open.
+TRADEWATCH_STREAM_KEEPALIVE_SECONDS: float = env.float(
+    "TRADEWATCH_STREAM_KEEPALIVE_SECONDS", default=15.0
+)
+# How often latest values are read for the streams that asked for them (?metrics=).
+TRADEWATCH_STREAM_METRICS_SECONDS: float = env.float(
+    "TRADEWATCH_STREAM_METRICS_SECONDS", default=1.0
+)
+# How often an open stream's credentials are checked again (a revoked token, a person
+# who lost the permission: the stream ends).
+TRADEWATCH_STREAM_RECHECK_SECONDS: float = env.float(
+    "TRADEWATCH_STREAM_RECHECK_SECONDS", default=300.0
+)
+
 # --- Health ---------------------------------------------------------------------------
 # Probes run at once on this many threads (each within its own timeout).
 TRADEWATCH_HEALTH_WORKERS: int = env.int("TRADEWATCH_HEALTH_WORKERS", default=16)

@@ -12,6 +12,7 @@ from metrics.prometheus import prometheus_metrics
 
 from . import probes
 from .api_index import ApiIndexView
+from .stream_api import StreamView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/v1/", include("chat.urls")),
     path("api/v1/", include("health.api.urls")),
     path("api/v1/", include("configuration.api.urls")),
+    path("api/v1/stream", StreamView.as_view(), name="event-stream"),
     # Last of the API: a URL that names no endpoint (or an id that is not a number)
     # answers JSON like every other API error, not Django's HTML page.
     re_path(r"^api/v1/", api_not_found),

@@ -14,7 +14,8 @@ class NotificationMessage:
 
     `alert` is the SPEC's webhook payload of the alert (id, fingerprint, rule, source,
     severity, status, value, threshold, message, first_seen, last_seen, count, url).
-    `event` is one of firing, repeat, escalated, resolved, acknowledged, test, digest.
+    `event` is one of firing, repeat, escalated, resolved, acknowledged, test, digest,
+    operations_digest.
     `digest` holds further alerts' payloads when a rate limit held them back and they
     go out together in this one message. `channel` is the channel's name and
     `created_at` when the change it tells of happened (ISO 8601), the same on every
@@ -27,6 +28,9 @@ class NotificationMessage:
     digest: tuple[dict[str, Any], ...] = ()
     channel: str = ""
     created_at: str = ""
+    # An operations digest (`monitoring_site.digest`): its title, text, HTML and figures.
+    # `alert` then carries the title and the text, so a kind showing only those says it.
+    report: dict[str, Any] | None = None
 
     @property
     def severity(self) -> str:

@@ -151,7 +151,10 @@ class EmailChannel(ChannelKind):
 
     @staticmethod
     def html_part(message: NotificationMessage) -> str:
-        """The HTML body: a coloured heading, the facts as a table, the digest as a list."""
+        """The HTML body: a coloured heading, the facts as a table, the digest as a list
+        (an operations digest brings its own, with its charts)."""
+        if message.report is not None:
+            return str(message.report["html"])
         alert = message.alert
         rows = "".join(
             f"<tr><th align='left'>{escape(fact.label)}</th><td>{escape(fact.value)}</td></tr>"

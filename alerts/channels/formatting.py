@@ -47,6 +47,7 @@ EVENT_WORDS: dict[str, str] = {
     "acknowledged": "Acknowledged",
     "test": "Test",
     "digest": "Digest",
+    "operations_digest": "Operations digest",
 }
 
 
@@ -79,6 +80,8 @@ def emoji(message: NotificationMessage) -> str:
 
 def title(message: NotificationMessage) -> str:
     """One line saying what happened: `[Firing] CRITICAL drawdown on alpha-bot`."""
+    if message.report is not None:
+        return str(message.report["title"])
     return f"[{event_word(message.event)}] {summary(message.alert)}"
 
 
@@ -164,6 +167,8 @@ def payload(message: NotificationMessage) -> dict[str, Any]:
     body: dict[str, Any] = {"version": 1, "event": message.event, "alert": message.alert}
     if message.digest:
         body["digest"] = list(message.digest)
+    if message.report is not None:
+        body["report"] = {key: value for key, value in message.report.items() if key != "html"}
     return body
 
 

@@ -11,7 +11,7 @@ from .alerting import (
     Threshold,
     ThresholdOverride,
 )
-from .delivery import Channel, DeliveryAttempt, Notification, Policy
+from .delivery import Channel, DeliveryAttempt, DigestRun, Notification, Policy
 from .silences import Silence
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "AlertTransition",
     "Channel",
     "DeliveryAttempt",
+    "DigestRun",
     "Notification",
     "Policy",
     "Rule",

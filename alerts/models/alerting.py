@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.events import ALERT, event_publish
 from metrics.models import Schedule, Source, Tag
 
 
@@ -404,6 +406,16 @@ class AlertTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} {self.kind} at {self.at.isoformat()}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a new entry is also announced on the live event stream once its
+        transaction commits (every change of an alert is an entry: one place to tell)."""
+        from alerts.stream_events import transition_event
+
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:
+            event_publish(ALERT, transition_event(self), source_id=self.alert.source_id)
 
 
 class RulePackInstall(models.Model):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+import zoneinfo
+from datetime import time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -113,6 +114,12 @@ class Channel(models.Model):
             raise ValidationError({key: value for key, value in named.items() if value}) from None
 
 
+WEEKDAYS = [
+    (0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"),
+    (5, "Saturday"), (6, "Sunday"),
+]  # fmt: skip
+
+
 class Policy(models.Model):
     """Which alerts go to which channels, how often repeats go out, and escalation."""
 
@@ -151,6 +158,21 @@ class Policy(models.Model):
         Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Used when a notification of this policy fails for good.",
     )  # fmt: skip
+    # The operations digest (monitoring_site.digest): a summary of the policy's sources
+    # sent to its channels every day, every week, or both, at one local time.
+    digest_daily = models.BooleanField(
+        default=False, help_text="Send the operations digest of the last day every day."
+    )
+    digest_weekly_day = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=WEEKDAYS,
+        help_text="Send the operations digest of the last 7 days on this day (empty: none).",
+    )  # fmt: skip
+    digest_time = models.TimeField(
+        default=time(8, 0), help_text="When digests go out, in the digest time zone."
+    )
+    digest_timezone = models.CharField(
+        max_length=64, default="UTC", help_text="An IANA time zone, e.g. Europe/London."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -162,6 +184,11 @@ class Policy(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if self.digest_timezone not in zoneinfo.available_timezones():
+            raise ValidationError(
+                {"digest_timezone": f"Unknown time zone {self.digest_timezone!r}: use an IANA "
+                 "name such as UTC, Europe/London or America/New_York."}
+            )  # fmt: skip
         known = {label.upper() for label in Severity.labels}
         if not isinstance(self.repeat_seconds, dict):
             raise ValidationError({"repeat_seconds": "A JSON object: severity → seconds."})
@@ -200,6 +227,8 @@ class Notification(models.Model):
         CHECK = "check", "Check turned bad"
         # A source's trading state changed: its recovery channels tell the bot.
         TRADING_STATE = "trading_state", "Trading state changed"
+        # A policy's scheduled summary (monitoring_site.digest); no alert involved.
+        OPERATIONS_DIGEST = "operations_digest", "Operations digest"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -314,3 +343,33 @@ class DeliveryAttempt(models.Model):
             duration_ms=result.duration_ms, answer=(result.answer or "")[:500],
             error=(result.error or "")[:1000],
         )  # fmt: skip
+
+
+class DigestRun(models.Model):
+    """One operations digest of one policy for one period: how a run claims the period.
+
+    Inserted, with the digest's notifications, in one transaction: the unique constraint
+    lets exactly one run (of however many beats or workers) have each period.
+    """
+
+    class Kind(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="digest_runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    created_at = models.DateTimeField()
+    notifications = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-period_end", "policy"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "kind", "period_end"], name="digest_run_once_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id} {self.kind} digest to {self.period_end.isoformat()}"

@@ -15,4 +15,5 @@ urlpatterns = [
     ),
     path("metrics/query", reads.MetricQueryView.as_view(), name="metric-query"),
     path("schedules", schedules.SchedulesView.as_view(), name="schedule-list"),
+    path("metrics/realtime", reads.RealtimeView.as_view(), name="metrics-realtime"),
 ]

@@ -9,8 +9,12 @@ parse, call a selector of `metrics.queries` and shape the answer; every error is
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
+from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -28,9 +32,12 @@ from core.api_errors import OPERATOR_ERRORS_SCHEMA, ErrorsView, errors_body, sin
 from core.operator_api import OPERATOR_AUTHENTICATION, HasModelPermission
 from core.query_params import AGGREGATIONS, ParamError, ParamErrors, parse_metric_query
 from metrics import queries
-from metrics.models import SOURCE_NAME_PATTERN
+from metrics.models import SOURCE_NAME_PATTERN, Source
+from metrics.validation import NAME_PATTERN
 
 VIEW_PERMISSION: Final = "metrics.view_metricseries"
+# Metric names one live request may name (`?metrics=`).
+MAX_LIVE_METRICS: Final = 50
 
 
 class CanViewMetrics(HasModelPermission):
@@ -207,6 +214,120 @@ QUERY_PARAMETERS = [
 ]
 
 
+# --- live values: which sources and metrics (shared with the event stream) --------------
+
+
+@dataclass(frozen=True)
+class LiveFilter:
+    """Which latest values a reader asked for: None means every source, or every metric."""
+
+    source_ids: list[int] | None
+    names: list[str] | None
+
+
+def _listed(values: Sequence[str]) -> list[str]:
+    """`a,b` and repeated parameters alike, in order, without blanks or repeats."""
+    items = [item.strip() for value in values for item in value.split(",")]
+    return list(dict.fromkeys(item for item in items if item))
+
+
+def live_filter(params: Mapping[str, Sequence[str]]) -> LiveFilter:
+    """Read `source` (ids or names) and `metrics` (names), each repeatable or `a,b`.
+
+    Raises ParamErrors naming every bad parameter (an unknown source, a malformed name).
+    """
+    errors: list[ParamError] = []
+    names: list[str] | None = None
+    if "metrics" in params:
+        names = _listed(params["metrics"])
+        wrong = [name for name in names if not NAME_PATTERN.fullmatch(name) or len(name) > 200]
+        if wrong:
+            errors.append(ParamError("metrics", f"Not a metric name: {', '.join(wrong)}."))
+        elif not names:
+            errors.append(ParamError("metrics", "Name at least one metric, e.g. equity."))
+        elif len(names) > MAX_LIVE_METRICS:
+            errors.append(ParamError("metrics", f"At most {MAX_LIVE_METRICS} metric names."))
+    source_ids: list[int] | None = None
+    if "source" in params:
+        refs = _listed(params["source"])
+        ids = [int(ref) for ref in refs if ref.isascii() and ref.isdigit() and len(ref) < 19]
+        # Only what could be a name is looked for (PostgreSQL refuses a NUL in a string).
+        named = [ref for ref in refs if re.fullmatch(SOURCE_NAME_PATTERN, ref)]
+        found = Source.objects.filter(Q(pk__in=ids) | Q(name__in=named)).values_list("pk", "name")
+        known = {ref for pk, name in found for ref in (str(pk), name)}
+        missing = [ref for ref in refs if ref not in known]
+        if missing:
+            errors.append(
+                ParamError("source", f"No source with id or name {', '.join(map(repr, missing))}.")
+            )
+        elif not refs:
+            errors.append(ParamError("source", "Name at least one source (id or name)."))
+        # An id wins over a name that is all digits, as everywhere else.
+        by_id = {str(pk): pk for pk, _ in found}
+        by_name = {name: pk for pk, name in found}
+        source_ids = sorted({by_id.get(ref) or by_name[ref] for ref in refs if ref in known})
+    if errors:
+        raise ParamErrors(errors)
+    return LiveFilter(source_ids=source_ids, names=names)
+
+
+def param_errors(exc: ParamErrors) -> Response:
+    """400 naming every bad parameter of the request."""
+    return Response(
+        errors_body([error.as_dict() for error in exc.errors]), status=status.HTTP_400_BAD_REQUEST
+    )
+
+
+def live_values(wanted: LiveFilter) -> dict[str, Any]:
+    """The latest values asked for, as `GET /api/v1/metrics/realtime` answers them (and the
+    event stream sends them first)."""
+    return {
+        "generated_at": timezone.now(),
+        "sources": queries.latest_values(source_ids=wanted.source_ids, names=wanted.names),
+    }
+
+
+LIVE_PARAMETERS = [
+    OpenApiParameter(
+        "metrics",
+        str,
+        description="Metric names, comma-separated (`equity,drawdown_pct`) or repeated; "
+        f"at most {MAX_LIVE_METRICS}. Leave out for every metric.",
+    ),
+    OpenApiParameter(
+        "source",
+        str,
+        description="Source ids or names, comma-separated or repeated. Leave out for every source.",
+    ),
+]
+LIVE_SOURCE_SCHEMA = inline_serializer(
+    "LiveSource",
+    {
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "metrics": serializers.ListField(
+            child=inline_serializer(
+                "LiveSeries",
+                {
+                    "name": serializers.CharField(),
+                    "labels": LABELS_FIELD,
+                    "value": serializers.FloatField(allow_null=True),
+                    "ts": serializers.DateTimeField(),
+                },
+            ),
+            help_text="Each series (name and labels) with its latest value.",
+        ),
+    },
+)
+REALTIME_SCHEMA = inline_serializer(
+    "RealtimeValues",
+    {
+        "generated_at": serializers.DateTimeField(),
+        "sources": serializers.ListField(child=LIVE_SOURCE_SCHEMA),
+    },
+)
+
+
 # --- views -------------------------------------------------------------------------------
 
 
@@ -264,10 +385,7 @@ class MetricQueryView(OperatorReadView):
         try:
             params = parse_metric_query(dict(request.query_params.lists()), now=timezone.now())
         except ParamErrors as exc:
-            return Response(
-                errors_body([error.as_dict() for error in exc.errors]),
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            return param_errors(exc)
         source = queries.source_find(params.source)
         if source is None:
             return Response(
@@ -301,3 +419,27 @@ class MetricQueryView(OperatorReadView):
                 ],
             }
         )
+
+
+class RealtimeView(OperatorReadView):
+    """`GET /api/v1/metrics/realtime`: the latest values of every source, in one call."""
+
+    @extend_schema(
+        operation_id="metrics_realtime",
+        summary="Latest values of every source (or of some sources and metrics) in one call",
+        description="Every source, by name, with each series' latest value. `GET "
+        "/api/v1/stream?metrics=...` sends the same values as they change.",
+        parameters=LIVE_PARAMETERS,
+        responses={
+            200: REALTIME_SCHEMA,
+            400: OPERATOR_ERRORS_SCHEMA,
+            401: OPERATOR_ERRORS_SCHEMA,
+            403: OPERATOR_ERRORS_SCHEMA,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            wanted = live_filter(dict(request.query_params.lists()))
+        except ParamErrors as exc:
+            return param_errors(exc)
+        return Response(live_values(wanted))

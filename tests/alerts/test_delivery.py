@@ -28,6 +28,7 @@ from alerts.models import (
     Silence,
 )
 from alerts.rulepacks.trading import install_trading_pack
+from core.events import EventsAppend
 from metrics.models import Event, Source
 from tests.alerts.conftest import MakeRule, evaluate, later, record
 from tests.factories import SourceFactory, TagFactory
@@ -113,7 +114,10 @@ def test_it_writes_the_outbox_row_in_the_alert_transaction_and_queues_it_on_comm
     )  # fmt: skip
     assert notification.alert.state == Alert.State.FIRING  # type: ignore[union-attr]
     assert notification.payload["severity"] == "WARNING"
-    assert len(callbacks) == 1
+    # Its delivery queued once; besides, the alert change told to the live event stream.
+    events = [callback for callback in callbacks if isinstance(callback, EventsAppend)]
+    assert len(callbacks) - len(events) == 1
+    assert [event.kind for append in events for event in append.events] == ["alert"]
 
 
 def test_it_delivers_the_spec_payload_signed_per_standard_webhooks(

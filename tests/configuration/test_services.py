@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 
 import pytest
 import yaml
@@ -76,6 +76,8 @@ def configured_by_hand() -> None:
     policy = Policy.objects.create(
         name="desk", min_severity=40, escalate_after=timedelta(minutes=15),
         fallback_channel=console, repeat_seconds={"CRITICAL": 30, "WARNING": 600},
+        digest_daily=True, digest_weekly_day=0, digest_time=time(7, 30),
+        digest_timezone="Europe/London",
     )  # fmt: skip
     policy.channels.set([slack])
     policy.escalation_channels.set([console])
@@ -366,3 +368,27 @@ def test_it_carries_the_pack_actions_and_switches_a_rules_trading_actions_on() -
     assert dict(rule.thresholds.values_list("severity", "action")) == {
         60: "halt", 30: "reduce_only",
     }  # fmt: skip
+
+
+def test_it_carries_a_policys_operations_digest_and_names_a_wrong_time_or_zone() -> None:
+    configured_by_hand()
+    exported = yaml.safe_load(config_export(sections=["policies"]))
+    (desk,) = exported["policies"]
+    assert (desk["digest_daily"], desk["digest_weekly_day"], desk["digest_time"]) == (
+        True, "monday", "07:30",
+    )  # fmt: skip
+    assert desk["digest_timezone"] == "Europe/London"
+    desk.update(digest_weekly_day="friday", digest_time="18:00", digest_timezone="UTC")
+    config_apply(text=yaml.safe_dump(exported), environ=DESK_ENV)
+    policy = Policy.objects.get(name="desk")
+    assert (policy.digest_weekly_day, policy.digest_time, policy.digest_timezone) == (
+        4, time(18, 0), "UTC",
+    )  # fmt: skip
+
+    desk.update(digest_time="25:99", digest_timezone="Mars/Olympus")
+    with pytest.raises(DocumentInvalid) as refused:
+        config_apply(text=yaml.safe_dump(exported), environ=DESK_ENV)
+    assert [path for path, _ in refused.value.problems] == [
+        "policies[0].digest_time", "policies[0].digest_timezone",
+    ]  # fmt: skip
+    assert "Mars/Olympus" in refused.value.problems[1][1]

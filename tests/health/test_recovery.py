@@ -18,6 +18,7 @@ from alerts.delivery import NOTIFICATION_FAILED, notification_deliver
 from alerts.escalation import alerts_escalate
 from alerts.lifecycle import alert_acknowledge, alert_resolve
 from alerts.models import Alert, Channel, DeliveryAttempt, Notification, Policy, Rule
+from core.events import EventsAppend
 from health.models import HealthCheck
 from health.recovery import recovery_due, recovery_for_check
 from health.rulepack import install_health_rule
@@ -87,7 +88,11 @@ def test_it_sends_a_signed_command_when_a_check_turns_unhealthy(
     assert (notification.event, notification.state) == ("check", "pending")
     assert notification.alert is None
     assert notification.severity == 50  # CRITICAL, as the check turned
-    assert len(callbacks) == 1  # its delivery is queued once the check's status is stored
+    # Its delivery is queued once the check's status is stored; besides, the status change
+    # is told to the live event stream.
+    events = [callback for callback in callbacks if isinstance(callback, EventsAppend)]
+    assert len(callbacks) - len(events) == 1
+    assert "health" in [event.kind for append in events for event in append.events]
 
     notification_deliver(notification_id=notification.pk)
 

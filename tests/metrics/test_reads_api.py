@@ -423,7 +423,8 @@ def test_it_documents_the_endpoints_without_warnings() -> None:
     validate_schema(schema)
     assert not GENERATOR_STATS, "drf-spectacular warned; run manage.py spectacular --validate"
     assert set(schema["paths"]) == {
-        "/api/v1/sources/{source}/snapshot", "/api/v1/metrics/query", "/api/v1/schedules"
+        "/api/v1/sources/{source}/snapshot", "/api/v1/metrics/query", "/api/v1/schedules",
+        "/api/v1/metrics/realtime",
     }  # fmt: skip
     [ref] = schema["paths"]["/api/v1/sources/{source}/snapshot"]["get"]["parameters"]
     assert (ref["in"], ref["required"], ref["schema"]["type"]) == ("path", True, "string")

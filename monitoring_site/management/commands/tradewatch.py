@@ -19,6 +19,7 @@ from health.cli import health
 from metrics.cli import history, schedules, sources
 from metrics.models import Source
 from metrics.services import source_create, source_key_issue, source_keys_revoke
+from monitoring_site import digest_command as digest
 from monitoring_site.demo import command as demo
 
 
@@ -52,6 +53,7 @@ VERBS: dict[str, Verb] = {
     "reduce": control.reduce,
     "rearm": control.rearm,
     "backtest": backtest,
+    "digest": digest,
 }
 
 
@@ -63,7 +65,8 @@ class Command(BaseCommand):
         "`tradewatch demo`, `tradewatch config export|apply|schema`, "
         "`tradewatch schedule list|show|add|exchanges`, "
         "`tradewatch halt|reduce|rearm SOURCE|--tag T|--all --note ...`, "
-        "`tradewatch backtest RULE --source S --since 7d`."
+        "`tradewatch backtest RULE --source S --since 7d`, "
+        "`tradewatch digest --policy P --preview`."
     )
     # The verb's exit code (e.g. `status` exits 2 when something critical is firing).
     exit_code = 0

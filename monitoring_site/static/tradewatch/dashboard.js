@@ -1,6 +1,9 @@
-/* The operator's dashboard: renders the state the page was served with, then polls
- * dashboard.json every few seconds and renders again (short polling: see
- * monitoring_site/admin_site.py for why not server-sent events).
+/* The operator's dashboard: renders the state the page was served with, then keeps it
+ * fresh. Where the live event stream (GET /api/v1/stream) works, each alert, health or
+ * trading state change it announces fetches dashboard.json at once, and a slow poll
+ * keeps charts and ages current; where it does not (no EventSource, a proxy that
+ * buffers or drops the stream, a server that cannot hold it), dashboard.json is polled
+ * every few seconds, as before. `data-live` on the root says which: "stream" or "polling".
  */
 "use strict";
 
@@ -9,7 +12,14 @@
   if (!root) { return; }
   var state = JSON.parse(document.getElementById("tw-dashboard-state").textContent);
   var pollMs = Number(root.dataset.pollSeconds || 5) * 1000;
+  var streamPollMs = Number(root.dataset.streamPollSeconds || 60) * 1000;
   var jsonUrl = root.dataset.jsonUrl;
+  var streamUrl = root.dataset.streamUrl;
+  // True from the stream's `ready` event until an error: a buffering proxy never lets
+  // `ready` through, so such a page goes on polling.
+  var streaming = false;
+  var lastPoll = 0;
+  var refreshTimer = null;
   var csrfToken = root.querySelector("input[name=csrfmiddlewaretoken]").value;
   var chartSource = state.chart.source, chartRange = state.chart.range;
 
@@ -167,12 +177,14 @@
     }), { label: "alerts per hour" });
     charts.line(document.getElementById("tw-equity"), state.chart.equity, { label: "equity", className: "tw-equity" });
     charts.line(document.getElementById("tw-drawdown"), state.chart.drawdown, { label: "drawdown %", className: "tw-drawdown" });
-    document.getElementById("tw-updated").textContent = "Updated " + new Date(state.generated_at).toISOString().substring(11, 19) + " UTC";
+    document.getElementById("tw-updated").textContent = "Updated " + new Date(state.generated_at).toISOString().substring(11, 19) + " UTC" +
+      (streaming ? " (live)" : " (every " + pollMs / 1000 + " s)");
   }
 
   function render() { renderTrading(); renderSystem(); renderFiring(); renderSources(); renderCharts(); }
 
   function poll() {
+    lastPoll = Date.now();
     var url = jsonUrl + "?range=" + encodeURIComponent(chartRange) + (chartSource ? "&source=" + chartSource : "");
     return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (answer) {
@@ -190,6 +202,35 @@
     chartRange = event.target.value; poll();
   });
 
+  function refreshSoon() {
+    // A burst of changes (a storm, a halt of every source) costs one fetch.
+    if (refreshTimer === null) {
+      refreshTimer = window.setTimeout(function () { refreshTimer = null; poll(); }, 200);
+    }
+  }
+
+  function setLive(live) {
+    streaming = live;
+    root.dataset.live = live ? "stream" : "polling";
+  }
+
+  function listen() {
+    setLive(false);
+    if (!streamUrl || typeof window.EventSource !== "function") { return; }
+    var events = new window.EventSource(streamUrl);
+    events.addEventListener("ready", function () { setLive(true); refreshSoon(); });
+    ["alert", "health", "trading_state", "reset"].forEach(function (kind) {
+      events.addEventListener(kind, refreshSoon);
+    });
+    // The browser reconnects by itself (with Last-Event-ID) unless the server refused
+    // the stream; meanwhile, and after a refusal, the page polls.
+    events.addEventListener("error", function () { setLive(false); });
+  }
+
   render();
-  window.setInterval(function () { if (!document.hidden) { poll(); } }, pollMs);
+  listen();
+  window.setInterval(function () {
+    if (document.hidden) { return; }
+    if (!streaming || Date.now() - lastPoll >= streamPollMs) { poll(); }
+  }, pollMs);
 })();
