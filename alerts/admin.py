@@ -21,10 +21,10 @@ from django.utils.safestring import mark_safe
 from core.audit_admin import AuditHistoryAdmin
 from metrics.models import Source
 
+from .alert_actions import AlertClosed, alert_acknowledge, alert_resolve
 from .alert_page_admin import AcknowledgeForm, AlertPageAdmin
 from .backtest_admin import RuleBacktestAdmin
 from .evaluation import rule_preview
-from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert, Rule, Silence, Threshold, ThresholdOverride
 from .silences import SilenceMatcher, alert_silence
 from .statistics import alert_statistics

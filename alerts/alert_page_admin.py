@@ -23,8 +23,8 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
+from .alert_actions import AlertClosed, alert_acknowledge, alert_resolve
 from .alert_page import alert_chart, alert_figures, alert_notifications, alert_timeline
-from .lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from .models import Alert
 from .silences import alert_silence, alert_silences
 

@@ -22,8 +22,8 @@ from metrics.models import Source
 from metrics.schedules import ScheduleBook, schedule_book, schedule_book_read
 
 from . import engine
+from .alert_actions import alert_resolve_obsolete
 from .judging import Extremes, Pass, Summary, subjects, worse_values
-from .lifecycle import alert_resolve_obsolete
 from .loading import source_data_load, sources_with_data_load
 from .models import Rule, Threshold, ThresholdOverride
 from .quiet import alerts_touch

@@ -31,14 +31,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from metrics.models import Source
 
 from . import engine
 from .control import trading_control_by_rule
 from .kept_resolved import KeptResolved as KeptResolved
-from .kept_resolved import is_kept_resolved, kept_resolved_mark
+from .kept_resolved import is_kept_resolved
 from .kept_resolved import kept_resolved_release as kept_resolved_release
 from .kept_resolved import still_kept as still_kept
 from .models import Alert, AlertTransition, Rule, Severity, Silence
@@ -92,7 +91,7 @@ def repeat_interval(severity: int) -> timedelta:
     return timedelta(seconds=seconds if seconds is not None else 600)
 
 
-def _record(
+def transition_record(
     alert: Alert,
     kind: str,
     now: datetime,
@@ -381,12 +380,12 @@ def _on_clear(finding: Finding, alert: Alert, *, missing: bool) -> Alert:
     if outcome.state != Alert.State.RESOLVED:
         return alert
     resolution = Alert.Resolution.MISSING_DATA if missing else Alert.Resolution.CONDITION_CLEARED
-    return _resolve(
+    return alert_close(
         alert, now, resolution=resolution, details=_details(finding), step=outcome.steps[-1]
     )
 
 
-def _resolve(
+def alert_close(
     alert: Alert,
     now: datetime,
     *,
@@ -402,7 +401,7 @@ def _resolve(
     alert.resolution = resolution
     alert.resolved_by = by if by is not None and by.pk is not None else None  # type: ignore[assignment]
     if step is None:
-        _record(alert, Kind.RESOLVED, now, actor=by, details=details)
+        transition_record(alert, Kind.RESOLVED, now, actor=by, details=details)
     else:
         _write(alert, step, now, actor=by, details=details)
     alert.save(
@@ -426,79 +425,3 @@ def _clear_acknowledgement(alert: Alert) -> None:
     alert.acknowledged_by = None
     alert.acknowledged_until = None
     alert.acknowledgement_note = ""
-
-
-class AlertClosed(Exception):
-    """The alert is resolved already: nothing to acknowledge or resolve."""
-
-
-def alert_acknowledge(
-    *,
-    alert_id: int,
-    by: AbstractBaseUser,
-    note: str = "",
-    until: datetime | None = None,
-    now: datetime | None = None,
-) -> Alert:
-    """A person takes the alert: repeats stop until `until` (or until it resolves)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",)).select_related("source").get(pk=alert_id)
-        )
-        if not alert.is_open:
-            raise AlertClosed(f"Alert {alert_id} is resolved.")
-        if until is not None and until <= now:
-            raise ValueError("The acknowledgement must last beyond now.")
-        alert.acknowledged_by = by  # type: ignore[assignment]
-        alert.acknowledged_at = now
-        alert.acknowledged_until = until
-        alert.acknowledgement_note = note[:1000]
-        _record(
-            alert,
-            Kind.ACKNOWLEDGED,
-            now,
-            actor=by,
-            details={"note": note, "until": until and until.isoformat()},
-        )
-        alert.save(
-            update_fields=[
-                "acknowledged_by", "acknowledged_at", "acknowledged_until",
-                "acknowledgement_note", "last_notified_at",
-            ]
-        )  # fmt: skip
-    return alert
-
-
-def alert_resolve(
-    *, alert_id: int, by: AbstractBaseUser, note: str = "", now: datetime | None = None
-) -> Alert:
-    """A person closes the alert; if the condition still holds, a new alert opens later."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("source", "rule")
-            .get(pk=alert_id)
-        )
-        if not alert.is_open:
-            raise AlertClosed(f"Alert {alert_id} is resolved already.")
-        kept_resolved_mark(alert)
-        return _resolve(
-            alert, now, resolution=Alert.Resolution.BY_PERSON, by=by, details={"note": note}
-        )
-
-
-def alert_resolve_obsolete(*, alert_id: int, now: datetime | None = None) -> Alert | None:
-    """Resolve an open alert whose rule no longer judges its source (disabled, rescoped)."""
-    now = now or timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("source")
-            .filter(pk=alert_id, state__in=[Alert.State.PENDING, Alert.State.FIRING])
-            .first()
-        )
-        if alert is None:
-            return None
-        return _resolve(alert, now, resolution=Alert.Resolution.RULE_CHANGED)

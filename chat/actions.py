@@ -17,10 +17,10 @@ import pghistory
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
+from alerts.alert_actions import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.channels.base import NotificationMessage
 from alerts.channels.buttons import Action, Press
 from alerts.control import ControlRefused, Target, trading_control_by_person
-from alerts.lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition
 from alerts.payloads import alert_payload
 from alerts.silences import alert_silence, alert_silences

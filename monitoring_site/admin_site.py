@@ -25,7 +25,7 @@ from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_POST
 
-from alerts.lifecycle import AlertClosed, alert_acknowledge
+from alerts.alert_actions import AlertClosed, alert_acknowledge
 from alerts.models import Alert
 
 from .dashboard import DEFAULT_RANGE, dashboard_state

@@ -14,6 +14,8 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from monitoring_site.logging_settings import logging_settings
+
 # Django's generic classes (ModelAdmin, ModelForm, inlines...) take their model as a
 # type argument at run time too, as the type checker reads them: ModelAdmin[Alert].
 django_stubs_ext.monkeypatch()
@@ -473,49 +475,6 @@ if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
 # Every handler Django sets up, its own defaults included, redacts hook keys.
 LOGGING_CONFIG = "monitoring_site.log_redaction.configure"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {
-            "()": "monitoring_site.log_redaction.RedactingJsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d "
-            "%(request_id)s %(task_id)s %(task_name)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-    },
-    "filters": {
-        # Hook URLs carry a source's API key (also attached to every other handler,
-        # Django's and the web server's, by LOGGING_CONFIG and monitoring_site.apps).
-        "redact_hook_keys": {"()": "monitoring_site.log_redaction.HookKeyFilter"},
-        # Slack, Discord and Telegram put their credentials in the URL path.
-        "mask_secret_urls": {"()": "alerts.channels.masking.SecretURLFilter"},
-        "context": {"()": "monitoring_site.logcontext.ContextFilter"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
-            "filters": ["redact_hook_keys", "mask_secret_urls", "context"],
-        },
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "INFO"},
-        # httpx logs every request URL at INFO; delivery logs its own line per attempt.
-        "httpx": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-        # django-axes announces itself at INFO in every process, each `manage.py` command
-        # included, whose output should be the command's own. Only that line is logged
-        # there; lockouts and failed sign-ins log under axes.handlers.* and are kept
-        # (AXES_VERBOSE=False would also drop the user agent from those lines).
-        "axes.apps": {"level": "WARNING"},
-        # redis-py gives this logger a stdout handler of its own (no redaction, outside
-        # LOG_FORMAT) the first time a process subscribes, unless the logger exists
-        # already: configured here, its records go through the handlers above.
-        "push_response": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_settings(LOG_FORMAT, LOG_LEVEL)
 # Error reports (the admins' e-mail, the debug page) show the request's path and META.
 DEFAULT_EXCEPTION_REPORTER = "monitoring_site.error_reports.RedactingExceptionReporter"

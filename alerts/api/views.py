@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from alerts import selectors
-from alerts.lifecycle import AlertClosed, alert_acknowledge, alert_resolve
+from alerts.alert_actions import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.models import Alert, Rule
 from core.api_errors import OPERATOR_ERRORS_SCHEMA
 from metrics.models import Source

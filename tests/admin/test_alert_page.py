@@ -14,8 +14,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from alerts.alert_actions import alert_acknowledge, alert_resolve
 from alerts.alert_page import figure
-from alerts.lifecycle import alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition, Channel, Notification, Rule, Silence
 from alerts.silences import is_silenced
 from metrics.models import Source

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from alerts.lifecycle import alert_acknowledge
+from alerts.alert_actions import alert_acknowledge
 from alerts.models import Rule
 from metrics.services import source_create
 from tests.factories import make_alert

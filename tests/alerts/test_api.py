@@ -14,7 +14,7 @@ from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-from alerts.lifecycle import alert_acknowledge
+from alerts.alert_actions import alert_acknowledge
 from alerts.models import Alert, AlertTransition, Rule, Silence
 from core.operator_api import SOURCE_KEY_ON_OPERATOR_ENDPOINT
 from metrics.models import Source

@@ -13,11 +13,11 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from alerts.alert_actions import alert_acknowledge
 from alerts.channels.signing import signing_secret_new
 from alerts.delivery import notification_deliver, outbox_sweep
 from alerts.escalation import alerts_escalate
 from alerts.evaluation import forget_rules_cache
-from alerts.lifecycle import alert_acknowledge
 from alerts.models import (
     Alert,
     Channel,

@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from alerts import engine
+from alerts.alert_actions import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.evaluation import forget_rules_cache
-from alerts.lifecycle import AlertClosed, alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition, Rule, Silence, ThresholdOverride
 from metrics.models import Source
 from tests.alerts.conftest import MakeRule, beat, evaluate, later, open_alerts, record, send_event

@@ -44,8 +44,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from alerts.alert_actions import alert_acknowledge, alert_resolve
 from alerts.evaluation import forget_rules_cache, rules_changed
-from alerts.lifecycle import alert_acknowledge, alert_resolve
 from alerts.models import Alert, AlertTransition, Rule, Severity, Threshold
 from alerts.routing import forget_routing_cache
 from alerts.silences import silence_create, silence_expire

@@ -10,7 +10,7 @@ import pghistory
 import pytest
 from django.utils import timezone
 
-from alerts import loading, silences
+from alerts import loading, silences, source_reads
 from alerts.loading import source_data_load
 from alerts.models import Alert, Rule, Severity, Silence
 from metrics.ingest import heartbeat_record, metric_ingest
@@ -83,12 +83,12 @@ def test_the_plain_sql_reads_load_what_the_orm_reads_load(
 def test_reads_sent_together_each_come_back_whole_inside_a_history_context() -> None:
     # Admin and API requests run inside a django-pghistory context, whose execute
     # wrapper steps the cursor to the last result set: each read must still get its own.
-    reads = [loading.Read("SELECT %s::int", [n]) for n in (1, 2, 3)]
-    reads.append(loading.Read("SELECT 4 WHERE false", []))
+    reads = [source_reads.Read("SELECT %s::int", [n]) for n in (1, 2, 3)]
+    reads.append(source_reads.Read("SELECT 4 WHERE false", []))
 
     with pghistory.context(user=None):
-        inside = loading.read_together(reads)
-    outside = loading.read_together(reads)
+        inside = source_reads.read_together(reads)
+    outside = source_reads.read_together(reads)
 
     assert inside == outside == [[(1,)], [(2,)], [(3,)], []]
 

@@ -17,8 +17,8 @@ from django.contrib.auth.models import User
 from django.db import connections
 from rest_framework.authtoken.models import Token
 
+from alerts.alert_actions import alert_acknowledge, alert_resolve
 from alerts.control import Target, trading_control_by_person
-from alerts.lifecycle import alert_acknowledge, alert_resolve
 from alerts.models import Alert, Rule
 from bench.sse import Listener, SseEvent, is_event
 from health.checks import CheckResult

@@ -13,10 +13,10 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings
 from standardwebhooks.webhooks import Webhook
 
+from alerts.alert_actions import alert_acknowledge, alert_resolve
 from alerts.channels.signing import signing_secret_new
 from alerts.delivery import NOTIFICATION_FAILED, notification_deliver
 from alerts.escalation import alerts_escalate
-from alerts.lifecycle import alert_acknowledge, alert_resolve
 from alerts.models import Alert, Channel, DeliveryAttempt, Notification, Policy, Rule
 from core.events import EventsAppend
 from health.models import HealthCheck
