@@ -376,6 +376,9 @@ class Firing:
     api_ms: float  # t0 until the POST's answer
     start_ms: float  # t0 until the evaluation started (the alert's first_seen)
     evaluate_ms: float  # evaluation start until seen
+    # Delivery only: t0 until the worker began the POST to the receiver (from the
+    # notification's delivery attempt), when its attempt row was found.
+    send_start_ms: float | None = None
 
 
 class Prober:
@@ -466,6 +469,7 @@ class Variant:
     key: str
     prepare: Callable[[dict[str, str], str, int, list[Probe], argparse.Namespace, int], Prober]
     extra_env: dict[str, str] = field(default_factory=dict)
+    doc: str = ""  # what --help says (the module's docstring); this module's by default
 
 
 def _alert_prober(
@@ -678,8 +682,8 @@ def log_size(path: Path) -> int:
 # --- the run ---------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    doc = __doc__ or ""
+def parse_args(argv: list[str] | None, doc: str = "") -> argparse.Namespace:
+    doc = doc or __doc__ or ""
     parser = argparse.ArgumentParser(
         description=doc.split("\n\n")[0],
         epilog="\n\n".join(doc.split("\n\n")[1:]),
@@ -985,6 +989,9 @@ def measure(
     say(f"  to evaluation (POST until eval start): {spread([f.start_ms for f in firings])}")
     say(f"  evaluate (eval start until seen):      {spread([f.evaluate_ms for f in firings])}")
     say(f"  api (POST until answered):             {spread([f.api_ms for f in firings])}")
+    sends = [f.send_start_ms for f in firings if f.send_start_ms is not None]
+    if sends:
+        say(f"  to the send (POST until the worker began sending): {spread(sends)}")
     slowest = sorted(firings, key=lambda f: f.latency_ms)[-5:]
     say(
         "  slowest (latency = to evaluation + evaluate; api): "
@@ -1032,7 +1039,7 @@ def measure(
 def main(
     argv: list[str] | None = None, variant: Variant = ALERT_ROW, name: str = "alert-latency"
 ) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, variant.doc)
     return run_with_cleanup(
         name,
         lambda workdir, cleanup: run(args, workdir, cleanup, variant),

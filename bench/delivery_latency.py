@@ -6,8 +6,9 @@ measured capacity, one firing at a time over the probe sources), plus a signed w
 channel pointing at a receiver in this process and a policy sending the Leverage rule's
 CRITICAL alerts to it (resolutions not announced). A firing's latency runs from sending
 the breaching POST to the receiver having read the signed notification of that source's
-alert; the breakdown splits it at the alert's `first_seen` as there (api, wait, then
-"evaluate" covering evaluation, the delivery task and the POST to the receiver).
+alert; the breakdown splits it at the alert's `first_seen` as there: to evaluation (POST
+until the evaluation started), then "evaluate" covering evaluation, the delivery task and
+the POST to the receiver; api is the POST until its answer.
 
     .venv/bin/python -m bench.delivery_latency [--firings 400] [--load 0.5] [--continuous] ...
 
@@ -25,6 +26,7 @@ import json
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -112,7 +114,31 @@ class DeliveryProber(Prober):
         latency = (arrived - t0) * 1000
         api = (answered - t0) * 1000
         started = (first_seen.timestamp() - wall0) * 1000 if first_seen else api
-        return Firing(latency, api, started - api, latency - started)
+        send = self._send_started(probe, datetime.fromtimestamp(wall0, UTC))
+        send_ms = None if send is None else (send.timestamp() - wall0) * 1000
+        return Firing(latency, api, started, latency - started, send_ms)
+
+    # The firing alert's newest delivery attempt: written when the send ended (`at`), so
+    # the send began `duration_ms` before.
+    SEND = (
+        "SELECT d.at - make_interval(secs => d.duration_ms / 1000) "
+        "FROM alerts_deliveryattempt d JOIN alerts_notification n ON n.id = d.notification_id "
+        "JOIN alerts_alert a ON a.id = n.alert_id "
+        "WHERE a.source_id = %s AND a.rule_id = %s AND a.state = 'firing' AND d.at > %s "
+        "ORDER BY d.id DESC LIMIT 1"
+    )
+
+    def _send_started(self, probe: Probe, since: datetime) -> datetime | None:
+        """When the worker began sending (its attempt row commits just after the receipt:
+        waited for up to a second, outside the measured latency)."""
+        deadline = time.perf_counter() + 1.0
+        while time.perf_counter() < deadline:
+            row = self.db.execute(self.SEND, (probe.source_id, self.rule_id, since), prepare=True)
+            found = row.fetchone()
+            if found is not None:
+                return found[0]  # type: ignore[no-any-return]
+            time.sleep(0.002)
+        return None
 
 
 CHANNEL_SETUP = """
@@ -154,6 +180,7 @@ WEBHOOK_DELIVERY = Variant(
         "TRADEWATCH_DELIVERY_ALLOWED_NETWORKS": "127.0.0.0/8",
         "TRADEWATCH_ENCRYPTION_KEY": "YmVuY2htYXJrLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=",
     },
+    doc=__doc__ or "",
 )
 
 
