@@ -280,7 +280,7 @@ class _SourceReplay:
         # When its schedules let the rule judge this source, as `alerts.sessions.gate` says.
         self.session = session_times(timetables_of(rule, source, book), self.times)
         if self.session is not None:
-            self.notes.append(f"{source.name}: judged only while {self.session.describe} is open.")
+            self.notes.append(f"{source.name}: judged only in session ({self.session.describe}).")
         # Where every rule was judged (what the data loaded for a pass depends on).
         self.every_rule = (
             np.isin(self.times, everything)

@@ -91,6 +91,15 @@ def trade(source: Source, at: datetime) -> Arrival:
     return Arrival(at, source, store, None)
 
 
+@pytest.fixture(autouse=True)
+def repeats_every_two_hours(settings: Any) -> None:
+    """Repeats of a firing alert every two hours, whatever its severity: over days of
+    simulated time the live engine then writes a few, not one per evaluation."""
+    settings.TRADEWATCH_REPEAT_SECONDS = dict.fromkeys(
+        ("EMERGENCY", "CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"), 7200
+    )
+
+
 @pytest.fixture
 def beat_every_ten_minutes(db: None) -> None:
     """Beat evaluates every source every 10 minutes (the backtest reads its entry)."""
