@@ -374,3 +374,27 @@ def test_the_four_signal_rules_replay_as_live_on_a_session_and_around_the_clock(
     assert_replayed_as_live(rules, [equities, crypto, silent])
     notes = backtest(named["No decisions"], silent)["notes"]
     assert any("silent-bot reported no decision" in note for note in notes)
+
+
+def test_a_signal_switched_off_for_a_source_is_not_replayed_for_it(
+    beat_every_ten_minutes: None,
+) -> None:
+    Rule.objects.exclude(name="No decisions").delete()
+    rule = Rule.objects.get(name="No decisions")
+    watched = SourceFactory.create(name="watched-bot")
+    unwatched = SourceFactory.create(name="unwatched-bot")
+    Expectation.objects.create(source=unwatched, signal="decision", enabled=False)
+    end = utc(26, 18)
+    drive(
+        [
+            *events(watched, "decision", utc(26, 14, 41), utc(26, 15, 1), 10),
+            *events(unwatched, "decision", utc(26, 14, 41), utc(26, 15, 1), 10),
+        ],
+        end,
+    )
+    assert starts(rule, watched)
+    assert not starts(rule, unwatched)
+
+    assert_replayed_as_live([rule], [watched, unwatched], end)
+    notes = backtest(rule, unwatched, end)["notes"]
+    assert any("unwatched-bot's expectation of decision is switched off" in n for n in notes)
