@@ -318,6 +318,13 @@ def worse_values(
     return worse
 
 
+def session_end_applied(last_seen: datetime, closed_at: datetime | None) -> bool:
+    """Whether an alert followed its rule's missing-data policy already since the close at
+    `closed_at`: it was touched at or after the close, which no evaluation in session
+    does (a session ends at its close). None (since when closed is not known): not."""
+    return closed_at is not None and last_seen >= closed_at
+
+
 class Pass:
     """One evaluation pass: what it found, and what it put off to the end."""
 
@@ -346,8 +353,8 @@ class Pass:
             open_alert = source_data.open_alerts.get(fp)
             if open_alert is None:
                 continue
-            if closed_at is not None and open_alert.last_seen > closed_at:
-                continue  # applied already, since this close
+            if session_end_applied(open_alert.last_seen, closed_at):
+                continue
             if self.silences is None:
                 self.silences = active_silences(self.now)
             apply_finding(

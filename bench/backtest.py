@@ -8,7 +8,10 @@ over the whole month on this one process: reading the samples, every instant the
 engine would have evaluated (each arrival and beat's ticks), the alerts and the
 notifications of the enabled policy.
 
-    .venv/bin/python -m bench.backtest [--days 30]
+    .venv/bin/python -m bench.backtest [--days 30] [--exchange XNYS]
+
+`--exchange`: the rule is judged only in that exchange's sessions (a schedule from the
+`exchange-calendars` package, read in the timed run as a fresh worker would).
 
 Last line: {"seconds": .., "samples": ..}. Goal: seconds < 5.
 """
@@ -31,6 +34,7 @@ ADMIN = postgres_conninfo("127.0.0.1", 5432, "postgres", "postgres")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--exchange", default="", help="judge only in its sessions (XNYS...)")
     args = parser.parse_args()
 
     name = f"tradewatch_bench_backtest_{uuid.uuid4().hex[:8]}"
@@ -39,7 +43,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monitoring_site.settings")
     os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
     try:
-        result = run(args.days)
+        result = run(args.days, args.exchange)
     finally:
         from django.db import connections
 
@@ -83,7 +87,7 @@ def _drawdown(seconds: int) -> Any:
     return np.round(values, 3)
 
 
-def run(days: int) -> dict[str, Any]:
+def run(days: int, exchange: str = "") -> dict[str, Any]:
     import django
 
     django.setup()
@@ -96,7 +100,8 @@ def run(days: int) -> dict[str, Any]:
     from alerts.backtest import BacktestRequest, backtest_run
     from alerts.backtest.data import micros
     from alerts.models import Channel, Policy, Rule, Threshold
-    from metrics.models import MetricSample, MetricSeries, Source
+    from metrics.models import MetricSample, MetricSeries, Schedule, Source
+    from metrics.schedules import schedule_create
 
     call_command("migrate", verbosity=0)
     Rule.objects.all().delete()  # the trading pack: only the rule under test
@@ -123,6 +128,9 @@ def run(days: int) -> dict[str, Any]:
     rule = Rule.objects.create(
         name="Drawdown (5 min average)", metric="drawdown_pct", aggregation="avg",
         window=timedelta(minutes=5), for_duration=timedelta(minutes=1),
+        schedule=schedule_create(name=exchange, kind=Schedule.Kind.EXCHANGE, exchange=exchange)
+        if exchange
+        else None,
     )  # fmt: skip
     Threshold.objects.create(rule=rule, severity=30, comparison=">", value=12, clear_value=10)
     Threshold.objects.create(rule=rule, severity=50, comparison=">", value=16, clear_value=14)

@@ -290,3 +290,17 @@ def events_read(
     ):
         by_type[kind].append(micros(ts))
     return EventStamps({kind: np.array(stamps, dtype=np.int64) for kind, stamps in by_type.items()})
+
+
+def trades_read(source_id: int, after: datetime, until: datetime) -> Micros:
+    """The times of the source's trades with after < ts <= until, oldest first, and the
+    newest at or before `after` (for "the newest order so far" at the start)."""
+    older = Trade.objects.filter(source_id=source_id, ts__lte=after).aggregate(newest=Max("ts"))
+    stamps = _stamps(
+        Trade.objects.filter(source_id=source_id, ts__gt=after, ts__lte=until).values_list(
+            "ts", flat=True
+        )
+    )
+    if older["newest"] is None:
+        return stamps
+    return np.concatenate(([micros(older["newest"])], stamps)).astype(np.int64)

@@ -6,7 +6,9 @@ handed to the same code as in production: `judging.Subject.judge` (the engine),
 `judging.verdict` (hysteresis, guard, M-of-N), and the lifecycle's decisions
 (`alerts.transitions`, through `timeline.Timeline`). Instants where no threshold can
 trigger while no alert is open are skipped in bulk (`windows`), which is what makes a
-month of 1 s samples take seconds. Nothing is written: not an alert, not a
+month of 1 s samples take seconds. The rule's schedules gate it as live (`sessions`),
+and the signals of "alive but not trading" are read from stored events, trades and
+samples as live (`signals`). Nothing is written: not an alert, not a
 notification, not an M-of-N history.
 """
 
@@ -39,13 +41,19 @@ from alerts.loading import (
     aggregated_in_sql,
 )
 from alerts.models import Alert, Rule
+from alerts.sessions import expectation_of, timetables_of
+from metrics import signals
 from metrics.models import MetricSeries, Source
+from metrics.schedules import ExpectationSpec, ScheduleBook, schedule_book
 
 from . import data as stored
+from .buckets import Chart, chart_of
+from .clocks import Age
 from .series import SeriesReplay
+from .sessions import session_times
+from .signals import SignalHistory, signal_history, signal_judge
 from .timeline import Routing, Timeline
 from .windows import (
-    Age,
     Aggregated,
     Anomaly,
     Change,
@@ -90,16 +98,6 @@ class RunResult:
     run: Run
     timeline: Timeline
     judged: int = 0
-
-
-@dataclass
-class Chart:
-    """One series' values over the period, in buckets (time, lowest, highest)."""
-
-    source_id: int
-    labels: dict[str, str]
-    buckets: list[tuple[datetime, float, float]]
-    what: str  # "values" of the metric, or "events" per bucket
 
 
 @dataclass
@@ -204,10 +202,20 @@ def rule_replay(
             "the newest only): alerts are shown as if never inhibited."
         )
     reads = frozenset(metric_names_read(rule.kind, rule.metric, rule.guard_metric))
+    book = schedule_book()
     for position, source in enumerate(sources):
-        source_part = _SourceReplay(rule, source, start, end, every, reads, chart_buckets)
-        if not source_part.judges:
-            found.notes.append(f"{source.name} has no {rule.metric} series (labels matching).")
+        expectation = expectation_of(rule, source, book)
+        if expectation is not None and not expectation.enabled:
+            found.notes.append(
+                f"{source.name}'s expectation of {signals.NOUNS[expectation.signal]} is "
+                "switched off: the rule does not judge it."
+            )
+            continue
+        source_part = _SourceReplay(
+            rule, source, start, end, every, reads, chart_buckets, book=book,
+            expectation=expectation,
+        )  # fmt: skip
+        found.notes += source_part.notes
         found.samples += source_part.samples
         found.instants += len(source_part.times)
         found.charts += source_part.charts
@@ -246,10 +254,16 @@ class _SourceReplay:
         every: timedelta,
         reads: frozenset[str],
         chart_buckets: int,
+        *,
+        book: ScheduleBook,
+        expectation: ExpectationSpec | None,
     ) -> None:
         self.rule, self.source, self.reads = rule, source, reads
+        self.expectation = expectation
+        self.history: SignalHistory | None = None
         self.samples = 0
         self.charts: list[Chart] = []
+        self.notes: list[str] = []
         self.start_us, self.end_us = stored.micros(start), stored.micros(end)
         loaded, known = self._load(start, end)
         inside = [part.ts[(part.ts > self.start_us) & (part.ts <= self.end_us)] for part in loaded]
@@ -263,6 +277,10 @@ class _SourceReplay:
             arrivals.reading, everything, *([] if rule.kind == Rule.Kind.EVENT else inside)
         )
         self.times = times[(times >= self.start_us) & (times <= self.end_us)]
+        # When its schedules let the rule judge this source, as `alerts.sessions.gate` says.
+        self.session = session_times(timetables_of(rule, source, book), self.times)
+        if self.session is not None:
+            self.notes.append(f"{source.name}: judged only in session ({self.session.describe}).")
         # Where every rule was judged (what the data loaded for a pass depends on).
         self.every_rule = (
             np.isin(self.times, everything)
@@ -270,10 +288,22 @@ class _SourceReplay:
             else np.ones(len(self.times), dtype=bool)
         )
         self.judges = [self._judge_of(part) for part in loaded]
+        if not self.judges:
+            self.notes.append(f"{source.name} has no {rule.metric} series (labels matching).")
+        elif self.history is not None and not self._reported():
+            noun = signals.NOUNS[self.history.signal]
+            self.notes.append(f"{source.name} reported no {noun}: the rule stays silent.")
         self.guard = self._guard(start, end)
         self.inhibited = self._inhibited(start, end)
         for judge in self.judges:
-            self.charts.append(self._chart(judge, chart_buckets))
+            self.charts.append(
+                chart_of(judge, source.pk, self.start_us, self.end_us, chart_buckets)
+            )
+
+    def _reported(self) -> bool:
+        """Whether the source reported the signal (of a silence) by the period's end."""
+        assert self.history is not None
+        return self.history.signal not in signals.SILENCES or bool(len(self.history.stamps()))
 
     # --- what the rule judges here -------------------------------------------------------
 
@@ -281,6 +311,15 @@ class _SourceReplay:
         """The series (or events) the rule judges on this source, and the ids of the
         series read (their samples are arrivals too)."""
         rule = self.rule
+        signal = signals.signal_of_metric(rule.metric)
+        if signal is not None:
+            assert self.expectation is not None
+            self.history = signal_history(
+                self.source.pk, signal, start, end, window=self.expectation.grace
+            )
+            self.samples += self.history.samples
+            ts = self.history.stamps()
+            return [_Loaded({}, "{}", ts, np.ones(len(ts)))], []
         if rule.kind == Rule.Kind.EVENT:
             ts = stored.events_read(self.source.pk, [rule.metric], start - rule.window, end).get(
                 rule.metric
@@ -323,10 +362,17 @@ class _SourceReplay:
             lo, hi,
             since=part.since,
         )  # fmt: skip
+        opened = None if self.session is None else self.session.opened
+        if self.history is not None:
+            assert self.expectation is not None
+            return signal_judge(
+                self.history, windows, opened=opened, expectation=self.expectation,
+                min_samples=rule.min_samples,
+            )  # fmt: skip
         if rule.kind == Rule.Kind.EVENT:
             return Occurrences(windows)
         if rule.kind == Rule.Kind.ABSENCE:
-            return Age(windows)
+            return Age(windows, opened=opened)
         if rule.kind == Rule.Kind.RATE_OF_CHANGE:
 
             def reach_from(reach: timedelta) -> Ints:
@@ -417,31 +463,6 @@ class _SourceReplay:
         active: npt.NDArray[np.bool_] = (on >= 0) & ((off < 0) | (off < on))
         return active
 
-    def _chart(self, judge: SeriesJudge, buckets: int) -> Chart:
-        """The series over the period in `buckets` slices: lowest and highest value of
-        each (for events, how many fell in it)."""
-        w = judge.windows
-        events = isinstance(judge, (Occurrences, Age))
-        span = max(1, self.end_us - self.start_us)
-        width = -(-span // buckets)
-        edges = self.start_us + width * np.arange(buckets + 1, dtype=np.int64)
-        bounds = np.searchsorted(w.ts, edges, side="right")
-        rows: list[tuple[datetime, float, float]] = []
-        filled = np.flatnonzero(bounds[1:] > bounds[:-1])
-        if len(filled):
-            starts = bounds[filled]
-            if events:
-                low = high = (bounds[filled + 1] - starts).astype(np.float64)
-            else:
-                stop = int(bounds[filled[-1] + 1])
-                values = w.values[:stop]
-                low = np.minimum.reduceat(values, starts)
-                high = np.maximum.reduceat(values, starts)
-            for k, slot in enumerate(filled):
-                at = stored.moment(int(edges[slot] + width // 2))
-                rows.append((at, float(low[k]), float(high[k])))
-        return Chart(self.source.pk, judge.labels, rows, "events" if events else "values")
-
     # --- judging -------------------------------------------------------------------------
 
     def judge_all(self, results: Sequence[RunResult], report: Callable[[float], None]) -> None:
@@ -457,7 +478,7 @@ class _SourceReplay:
 
                     series = SeriesReplay(
                         self.rule, self.source.pk, self.times, result.timeline, spec, judge,
-                        guard=self.guard, inhibited=self.inhibited,
+                        guard=self.guard, inhibited=self.inhibited, session=self.session,
                     )  # fmt: skip
                     result.judged += series.run(partial)
                 done += 1

@@ -2,7 +2,9 @@
 
 At each instant the series is judged as `judging.Pass.judge` judges it (the engine through
 `judging.Subject`, then `judging.verdict`: hysteresis, guard, M-of-N), and what it finds
-goes to the lifecycle's decisions (`timeline.Timeline`). Two shortcuts keep a month of
+goes to the lifecycle's decisions (`timeline.Timeline`). Outside the rule's schedules
+nothing is judged, and an alert open when the session ended follows the rule's
+missing-data policy once, as `judging.Pass.out_of_session` does. Two shortcuts keep a month of
 1 s samples to seconds, each taken only where the answer is certain: instants where no
 threshold can trigger while nothing is open are skipped (`windows`), and quiet breaches
 of an open alert are applied in bulk (`stretches`), as the live lifecycle's quiet
@@ -19,17 +21,19 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts import engine
-from alerts.judging import Subject, guard_allows, opens_or_touches, verdict
+from alerts.judging import Subject, guard_allows, opens_or_touches, session_end_applied, verdict
 from alerts.lifecycle import more_extreme, repeat_interval
 from alerts.models import Alert, Rule
 from alerts.thresholds import UPWARD
 
 from . import data as stored
 from . import stretches
+from .sessions import SessionTimes
 from .timeline import ReplayedAlert, Timeline
 from .windows import SeriesJudge
 
 State = Alert.State
+NO_DATA = engine.Evaluation("no_data", None, None, None, 0)
 
 
 class SeriesReplay:
@@ -46,15 +50,20 @@ class SeriesReplay:
         *,
         guard: stored.Floats | None,
         inhibited: npt.NDArray[np.bool_] | None,
+        session: SessionTimes | None = None,
     ) -> None:
         self.rule, self.source_id, self.times = rule, source_id, times
         self.timeline, self.spec, self.judge = timeline, spec, judge
         # The guard metric's newest value and the kill switch's state at each instant.
         self.guard, self.inhibited = guard, inhibited
+        # When the rule's schedules let it judge the source (None: always).
+        self.session = session
         look = judge.candidates(spec)
         if rule.missing_data == Rule.MissingData.ALERT:
             look |= judge.no_data()
         look &= judge.exists()
+        if session is not None:
+            look &= session.open
         self.ahead = np.flatnonzero(look)
         # Quiet stretches (see `stretches`): only without M-of-N (whose history counts
         # each evaluation) and for rules whose severity is monotonic in the value.
@@ -69,14 +78,18 @@ class SeriesReplay:
         """Replay the series; return how many instants were judged one by one."""
         rule, times, judge, timeline = self.rule, self.times, self.judge, self.timeline
         source_id = self.source_id
-        guard, inhibited = self.guard, self.inhibited
+        guard = self.guard
         count = len(times)
         history: str | None = "" if rule.m_of_n_m is not None else None
         alert: ReplayedAlert | None = None
         judged = 0
         index = int(np.searchsorted(times, judge.windows.since, side="left"))
         next_report = time.monotonic() + 0.25
+        session = self.session
         while index < count:
+            if session is not None and not session.open[index]:
+                alert, index = self._out_of_session(alert, index)
+                continue
             if alert is None and not (history and history.strip("0")):
                 # Nothing open and nothing held: on to the next instant where a threshold
                 # could trigger (the engine would say "ok" or no data until then).
@@ -85,9 +98,10 @@ class SeriesReplay:
                     break
                 index = int(self.ahead[position])
             elif alert is not None and self.quiet_ok:
-                index = self._quiet_stretch(alert, index)
-                if index >= count:
-                    break
+                stop = self._quiet_stretch(alert, index)
+                if stop != index:
+                    index = stop  # (it may stop where the session ends: looked at again)
+                    continue
             now = stored.moment(int(times[index]))
             subject = judge.subject(index)
 
@@ -113,8 +127,7 @@ class SeriesReplay:
             if opens_or_touches(rule, found.evaluation, open_alert=alert is not None):
                 alert = timeline.apply(
                     alert, source_id=source_id, labels=judge.labels, labels_key=judge.labels_key,
-                    evaluation=found.evaluation, now=now,
-                    inhibited=bool(inhibited[index]) if inhibited is not None else False,
+                    evaluation=found.evaluation, now=now, inhibited=self._inhibited_at(index),
                 )  # fmt: skip
                 if alert is not None:
                     timeline.escalate(alert, now)
@@ -123,6 +136,40 @@ class SeriesReplay:
                 report(index / count)
                 next_report = time.monotonic() + 0.25
         return judged
+
+    def _inhibited_at(self, index: int) -> bool:
+        return bool(self.inhibited[index]) if self.inhibited is not None else False
+
+    def _out_of_session(
+        self, alert: ReplayedAlert | None, index: int
+    ) -> tuple[ReplayedAlert | None, int]:
+        """An instant where the rule rests (`judging.Pass.out_of_session`): an alert open
+        when the session ended follows the missing-data policy, once after each close
+        ("keep" leaves it as it is); return the alert and the next instant to look at."""
+        session, timeline = self.session, self.timeline
+        assert session is not None
+        now = stored.moment(int(self.times[index]))
+        if alert is not None and self.rule.missing_data != Rule.MissingData.KEEP:
+            closed_at = session.closed_at(index)
+            if not session_end_applied(alert.last_seen, closed_at):
+                alert = timeline.apply(
+                    alert, source_id=self.source_id, labels=self.judge.labels,
+                    labels_key=self.judge.labels_key, evaluation=NO_DATA, now=now,
+                    inhibited=self._inhibited_at(index),
+                )  # fmt: skip
+                if alert is not None and not session_end_applied(alert.last_seen, closed_at):
+                    timeline.escalate(alert, now)
+                    return alert, index + 1  # applied again at the next instant
+        resume = int(session.resume[index])
+        if alert is None:
+            return None, resume
+        # Escalation does not wait for the session (`alerts.escalation`, on its own beat).
+        timeline.escalate(alert, now)
+        due = timeline.escalation_due(alert)
+        if due is not None:
+            at = int(np.searchsorted(self.times, stored.micros(due), side="left"))
+            resume = min(resume, max(at, index + 1))
+        return alert, resume
 
     def _quiet_stretch(self, alert: ReplayedAlert, index: int) -> int:
         """Apply the quiet breaches from `index` on in bulk, as the lifecycle's quiet
@@ -184,6 +231,8 @@ class SeriesReplay:
                 quiet &= self.inhibited == inhibited
             elif inhibited:
                 quiet[:] = False
+            if self.session is not None:
+                quiet &= self.session.open
             self._steady[key] = np.flatnonzero(~quiet)
         return self._steady[key]
 

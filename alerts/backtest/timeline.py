@@ -291,18 +291,9 @@ class Timeline:
         looked at on each evaluation rather than on escalation's own beat."""
         if alert.state != State.FIRING or alert.inhibited or alert.fired_at is None:
             return
-        for escalation in self.routing.escalations:
+        for escalation in self._escalations_ahead(alert):
             route = escalation.route
-            if (
-                route.id in alert.escalated
-                or alert.fired_at > now - escalation.after
-                or not route.matches(
-                    severity=alert.severity,
-                    source_id=alert.source_id,
-                    tag_ids=self.tag_ids.get(alert.source_id, set()),
-                    rule_id=self.rule.pk,
-                )
-            ):
+            if alert.fired_at > now - escalation.after:
                 continue
             alert.escalated.add(route.id)
             alert.transitions.append((now, Kind.ESCALATED, alert.severity, True))
@@ -311,3 +302,24 @@ class Timeline:
                     self._send(alert, now, Notification.Event.ESCALATED, route.id, channel_id)
                     if acts:
                         alert.acted.add(channel_id)
+
+    def _escalations_ahead(self, alert: ReplayedAlert) -> list[Escalation]:
+        """The escalations that apply to `alert` and have not escalated it yet."""
+        return [
+            escalation
+            for escalation in self.routing.escalations
+            if escalation.route.id not in alert.escalated
+            and escalation.route.matches(
+                severity=alert.severity,
+                source_id=alert.source_id,
+                tag_ids=self.tag_ids.get(alert.source_id, set()),
+                rule_id=self.rule.pk,
+            )
+        ]
+
+    def escalation_due(self, alert: ReplayedAlert) -> datetime | None:
+        """When `alert`'s next escalation falls due as it stands (None: none will)."""
+        if alert.state != State.FIRING or alert.inhibited or alert.fired_at is None:
+            return None
+        fired_at = alert.fired_at
+        return min((fired_at + e.after for e in self._escalations_ahead(alert)), default=None)

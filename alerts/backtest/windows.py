@@ -353,34 +353,6 @@ class Occurrences(SeriesJudge):
         return Subject({}, "{}", w.points(int(w.lo[index]), int(w.hi[index])))
 
 
-class Age(SeriesJudge):
-    """ABSENCE: seconds since the newest point (a metric's sample or an event)."""
-
-    def __init__(self, windows: Windows) -> None:
-        super().__init__(engine.RuleKind.ABSENCE, windows, min_samples=0)
-        w = windows
-        self.newest = w.hi - 1
-        has = self.newest >= 0
-        newest_ts = w.ts[np.maximum(self.newest, 0)] if len(w.ts) else np.zeros(len(w.times))
-        with np.errstate(invalid="ignore"):
-            self.age = np.where(has, np.maximum((w.times - newest_ts) / 1e6, 0.0), np.nan)
-
-    def no_data(self) -> Mask:
-        return self.newest < 0
-
-    def enough(self) -> Mask:
-        return self.newest >= 0
-
-    def _approx(self) -> tuple[Floats, Floats]:
-        return self.age, np.zeros(len(self.age))
-
-    def subject(self, index: int) -> Subject:
-        w, newest = self.windows, int(self.newest[index])
-        if newest < 0:
-            return Subject({}, "{}", [])
-        return Subject({}, "{}", [engine.Point(moment(int(w.ts[newest])), 0.0)])
-
-
 def window_slices(ts: Micros, times: Micros, window_us: int) -> tuple[Ints, Ints]:
     """Per instant t, the slice of `ts` with t - window < ts <= t."""
     lo = np.searchsorted(ts, times - window_us, side="right").astype(np.int64)

@@ -190,6 +190,33 @@ def test_an_alert_open_when_the_session_ends_follows_the_missing_data_policy_onc
     assert rule.alerts.count() == 1
 
 
+def test_an_evaluation_right_at_the_close_applies_the_missing_data_policy_once(
+    make_rule: MakeRule, new_york_hours: Schedule
+) -> None:
+    rule = make_rule(
+        "drawdown_pct", [(WARNING, ">", 10, None), (CRITICAL, ">", 20, None)],
+        schedule=new_york_hours, missing_data=Rule.MissingData.ALERT,
+    )  # fmt: skip
+    bot = SourceFactory.create(name="equities-bot")
+    record(bot, "drawdown_pct", 12, ts=WEDNESDAY_CLOSE - timedelta(minutes=5))
+    evaluate(bot, now=WEDNESDAY_CLOSE - timedelta(minutes=1))
+
+    evaluate(bot, now=WEDNESDAY_CLOSE)  # beat's tick at 16:00:00, the session's end
+    [alert] = open_alerts(bot)
+    assert alert.severity == CRITICAL
+    transitions = AlertTransition.objects.filter(alert=alert).count()
+    count = alert.count
+
+    for minutes in (2, 30, 300):
+        evaluate(bot, now=WEDNESDAY_CLOSE + timedelta(minutes=minutes))
+    alert.refresh_from_db()
+    assert (alert.count, AlertTransition.objects.filter(alert=alert).count()) == (
+        count,
+        transitions,
+    )
+    assert rule.alerts.count() == 1
+
+
 def test_a_rule_on_an_inverted_schedule_rests_during_the_maintenance_window(
     make_rule: MakeRule,
 ) -> None:
