@@ -30,6 +30,7 @@ from metrics.partitions import (
 from metrics.retention import samples_prune
 from metrics.tasks import ensure_partitions
 from metrics.validation import EventIn, Sample, TradeIn
+from monitoring_site.management.commands.retention import table_size
 from monitoring_site.schedule import PERIODIC_WORK
 from tests.processes import BASE_DIR, process_environment
 
@@ -293,5 +294,8 @@ def test_pruning_by_hand_drops_the_expired_days_and_counts_their_rows(
     call_command("retention", "prune", "--only", "metric samples")
 
     assert "deleted 4 metric samples" in capsys.readouterr().out
+    # Sizes add up the partitions (the partitioned table itself holds nothing).
+    assert table_size(MetricSample)[1] > 16384
+    assert table_size(Source)[1] > 0  # and a plain table is its own size
     assert SAMPLES.period_start(now - 44 * DAY) not in _partition_starts(SAMPLES)
     assert MetricSample.objects.count() == 1

@@ -82,10 +82,11 @@ def table_size(model: type[Model]) -> tuple[int, int | None]:
         return model._default_manager.count(), None
     with connection.cursor() as cursor:
         cursor.execute(
+            # The table itself, or its partitions (the partitioned table holds no rows).
             "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, "
-            "coalesce(sum(pg_total_relation_size(c.oid)), 0) "
-            "FROM pg_partition_tree(%s::regclass) t JOIN pg_class c ON c.oid = t.relid",
-            [table],
+            "coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.oid = %s::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree(%s))",
+            [table, table],
         )
         rows, size = cursor.fetchone()
     return int(rows), int(size)
