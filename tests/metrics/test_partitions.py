@@ -185,6 +185,7 @@ def test_two_runs_at_once_make_each_partition_once() -> None:
             for period in table.periods(oldest, now + 3 * DAY)
         ]
         assert sorted(created) == sorted(wanted)  # each made by one run, none twice
+        assert [result.failed for result in results] == [[], []]  # none tried twice either
         for table in PARTITIONED:
             starts = [p.start for p in partitions_of(table.table) if p.start >= oldest - 7 * DAY]
             assert starts == list(table.periods(oldest, now + 3 * DAY))
