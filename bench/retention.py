@@ -38,7 +38,7 @@ from bench._support import create_database, drop_database, postgres_conninfo, sa
 
 ADMIN = postgres_conninfo("127.0.0.1", 5432, "postgres", "postgres")
 PLAIN = "bench_plain_metricsample"
-QUERY_RUNS = 21
+QUERY_RUNS = 51
 
 
 def main() -> int:
