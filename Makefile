@@ -62,6 +62,7 @@ bench: $(VENV)/.dev services
 	$(PY) -m bench.slow_clients
 	$(PY) -m bench.admin_alerts
 	$(PY) -m bench.backtest
+	$(PY) -m bench.retention
 
 services:
 	@scripts/ensure-services

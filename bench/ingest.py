@@ -578,10 +578,12 @@ def table_stats(conninfo: str) -> dict[str, int]:
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        # Summed over the partitions (a day each): the partitioned table itself holds none.
         row = conn.execute(
-            "SELECT count(*), pg_total_relation_size('metrics_metricsample'), "
-            "pg_relation_size('metrics_metricsample'), pg_indexes_size('metrics_metricsample') "
-            "FROM metrics_metricsample"
+            "SELECT (SELECT count(*) FROM metrics_metricsample), "
+            "sum(pg_total_relation_size(oid)), sum(pg_relation_size(oid)), "
+            "sum(pg_indexes_size(oid)) FROM pg_class WHERE oid = 'metrics_metricsample'::regclass "
+            "OR oid IN (SELECT relid FROM pg_partition_tree('metrics_metricsample'))"
         ).fetchone()
     assert row is not None
     return {"rows": row[0], "total": row[1], "heap": row[2], "indexes": row[3]}
@@ -623,7 +625,9 @@ def index_report(conninfo: str, rows: int) -> str:
         except psycopg.Error:
             pass  # no pgstattuple here: sizes only
         for name, size in conn.execute(
-            "SELECT indexname, pg_relation_size(indexname::regclass) FROM pg_indexes "
+            "SELECT indexname, (SELECT sum(pg_relation_size(oid)) FROM pg_class "
+            "WHERE oid = indexname::regclass "
+            "OR oid IN (SELECT relid FROM pg_partition_tree(indexname::regclass))) FROM pg_indexes "
             "WHERE tablename = 'metrics_metricsample' ORDER BY indexname"
         ).fetchall():
             text = f"{name} {size / max(rows, 1):.1f} B/row"

@@ -31,9 +31,25 @@ def delete_older_than(
     progress: Progress | None = None,
 ) -> int:
     """Delete rows of `model` whose `column` is before `cutoff`, `chunk` rows at a time."""
-    table = model._meta.db_table
+    return delete_older_than_in(
+        model._meta.db_table, column, cutoff, chunk=chunk, progress=progress
+    )
+
+
+def delete_older_than_in(
+    table: str,
+    column: str,
+    cutoff: datetime,
+    *,
+    chunk: int = CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> int:
+    """Delete rows of the plain table `table` whose `column` is before `cutoff`, `chunk`
+    rows at a time (one partition of a partitioned table, say)."""
     # Row addresses (ctid / rowid) work for every table, composite keys included.
     postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        _refuse_partitioned(table)
     row_id = "ctid" if postgresql else "rowid"
     # Rows another pruner holds are its to delete (SQLite has one writer at a time anyway).
     claim = " FOR UPDATE SKIP LOCKED" if postgresql else ""
@@ -51,6 +67,16 @@ def delete_older_than(
             progress(count)
         if count < chunk:
             return deleted
+
+
+def _refuse_partitioned(table: str) -> None:
+    """A row address is unique only within one partition: deleting by address from a
+    partitioned table would delete rows of other partitions at the same address."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        row = cursor.fetchone()
+    if row is not None and row[0] == "p":
+        raise ValueError(f"{table} is partitioned: drop its partitions, or prune each one")
 
 
 def delete_in_chunks(

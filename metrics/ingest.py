@@ -24,12 +24,14 @@ from .models import (
     Source,
     SourceHeartbeat,
     Trade,
+    TradeId,
 )
 from .validation import EMPTY_LABELS_KEY, EventIn, HeartbeatIn, Sample, TradeIn
 
 SAMPLE_TABLE = MetricSample._meta.db_table
 SERIES_TABLE = MetricSeries._meta.db_table
 TRADE_TABLE = Trade._meta.db_table
+TRADE_ID_TABLE = TradeId._meta.db_table
 
 # Series ids never change once created, so each process remembers them: most batches
 # then resolve every series without a query. Bounded; cleared whole when full.
@@ -291,19 +293,24 @@ def trade_ingest(*, source: Source, trades: Sequence[TradeIn]) -> TradesStored:
 def _insert_new_trades(
     source: Source, trades: Sequence[TradeIn], *, received_at: datetime
 ) -> list[datetime]:
-    """Insert trades whose id is new for the source; return the times of those inserted."""
+    """Insert trades whose id is new for the source; return the times of those inserted.
+
+    The id is claimed in `TradeId` first (its unique key spans every partition of the
+    trades table); only the trades whose claim went through are stored.
+    """
     columns = "source_id, trade_id, symbol, side, quantity, price, pnl, fee, ts, received_at"
-    conflict = "ON CONFLICT (source_id, trade_id) DO NOTHING"
+    claim = "ON CONFLICT (source_id, trade_id) DO NOTHING"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                f"INSERT INTO {TRADE_TABLE} ({columns}) "
-                "SELECT %s, t.*, %s FROM unnest(%s::text[], %s::text[], %s::text[], "
+                "WITH t AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
                 "%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::timestamptz[]) "
-                f"AS t {conflict} RETURNING ts",
+                "AS t(trade_id, symbol, side, quantity, price, pnl, fee, ts)), "
+                f"claimed AS (INSERT INTO {TRADE_ID_TABLE} (source_id, trade_id, ts) "
+                f"SELECT %s, trade_id, ts FROM t {claim} RETURNING trade_id) "
+                f"INSERT INTO {TRADE_TABLE} ({columns}) "
+                "SELECT %s, t.*, %s FROM t JOIN claimed USING (trade_id) RETURNING ts",
                 [
-                    source.pk,
-                    received_at,
                     [t.trade_id for t in trades],
                     [t.symbol for t in trades],
                     [t.side for t in trades],
@@ -312,14 +319,24 @@ def _insert_new_trades(
                     [t.pnl for t in trades],
                     [t.fee for t in trades],
                     [t.ts for t in trades],
+                    source.pk,
+                    source.pk,
+                    received_at,
                 ],
             )
             return [ts for (ts,) in cursor.fetchall()]
         inserted: list[datetime] = []
         for t in trades:
             cursor.execute(
+                f"INSERT INTO {TRADE_ID_TABLE} (source_id, trade_id, ts) VALUES (%s, %s, %s) "
+                f"{claim}",
+                [source.pk, t.trade_id, t.ts],
+            )
+            if not cursor.rowcount:
+                continue
+            cursor.execute(
                 f"INSERT INTO {TRADE_TABLE} ({columns}) VALUES "
-                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) {conflict}",
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     source.pk,
                     t.trade_id,
@@ -333,8 +350,7 @@ def _insert_new_trades(
                     received_at,
                 ],
             )
-            if cursor.rowcount:
-                inserted.append(t.ts)
+            inserted.append(t.ts)
         return inserted
 
 

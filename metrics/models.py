@@ -151,7 +151,8 @@ class MetricSample(models.Model):
 
     Three columns and a primary key on (series, ts) keep a sample near 80 bytes with
     its index; the key serves "one series over a time range", and a second sample at
-    the same instant replaces the first (last write wins).
+    the same instant replaces the first (last write wins). On PostgreSQL the table is
+    partitioned by day (`metrics.partitions`): the key holds `ts`, as partitioning needs.
     """
 
     pk = models.CompositePrimaryKey("series_id", "ts")
@@ -173,7 +174,11 @@ class MetricSample(models.Model):
 
 
 class Trade(models.Model):
-    """One fill reported by a source; its id is unique per source (replays are duplicates)."""
+    """One fill reported by a source; its id is unique per source (replays are duplicates).
+
+    On PostgreSQL the table is partitioned by week (`metrics.partitions`), its primary
+    key there is (id, ts); ids still come from one sequence, so `id` alone stays unique.
+    """
 
     class Side(models.TextChoices):
         BUY = "buy", "Buy"
@@ -193,17 +198,44 @@ class Trade(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["source", "trade_id"], name="trade_unique_per_source"),
-        ]
+        # A trade id once per source is `TradeId`'s constraint: on PostgreSQL this table is
+        # partitioned by time, and a unique key there would have to include `ts`.
         indexes = [models.Index(fields=["source", "ts"], name="trade_source_ts")]
 
     def __str__(self) -> str:
         return f"{self.source_id}:{self.trade_id}"
 
 
+class TradeId(models.Model):
+    """A trade id a source has sent: what makes a replayed trade a duplicate.
+
+    Trades are partitioned by time (`metrics.partitions`) and PostgreSQL keeps a unique
+    key only within one partition, so the identity of a trade across all of them lives
+    in this small plain table; ingestion claims the id here before storing the trade.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    trade_id = models.CharField(max_length=100)
+    # Retention forgets an id when its trade's partition goes.
+    ts = models.DateTimeField(help_text="The time of the trade stored under this id.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "trade_id"], name="trade_id_unique_per_source"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.trade_id}"
+
+
 class Event(models.Model):
-    """A discrete fact from a source: a circuit breaker tripped, a model crashed..."""
+    """A discrete fact from a source: a circuit breaker tripped, a model crashed...
+
+    On PostgreSQL the table is partitioned by week (`metrics.partitions`), its primary
+    key there is (id, ts); ids still come from one sequence, so `id` alone stays unique.
+    """
 
     KNOWN_TYPES = (
         "circuit_breaker_tripped",

@@ -91,7 +91,15 @@ PERIODIC_WORK: tuple[PeriodicWork, ...] = (
         name="Prune metrics",
         task="metrics.tasks.prune",
         every_seconds=3600,
-        description="Deletes samples, trades and events past the metric retention, in chunks.",
+        description="Drops the day (samples) and week (trades, events) partitions wholly "
+        "past the metric retention; deletes in chunks what the default partition caught.",
+    ),
+    PeriodicWork(
+        name="Create metric partitions ahead",
+        task="metrics.tasks.partitions_ensure",
+        every_seconds=3600,
+        description="Creates the partitions of samples, trades and events for the next "
+        "days, and moves rows the default partition caught into their own partition.",
     ),
 )
 

@@ -29,11 +29,6 @@ class Retained:
 
 def retained() -> list[Retained]:
     """Every kind of row Tradewatch prunes, in pruning order."""
-    from datetime import timedelta
-
-    from django.conf import settings
-    from django.utils import timezone
-
     from alerts.models import Alert, Notification
     from alerts.retention import (
         expired_alerts,
@@ -41,19 +36,24 @@ def retained() -> list[Retained]:
         notifications_prune,
         resolved_alerts_prune,
     )
-    from core.chunks import delete_older_than
     from health.models import HealthReport
     from health.services import expired_health_reports, health_reports_prune
     from metrics.models import Event, MetricSample, Trade
-
-    def metric_cutoff() -> Any:
-        return timezone.now() - timedelta(days=settings.TRADEWATCH_METRIC_RETENTION_DAYS)
+    from metrics.retention import metric_cutoff, metric_rows_prune
 
     def older(model: type[Model]) -> Callable[[], QuerySet[Any]]:
         return lambda: model._default_manager.filter(ts__lt=metric_cutoff())
 
     def prune_older(model: type[Model]) -> Callable[[Callable[[int], object]], int]:
-        return lambda progress: delete_older_than(model, "ts", metric_cutoff(), progress=progress)
+        # Partitions wholly past the cutoff go whole (their rows count as deleted, but
+        # the bar only moves for rows deleted one by one); the default partition's in chunks.
+        def prune(progress: Callable[[int], object]) -> int:
+            cutoff = metric_cutoff()
+            before = model._default_manager.filter(ts__lt=cutoff).count()
+            metric_rows_prune(model, cutoff, progress=progress)
+            return before - model._default_manager.filter(ts__lt=cutoff).count()
+
+        return prune
 
     return [
         Retained("metric samples", MetricSample, older(MetricSample), prune_older(MetricSample)),
@@ -75,15 +75,18 @@ def retained() -> list[Retained]:
 
 
 def table_size(model: type[Model]) -> tuple[int, int | None]:
-    """(rows, bytes on disk with indexes) of a model's table; rows estimated on PostgreSQL."""
+    """(rows, bytes on disk with indexes) of a model's table, its partitions included;
+    rows estimated on PostgreSQL."""
     table = model._meta.db_table
     if connection.vendor != "postgresql":
         return model._default_manager.count(), None
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid) "
-            "FROM pg_class c WHERE c.oid = %s::regclass",
-            [table],
+            # The table itself, or its partitions (the partitioned table holds no rows).
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint, "
+            "coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "WHERE c.oid = %s::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree(%s))",
+            [table, table],
         )
         rows, size = cursor.fetchone()
     return int(rows), int(size)
