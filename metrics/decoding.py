@@ -16,7 +16,6 @@ answers on generated bodies.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -94,6 +93,7 @@ def samples_decoded(raw: bytes, limits: Limits) -> list[Sample]:
         raise NotFastPath
     now, oldest, newest = limits.now, limits.oldest, limits.newest
     names = valid_names
+    known_labels = _labels_by_text
     samples: list[Sample] = []
     append = samples.append
     try:
@@ -101,14 +101,15 @@ def samples_decoded(raw: bytes, limits: Limits) -> list[Sample]:
             name = item.name
             if name not in names:
                 check_name(name)
+            # A float, and finite: JSON spells no NaN or infinity, and msgspec refuses a
+            # number beyond a double's range.
             value = item.value
-            # msgspec refuses NaN and numbers out of a double's range; kept as a guard.
-            if not math.isfinite(value):
-                raise NotFastPath
             raw_labels = item.labels
-            labels, labels_key = (
-                ({}, EMPTY_LABELS_KEY) if raw_labels is NO_LABELS else _labels(raw_labels)
-            )
+            if raw_labels is NO_LABELS:
+                labels, labels_key = {}, EMPTY_LABELS_KEY
+            else:
+                found = known_labels.get(bytes(raw_labels))
+                labels, labels_key = found if found is not None else _labels(raw_labels)
             raw_ts = item.ts
             if raw_ts is None:
                 ts = now

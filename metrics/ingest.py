@@ -7,7 +7,7 @@ trading metrics) is queued with `transaction.on_commit`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,12 +54,12 @@ def forget_series_cache() -> None:
 
 def _resolve_series(source: Source, samples: Sequence[Sample]) -> dict[tuple[str, str], int]:
     """Map each (name, labels_key) of the batch to its series id, creating what is new."""
-    wanted: dict[tuple[str, str], Sample] = {}
-    for sample in samples:
-        wanted.setdefault((sample.name, sample.labels_key), sample)
+    # The batch's distinct series in order of appearance, in one pass (a bot sends a few
+    # series many times).
+    keys = {(name, labels_key): None for name, _, labels_key, _, _ in samples}
     resolved: dict[tuple[str, str], int] = {}
     missing: list[tuple[str, str]] = []
-    for key in wanted:
+    for key in keys:
         series_id = _series_ids.get((source.pk, *key))
         if series_id is None:
             missing.append(key)
@@ -75,12 +75,16 @@ def _resolve_series(source: Source, samples: Sequence[Sample]) -> dict[tuple[str
         }
         new = [key for key in missing if key not in known]
         if new:
+            # The labels of each new series, from its first sample.
+            wanted: dict[tuple[str, str], Mapping[str, str]] = {}
+            for name, labels, labels_key, _, _ in samples:
+                wanted.setdefault((name, labels_key), labels)
             # Two batches may create the same series at once: the unique constraint
             # lets one win, the other then reads the winner's row.
             MetricSeries.objects.bulk_create(
                 [
                     MetricSeries(
-                        source=source, name=name, labels=wanted[(name, key)].labels, labels_key=key
+                        source=source, name=name, labels=wanted[(name, key)], labels_key=key
                     )
                     for name, key in new
                 ],
