@@ -96,6 +96,7 @@ def samples_decoded(raw: bytes, limits: Limits) -> list[Sample]:
     known_labels = _labels_by_text
     samples: list[Sample] = []
     append = samples.append
+    labels: Mapping[str, str]
     try:
         for item in items:
             name = item.name

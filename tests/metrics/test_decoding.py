@@ -109,19 +109,19 @@ label_names = st.sampled_from(["symbol", "exchange", "_k", "bad-name", "1x", "x"
     max_size=4
 )
 label_values = st.text(max_size=5) | st.sampled_from(["BTC/USDT", "x" * 201]) | values
-labels = (
+label_sets: st.SearchStrategy[Any] = (
     st.dictionaries(label_names, label_values, max_size=18)
     | st.none()
     | st.just([])
     | st.just("symbol")
 )
-FIELDS = {"name": names, "value": values, "ts": timestamps, "labels": labels}
-samples = st.fixed_dictionaries(
+FIELDS = {"name": names, "value": values, "ts": timestamps, "labels": label_sets}
+sample_bodies: st.SearchStrategy[Any] = st.fixed_dictionaries(
     {}, optional={**FIELDS, "unit": st.just("pct"), "source": st.just(1)}
 ) | st.sampled_from([None, 1, "x", []])
 bodies = st.fixed_dictionaries(
-    {}, optional={"samples": st.lists(samples, max_size=6) | values, "source": st.just("me")}
-) | st.lists(samples, max_size=2)
+    {}, optional={"samples": st.lists(sample_bodies, max_size=6) | values, "source": st.just("me")}
+) | st.lists(sample_bodies, max_size=2)
 
 
 @settings(max_examples=1500, deadline=None)
