@@ -7,11 +7,12 @@ trading metrics) is queued with `transaction.on_commit`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -55,12 +56,12 @@ def forget_series_cache() -> None:
 
 def _resolve_series(source: Source, samples: Sequence[Sample]) -> dict[tuple[str, str], int]:
     """Map each (name, labels_key) of the batch to its series id, creating what is new."""
-    wanted: dict[tuple[str, str], Sample] = {}
-    for sample in samples:
-        wanted.setdefault((sample.name, sample.labels_key), sample)
+    # The batch's distinct series in order of appearance, in one pass (a bot sends a few
+    # series many times).
+    keys = {(name, labels_key): None for name, _, labels_key, _, _ in samples}
     resolved: dict[tuple[str, str], int] = {}
     missing: list[tuple[str, str]] = []
-    for key in wanted:
+    for key in keys:
         series_id = _series_ids.get((source.pk, *key))
         if series_id is None:
             missing.append(key)
@@ -76,12 +77,16 @@ def _resolve_series(source: Source, samples: Sequence[Sample]) -> dict[tuple[str
         }
         new = [key for key in missing if key not in known]
         if new:
+            # The labels of each new series, from its first sample.
+            wanted: dict[tuple[str, str], Mapping[str, str]] = {}
+            for name, labels, labels_key, _, _ in samples:
+                wanted.setdefault((name, labels_key), labels)
             # Two batches may create the same series at once: the unique constraint
             # lets one win, the other then reads the winner's row.
             MetricSeries.objects.bulk_create(
                 [
                     MetricSeries(
-                        source=source, name=name, labels=wanted[(name, key)].labels, labels_key=key
+                        source=source, name=name, labels=wanted[(name, key)], labels_key=key
                     )
                     for name, key in new
                 ],
@@ -228,21 +233,33 @@ def _write_together(
     latest: dict[int, tuple[datetime, float]],
     *,
     also: tuple[str, Sequence[Any]] | None = None,
+    server_binding: bool = False,
 ) -> None:
-    """Upsert `rows` and move their series' latest values, in one statement (PostgreSQL);
-    `also`: one more write statement sent with them."""
+    """Upsert `rows` and move the latest values of `latest`'s series, in one statement
+    (PostgreSQL); `also`: one more write statement sent with them. `server_binding`: the
+    parameters go apart from the statement, arrays in binary, rather than spelt into its
+    text (a third less of the web process's time for a batch's arrays)."""
     parts, params = [], []
     if rows:
-        parts += [f"stored AS ({_UPSERT_SAMPLES})", f"latest AS ({_UPDATE_LATEST})"]
-        params += [*_columns(rows), *_columns(_latest_rows(latest))]
+        parts.append(f"stored AS ({_UPSERT_SAMPLES})")
+        params += _columns(rows)
+    if latest:
+        parts.append(f"latest AS ({_UPDATE_LATEST})")
+        params += _columns(_latest_rows(latest))
     if also is not None:
         parts.append(f"also AS ({also[0]})")
         params += list(also[1])
     if not parts:
         return
+    statement = f"WITH {', '.join(parts)} SELECT 1"
     with connection.cursor() as cursor:
-        # psycopg's own cursor: server-side binding, arrays in binary.
-        cursor.cursor.execute(f"WITH {', '.join(parts)} SELECT 1", params)
+        if server_binding:
+            # Django's cursor binds on the client; this one, on the same connection and
+            # in the same transaction, binds on the server (and prepares nothing).
+            with psycopg.Cursor(cursor.cursor.connection) as bound:
+                bound.execute(statement, params)
+        else:
+            cursor.cursor.execute(statement, params)
 
 
 def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool = True) -> int:
@@ -251,30 +268,69 @@ def metric_ingest(*, source: Source, samples: Sequence[Sample], evaluate: bool =
     Once committed, the change is announced (`metrics.changes`) with the batch's metric
     names: evaluation decides whether a rule reads them. `evaluate=False` is for writers
     that evaluate right after themselves (derivation).
+
+    On PostgreSQL a small batch of known series is one statement (samples, latest
+    values and the derivation request together), atomic by itself: outside a
+    transaction it needs no BEGIN and COMMIT, two round trips fewer for the bot waiting.
+    A large batch is a COPY and one statement for the rest.
     """
+    postgresql = connection.vendor == "postgresql"
+    if postgresql and len(samples) <= SMALL_BATCH_ROWS:
+        series_ids = _known_series(source, samples)
+        if series_ids is not None:
+            _store(source, samples, series_ids, evaluate=evaluate)
+            return len(samples)
     with transaction.atomic():
-        series_ids = _resolve_series(source, samples)
-        rows, latest = _rows_of(series_ids, samples)
-        if connection.vendor == "postgresql" and len(rows) <= SMALL_BATCH_ROWS:
-            _write_together(rows, latest)
+        _store(source, samples, _resolve_series(source, samples), evaluate=evaluate)
+    return len(samples)
+
+
+def _known_series(source: Source, samples: Sequence[Sample]) -> dict[tuple[str, str], int] | None:
+    """The series ids of every sample from this process's memory; None if one is new."""
+    known: dict[tuple[str, str], int] = {}
+    for sample in samples:
+        key = (sample.name, sample.labels_key)
+        series_id = _series_ids.get((source.pk, *key))
+        if series_id is None:
+            return None
+        known[key] = series_id
+    return known
+
+
+def _store(
+    source: Source,
+    samples: Sequence[Sample],
+    series_ids: dict[tuple[str, str], int],
+    *,
+    evaluate: bool,
+) -> None:
+    rows, latest = _rows_of(series_ids, samples)
+    touches_equity = (EQUITY_METRIC, EMPTY_LABELS_KEY) in series_ids
+    since = (
+        min(
+            sample.ts
+            for sample in samples
+            if sample.name == EQUITY_METRIC and sample.labels_key == EMPTY_LABELS_KEY
+        )
+        if touches_equity
+        else None
+    )
+    if connection.vendor != "postgresql":
+        _copy_samples(rows)
+        _update_latest(latest)
+        if since is not None:
+            _derivation_request(source, since=since)
+    else:
+        also = None if since is None else (_DERIVATION_REQUEST, [source.pk, since])
+        if len(rows) <= SMALL_BATCH_ROWS:
+            _write_together(rows, latest, also=also, server_binding=True)
         else:
             _copy_samples(rows)
-            _update_latest(latest)
-        touches_equity = (EQUITY_METRIC, EMPTY_LABELS_KEY) in series_ids
-        if touches_equity:
-            _derivation_request(
-                source,
-                since=min(
-                    sample.ts
-                    for sample in samples
-                    if sample.name == EQUITY_METRIC and sample.labels_key == EMPTY_LABELS_KEY
-                ),
-            )
-        if evaluate:
-            source_changed_on_commit(
-                source.pk, names={name for name, _ in series_ids}, derive=touches_equity
-            )
-    return len(samples)
+            _write_together([], latest, also=also, server_binding=True)
+    if evaluate:
+        source_changed_on_commit(
+            source.pk, names={name for name, _ in series_ids}, derive=touches_equity
+        )
 
 
 def trade_ingest(*, source: Source, trades: Sequence[TradeIn]) -> TradesStored:
@@ -397,6 +453,11 @@ def heartbeat_record(*, source: Source, heartbeat: HeartbeatIn) -> SourceHeartbe
             current.save(update_fields=fields)
         source_changed_on_commit(source.pk)
     return current
+
+
+_DERIVATION_REQUEST = (
+    f"INSERT INTO {DerivationRequest._meta.db_table} (source_id, since) VALUES (%s, %s)"
+)
 
 
 def _derivation_request(source: Source, *, since: datetime) -> None:

@@ -81,7 +81,7 @@ class BatchTooLarge(Exception):
         self.limit = limit
 
 
-class _ItemError(Exception):
+class ItemError(Exception):
     """Raised inside an item check; carries the field it is about."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -149,17 +149,17 @@ class HeartbeatIn:
 def _number(value: Any, field: str) -> float:
     # bool is an int in Python, but `true` is not a number in a payload.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _ItemError(field, f"must be a number, not {_json_type(value)}")
+        raise ItemError(field, f"must be a number, not {_json_type(value)}")
     number = float(value)
     if not math.isfinite(number):
-        raise _ItemError(field, "must be a finite number (no NaN or infinity)")
+        raise ItemError(field, "must be a finite number (no NaN or infinity)")
     return number
 
 
 def _trade_value(value: Any, field: str) -> float:
     number = _number(value, field)
     if abs(number) > MAX_TRADE_MAGNITUDE:
-        raise _ItemError(
+        raise ItemError(
             field, f"must be at most {MAX_TRADE_MAGNITUDE:g} in magnitude, got {number:g}"
         )
     return number
@@ -167,11 +167,11 @@ def _trade_value(value: Any, field: str) -> float:
 
 def _text(value: Any, field: str, max_length: int, *, required: bool = True) -> str:
     if not isinstance(value, str):
-        raise _ItemError(field, f"must be a string, not {_json_type(value)}")
+        raise ItemError(field, f"must be a string, not {_json_type(value)}")
     if required and not value:
-        raise _ItemError(field, "must not be empty")
+        raise ItemError(field, "must not be empty")
     if len(value) > max_length:
-        raise _ItemError(field, f"must be at most {max_length} characters")
+        raise ItemError(field, f"must be at most {max_length} characters")
     return value
 
 
@@ -180,29 +180,29 @@ def parse_timestamp(value: Any, field: str, limits: Limits) -> datetime:
     if value is None:
         return limits.now
     if isinstance(value, bool):
-        raise _ItemError(field, "must be ISO 8601 with an offset or UNIX seconds, not a boolean")
+        raise ItemError(field, "must be ISO 8601 with an offset or UNIX seconds, not a boolean")
     if isinstance(value, int | float):
         if not math.isfinite(value):
-            raise _ItemError(field, "must be a finite number of UNIX seconds")
+            raise ItemError(field, "must be a finite number of UNIX seconds")
         try:
             ts = datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
-            raise _ItemError(field, "is out of range") from None
+            raise ItemError(field, "is out of range") from None
     elif isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
         except ValueError:
-            raise _ItemError(
+            raise ItemError(
                 field, "must be ISO 8601 (e.g. 2026-01-31T12:00:00Z) or UNIX seconds"
             ) from None
         if ts.tzinfo is None:
-            raise _ItemError(field, "needs a UTC offset (e.g. Z or +00:00)")
+            raise ItemError(field, "needs a UTC offset (e.g. Z or +00:00)")
     else:
-        raise _ItemError(field, f"must be ISO 8601 or UNIX seconds, not {_json_type(value)}")
+        raise ItemError(field, f"must be ISO 8601 or UNIX seconds, not {_json_type(value)}")
     if ts > limits.newest:
-        raise _ItemError(field, "is more than 5 minutes in the future (check the clock)")
+        raise ItemError(field, "is more than 5 minutes in the future (check the clock)")
     if ts < limits.oldest:
-        raise _ItemError(field, f"is older than the retention ({limits.retention.days} days)")
+        raise ItemError(field, f"is older than the retention ({limits.retention.days} days)")
     return ts
 
 
@@ -212,11 +212,11 @@ _checked_labels: dict[tuple[tuple[str, Any], ...], tuple[Mapping[str, str], str]
 _CHECKED_LABELS_LIMIT = 10_000
 
 
-def _labels(value: Any) -> tuple[Mapping[str, str], str]:
+def labels_checked(value: Any) -> tuple[Mapping[str, str], str]:
     if value is None or value == {}:
         return {}, EMPTY_LABELS_KEY
     if not isinstance(value, dict):
-        raise _ItemError("labels", f"must be an object, not {_json_type(value)}")
+        raise ItemError("labels", f"must be an object, not {_json_type(value)}")
     try:
         known = tuple(value.items())
         checked = _checked_labels.get(known)
@@ -234,25 +234,23 @@ def _labels(value: Any) -> tuple[Mapping[str, str], str]:
 
 def _check_labels(value: dict[str, Any]) -> tuple[Mapping[str, str], str]:
     if len(value) > MAX_LABELS:
-        raise _ItemError("labels", f"has {len(value)} labels; at most {MAX_LABELS} are allowed")
+        raise ItemError("labels", f"has {len(value)} labels; at most {MAX_LABELS} are allowed")
     for key, label in value.items():
         if len(key) > MAX_LABEL_NAME_LENGTH or not LABEL_NAME_PATTERN.fullmatch(key):
-            raise _ItemError(
+            raise ItemError(
                 f"labels.{key}", "label names must match [A-Za-z_][A-Za-z0-9_]* (100 at most)"
             )
         if not isinstance(label, str):
-            raise _ItemError(f"labels.{key}", f"must be a string, not {_json_type(label)}")
+            raise ItemError(f"labels.{key}", f"must be a string, not {_json_type(label)}")
         if len(label) > MAX_LABEL_VALUE_LENGTH:
-            raise _ItemError(
-                f"labels.{key}", f"must be at most {MAX_LABEL_VALUE_LENGTH} characters"
-            )
+            raise ItemError(f"labels.{key}", f"must be at most {MAX_LABEL_VALUE_LENGTH} characters")
     return value, orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _unknown_fields(item: Mapping[str, Any], allowed: frozenset[str]) -> None:
     for key in item:
         if key not in allowed:
-            raise _ItemError(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+            raise ItemError(key, f"unknown field; allowed: {', '.join(sorted(allowed))}")
 
 
 def _json_type(value: Any) -> str:
@@ -276,48 +274,48 @@ def _json_type(value: Any) -> str:
 
 # Metric names repeat from sample to sample: each valid one is matched once per process
 # (bounded; cleared whole when full).
-_valid_names: set[str] = set()
+valid_names: set[str] = set()
 _VALID_NAMES_LIMIT = 10_000
 
 
-def _check_name(name: Any) -> None:
+def check_name(name: Any) -> None:
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH or not NAME_PATTERN.fullmatch(name):
-        raise _ItemError(
+        raise ItemError(
             "name", f"must match [A-Za-z_:][A-Za-z0-9_:.]* and be at most {MAX_NAME_LENGTH} long"
         )
-    if len(_valid_names) >= _VALID_NAMES_LIMIT:
-        _valid_names.clear()
-    _valid_names.add(name)
+    if len(valid_names) >= _VALID_NAMES_LIMIT:
+        valid_names.clear()
+    valid_names.add(name)
 
 
 def _sample(item: Any, limits: Limits) -> Sample:
     # The checks run in the order their errors are reported; the common case (a plain
     # float, a known name, UNIX seconds) takes the shortest way through each.
     if not isinstance(item, dict):
-        raise _ItemError("", f"each sample must be an object, not {_json_type(item)}")
+        raise ItemError("", f"each sample must be an object, not {_json_type(item)}")
     if not item.keys() <= SAMPLE_FIELDS:
         _unknown_fields(item, SAMPLE_FIELDS)
     if "name" not in item:
-        raise _ItemError("name", "is required")
+        raise ItemError("name", "is required")
     name = item["name"]
-    if type(name) is not str or name not in _valid_names:
-        _check_name(name)
+    if type(name) is not str or name not in valid_names:
+        check_name(name)
     if "value" not in item:
-        raise _ItemError("value", "is required")
+        raise ItemError("value", "is required")
     value = item["value"]
     if type(value) is not float or not math.isfinite(value):
         value = _number(value, "value")
-    labels, labels_key = _labels(item.get("labels"))
+    labels, labels_key = labels_checked(item.get("labels"))
     raw_ts = item.get("ts")
     ts = (
-        _unix_seconds(raw_ts, limits)
+        unix_seconds(raw_ts, limits)
         if type(raw_ts) is float or type(raw_ts) is int
         else parse_timestamp(raw_ts, "ts", limits)
     )
     return Sample(name, labels, labels_key, ts, value)
 
 
-def _unix_seconds(value: float, limits: Limits) -> datetime:
+def unix_seconds(value: float, limits: Limits) -> datetime:
     """`parse_timestamp` for a plain number (not a bool): the same answers, sooner."""
     try:
         ts = datetime.fromtimestamp(value, UTC)
@@ -331,24 +329,24 @@ def _unix_seconds(value: float, limits: Limits) -> datetime:
 
 def _trade(item: Any, limits: Limits) -> TradeIn:
     if not isinstance(item, dict):
-        raise _ItemError("", f"each trade must be an object, not {_json_type(item)}")
+        raise ItemError("", f"each trade must be an object, not {_json_type(item)}")
     _unknown_fields(item, TRADE_FIELDS)
     for required in ("id", "symbol", "side", "quantity", "price"):
         if required not in item:
-            raise _ItemError(required, "is required")
+            raise ItemError(required, "is required")
     trade_id = _text(item["id"], "id", MAX_TRADE_ID_LENGTH)
     symbol = _text(item["symbol"], "symbol", MAX_SYMBOL_LENGTH)
     side = item["side"]
     if side not in TRADE_SIDES:
-        raise _ItemError("side", "must be 'buy' or 'sell'")
+        raise ItemError("side", "must be 'buy' or 'sell'")
     quantity = _trade_value(item["quantity"], "quantity")
     if quantity <= 0:
-        raise _ItemError("quantity", "must be greater than 0 (the side gives the direction)")
+        raise ItemError("quantity", "must be greater than 0 (the side gives the direction)")
     price = _trade_value(item["price"], "price")
     if price <= 0:
-        raise _ItemError("price", "must be greater than 0")
+        raise ItemError("price", "must be greater than 0")
     if quantity * price > MAX_TRADE_MAGNITUDE:
-        raise _ItemError(
+        raise ItemError(
             "quantity",
             f"quantity x price (the notional, {quantity * price:g}) must be at most "
             f"{MAX_TRADE_MAGNITUDE:g}",
@@ -363,25 +361,25 @@ def _context(value: Any, field: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _ItemError(field, f"must be an object, not {_json_type(value)}")
+        raise ItemError(field, f"must be an object, not {_json_type(value)}")
     try:
         size = len(orjson.dumps(value))
     except (TypeError, orjson.JSONEncodeError):
-        raise _ItemError(field, "must be plain JSON") from None
+        raise ItemError(field, "must be plain JSON") from None
     if size > MAX_CONTEXT_BYTES:
-        raise _ItemError(field, f"must be at most {MAX_CONTEXT_BYTES} bytes of JSON")
+        raise ItemError(field, f"must be at most {MAX_CONTEXT_BYTES} bytes of JSON")
     return value
 
 
 def _event(item: Any, limits: Limits) -> EventIn:
     if not isinstance(item, dict):
-        raise _ItemError("", f"each event must be an object, not {_json_type(item)}")
+        raise ItemError("", f"each event must be an object, not {_json_type(item)}")
     _unknown_fields(item, EVENT_FIELDS)
     if "type" not in item:
-        raise _ItemError("type", "is required")
+        raise ItemError("type", "is required")
     event_type = _text(item["type"], "type", MAX_EVENT_TYPE_LENGTH)
     if not EVENT_TYPE_PATTERN.fullmatch(event_type):
-        raise _ItemError("type", "must match [a-z][a-z0-9_.:-]* (e.g. circuit_breaker_tripped)")
+        raise ItemError("type", "must match [a-z][a-z0-9_.:-]* (e.g. circuit_breaker_tripped)")
     message = (
         ""
         if item.get("message") is None
@@ -391,7 +389,7 @@ def _event(item: Any, limits: Limits) -> EventIn:
     if event_type == "artifact_updated":
         artifact = context.get("artifact")
         if not isinstance(artifact, str) or not artifact:
-            raise _ItemError("context.artifact", "artifact_updated needs the artifact's name")
+            raise ItemError("context.artifact", "artifact_updated needs the artifact's name")
     ts = parse_timestamp(item.get("ts"), "ts", limits)
     return EventIn(event_type, message, context, ts)
 
@@ -432,7 +430,7 @@ def _batch(
     for index, item in enumerate(items):
         try:
             valid.append(check(item, limits))
-        except _ItemError as exc:
+        except ItemError as exc:
             error_count += 1
             if len(errors) < MAX_REPORTED_ERRORS:
                 errors.append(FieldError(index, exc.field or None, exc.message))
@@ -466,9 +464,9 @@ def validate_heartbeat(body: Any, limits: Limits) -> HeartbeatIn:
         _unknown_fields(body, HEARTBEAT_FIELDS)
         status = body.get("status", "ok")
         if status not in HEARTBEAT_STATUSES:
-            raise _ItemError("status", f"must be one of {', '.join(HEARTBEAT_STATUSES)}")
+            raise ItemError("status", f"must be one of {', '.join(HEARTBEAT_STATUSES)}")
         info = _context(body.get("info"), "info")
         ts = parse_timestamp(body.get("ts"), "ts", limits)
-    except _ItemError as exc:
+    except ItemError as exc:
         raise BatchInvalid([FieldError(None, exc.field, exc.message)]) from None
     return HeartbeatIn(status, info, ts)

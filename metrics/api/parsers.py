@@ -68,3 +68,12 @@ def body_parsed(request: Request) -> Any:
     if stream is None:
         return {}
     return StrictJSONParser().parse(stream)
+
+
+def body_bytes(request: Request) -> bytes:
+    """The request's raw body (b"" when there is none), for decoders that parse bytes.
+
+    The view refused a declared length over DATA_UPLOAD_MAX_MEMORY_SIZE before this
+    (413); Django keeps the bytes, so `body_parsed` can still read them afterwards.
+    """
+    return request._request.body
