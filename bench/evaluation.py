@@ -1,17 +1,30 @@
-"""Rule evaluation: 1,000 sources x 31 rules, fresh data each cycle, on one process.
+"""Rule evaluation: 1,000 sources x 31 rules, fresh data each cycle, one or more processes.
 
 Creates a throw-away database, installs the rules `migrate` installs (the trading pack's
 30, the health rule and the 4 self-monitoring rules of the system source: 35) plus one
 custom rule, gives every source fresh samples, events (decisions, orders, market data:
 the pack's "alive but not trading" rules judge them) and heartbeats before each cycle,
-then times `all_sources_evaluate()` - what beat's periodic evaluation runs on one worker.
+then times `all_sources_evaluate()`: every source evaluated in this one process.
 Each source is judged by the trading pack and the custom rule (31); the health rule is
 judged by the health runner, the self-monitoring rules on the system source only. The
-`rules` figure counts every enabled rule (36).
+`rules` figure counts every enabled rule (36). The feed itself queues no evaluation (the
+source-changed handlers are off in this process): only the cycle is measured.
 
-    .venv/bin/python -m bench.evaluation [--sources 1000] [--cycles 5]
+With `--workers N`, beat's own path is measured instead, with one and with N worker
+processes in the same run: the cycle is shared out in parts
+(`alerts.tasks.evaluation_parts_send`, what beat's task does) to real Celery worker
+processes (each separate, as on separate hosts, one pool process each), timed from
+sending the parts to the last part's result. The one-worker and N-worker cycles take
+turns (the first worker also consumes a queue of its own, where the one-worker cycles'
+parts go), so both meet the same other work on a shared machine.
 
-Last line: {"evaluations_per_s": .., "cycle_s": .., ...}. Goal: cycle_s <= 2.
+    .venv/bin/python -m bench.evaluation [--sources 1000] [--cycles 5] [--workers N]
+                                         [--part-sources 100]
+
+Last line: {"evaluations_per_s": .., "cycle_s": .., ...}; with `--workers N` also
+"workers", "part_sources", "one_worker_evaluations_per_s", "one_worker_cycle_s" and
+"speedup_vs_one" (N workers' throughput over one's). Goals: cycle_s <= 2;
+speedup_vs_one >= 1.5 for two workers on a 2-core machine (PostgreSQL shares the cores).
 """
 
 from __future__ import annotations
