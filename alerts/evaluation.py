@@ -317,10 +317,16 @@ def source_evaluate(
     )
 
 
+def enabled_source_ids() -> list[int]:
+    """Every enabled source's id, in order."""
+    return list(Source.objects.filter(enabled=True).order_by("pk").values_list("pk", flat=True))
+
+
 def all_sources_evaluate(*, now: datetime | None = None, chunk: int = 500) -> Summary:
-    """Evaluate every enabled source (on beat: absence, staleness, `for` durations)."""
+    """Evaluate every enabled source in this process (beat's run shares them out instead:
+    `alerts.tasks.evaluate_all_sources`)."""
     total = Summary()
-    ids = list(Source.objects.filter(enabled=True).order_by("pk").values_list("pk", flat=True))
+    ids = enabled_source_ids()
     for start in range(0, len(ids), chunk):
         part = sources_evaluate(source_ids=ids[start : start + chunk], now=now)
         total.sources += part.sources

@@ -14,6 +14,7 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from monitoring_site.databases import database_routers, databases_from_environment
 from monitoring_site.logging_settings import logging_settings
 
 # Django's generic classes (ModelAdmin, ModelForm, inlines...) take their model as a
@@ -81,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Operators' page and API reads to the replica, when there is one.
+    "monitoring_site.database_routing.ReplicaReadsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Who changed configuration, for the audit history's triggers.
@@ -114,24 +117,10 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tradewatch"
-DATABASES = {"default": env.db_url("DATABASE_URL", default=DEFAULT_DATABASE_URL)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Keep connections between requests: opening one per request costs more than the
-    # whole ingest of a 100-sample batch.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded mode runs web, worker and beat on one file: WAL lets readers work
-    # while one process writes, IMMEDIATE transactions avoid lock-upgrade deadlocks.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    )
+# The primary (DATABASE_URL) and, if DATABASE_REPLICA_URL names one, a streaming replica
+# that serves operators' reads (`monitoring_site.database_routing` says which).
+DATABASES = databases_from_environment(env)
+DATABASE_ROUTERS = database_routers(DATABASES)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

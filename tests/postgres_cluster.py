@@ -1,4 +1,5 @@
-"""A throw-away PostgreSQL cluster of a test's own, for tests that stop the database.
+"""A throw-away PostgreSQL cluster of a test's own, for tests that stop the database
+or need a streaming replica.
 
 The shared server on 5432 is never touched: the cluster is made with initdb in a
 temporary directory, listens on a spare loopback port (5441-5449) with trust
@@ -86,13 +87,28 @@ class Cluster:
         with psycopg.connect(self.url(database)) as connection:
             return list(connection.execute(sql).fetchall())
 
+    def base_backup(self, directory: Path) -> None:
+        """Copy this (running) cluster into `directory`'s data as a streaming standby
+        (pg_basebackup -R writes standby.signal and the primary's conninfo; a fast
+        checkpoint, else it waits for a spread one, minutes)."""
+        self._run(
+            str(self._bin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port),
+            "-U", "postgres", "-D", str(directory / "data"), "-R", "-X", "stream",
+            "--checkpoint=fast", "--no-sync",
+        )  # fmt: skip
+
+
+def _scratch_directory(prefix: str) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    return directory
+
 
 @contextmanager
 def scratch_cluster() -> Iterator[Cluster]:
     """A running cluster of the caller's own, stopped and deleted afterwards."""
-    directory = Path(tempfile.mkdtemp(prefix="tw-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
+    directory = _scratch_directory("tw-pg-")
     cluster = Cluster(directory, _spare_port())
     try:
         cluster.init()
@@ -101,4 +117,20 @@ def scratch_cluster() -> Iterator[Cluster]:
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             cluster.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def streaming_replica(primary: Cluster) -> Iterator[Cluster]:
+    """A hot standby of `primary` (pg_basebackup, then streaming replication) on another
+    spare port, stopped and deleted afterwards."""
+    directory = _scratch_directory("tw-pg-replica-")
+    replica = Cluster(directory, _spare_port())
+    try:
+        primary.base_backup(directory)
+        replica.start()
+        yield replica
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            replica.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)

@@ -67,3 +67,28 @@ def test_it_refuses_production_without_an_encryption_key() -> None:
 
     assert result.returncode != 0
     assert "tradewatch.E003" in result.stderr + result.stdout
+
+
+def test_it_passes_check_deploy_with_a_read_replica() -> None:
+    env = {
+        **PRODUCTION,
+        "SECRET_KEY": get_random_string(64),
+        "DATABASE_REPLICA_URL": "postgres://postgres@127.0.0.1:5442/tradewatch",
+    }
+
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_it_refuses_a_read_replica_that_is_not_postgresql(tmp_path: Path) -> None:
+    env = {
+        **PRODUCTION,
+        "SECRET_KEY": get_random_string(64),
+        "DATABASE_REPLICA_URL": f"sqlite:///{tmp_path / 'copy.sqlite3'}",
+    }
+
+    result = manage("check", env=env)
+
+    assert result.returncode != 0
+    assert "DATABASE_REPLICA_URL needs PostgreSQL" in result.stderr
