@@ -581,8 +581,9 @@ def table_stats(conninfo: str) -> dict[str, int]:
         # Summed over the partitions (a day each): the partitioned table itself holds none.
         row = conn.execute(
             "SELECT (SELECT count(*) FROM metrics_metricsample), "
-            "sum(pg_total_relation_size(oid)), sum(pg_relation_size(oid)), "
-            "sum(pg_indexes_size(oid)) FROM pg_class WHERE oid = 'metrics_metricsample'::regclass "
+            "sum(pg_total_relation_size(oid))::bigint, sum(pg_relation_size(oid))::bigint, "
+            "sum(pg_indexes_size(oid))::bigint "
+            "FROM pg_class WHERE oid = 'metrics_metricsample'::regclass "
             "OR oid IN (SELECT relid FROM pg_partition_tree('metrics_metricsample'))"
         ).fetchone()
     assert row is not None
@@ -625,7 +626,7 @@ def index_report(conninfo: str, rows: int) -> str:
         except psycopg.Error:
             pass  # no pgstattuple here: sizes only
         for name, size in conn.execute(
-            "SELECT indexname, (SELECT sum(pg_relation_size(oid)) FROM pg_class "
+            "SELECT indexname, (SELECT sum(pg_relation_size(oid))::bigint FROM pg_class "
             "WHERE oid = indexname::regclass "
             "OR oid IN (SELECT relid FROM pg_partition_tree(indexname::regclass))) FROM pg_indexes "
             "WHERE tablename = 'metrics_metricsample' ORDER BY indexname"
