@@ -89,10 +89,14 @@ def live(
     return start + timedelta(seconds=seconds)
 
 
-def live_alerts(rule_id: int) -> list[dict[str, Any]]:
-    """What the live lifecycle recorded of a rule, in the backtest's words."""
+def live_alerts(rule_id: int, source_id: int | None = None) -> list[dict[str, Any]]:
+    """What the live lifecycle recorded of a rule (on one source, if given), in the
+    backtest's words."""
+    alerts = Alert.objects.filter(rule_id=rule_id)
+    if source_id is not None:
+        alerts = alerts.filter(source_id=source_id)
     found = []
-    for alert in Alert.objects.filter(rule_id=rule_id).order_by("first_seen", "id"):
+    for alert in alerts.order_by("first_seen", "id"):
         severities = AlertTransition.objects.filter(alert=alert).values_list("severity", flat=True)
         found.append(
             {

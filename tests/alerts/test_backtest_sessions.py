@@ -24,13 +24,14 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from alerts.backtest import BacktestRequest, backtest_run
 from alerts.escalation import alerts_escalate
 from alerts.evaluation import all_sources_evaluate, source_evaluate
-from alerts.models import Alert, AlertTransition, Channel, Notification, Policy, Rule
+from alerts.models import Alert, Channel, Notification, Policy, Rule
 from metrics.ingest import trade_ingest
 from metrics.models import Expectation, Schedule, Source
 from metrics.schedules import schedule_create
 from metrics.validation import TradeIn
 from tests.alerts.conftest import MakeRule, record, send_event
-from tests.alerts.test_backtest import NAMES, found_alerts, found_notifications
+from tests.alerts.test_backtest import found_alerts, found_notifications
+from tests.alerts.test_backtest import live_alerts as recorded_alerts
 from tests.factories import SourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -149,20 +150,7 @@ def drive(arrivals: Iterable[Arrival], end: datetime = END, *, escalate: bool = 
 
 def live_alerts(rule: Rule, source: Source) -> list[dict[str, Any]]:
     """What the live lifecycle recorded of a rule on a source, in the backtest's words."""
-    found = []
-    for alert in Alert.objects.filter(rule=rule, source=source).order_by("first_seen", "id"):
-        severities = AlertTransition.objects.filter(alert=alert).values_list("severity", flat=True)
-        found.append(
-            {
-                "start": alert.first_seen,
-                "fired_at": alert.fired_at,
-                "end": alert.resolved_at,
-                "peak_severity": NAMES[max([alert.severity, *severities])],
-                "peak_value": alert.peak_value,
-                "evaluations": alert.count,
-            }
-        )
-    return found
+    return recorded_alerts(rule.pk, source.pk)
 
 
 def live_notifications(rule: Rule, source: Source) -> list[tuple[datetime, str, str]]:
